@@ -1,0 +1,3 @@
+from wav2kp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""The ``wav2kp`` command.
+
+    wav2kp study --profile quick|full [--only NN] [--from NN] [-p key=value ...]
+    wav2kp corpus build [--profile quick|full] [--out DIR] [--jobs N] [--seed S]
+    wav2kp corpus list [FOLDER]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from wav2kp import study
+
+    try:
+        overrides = study.parse_overrides(args.param or [])
+        study.run_study(
+            profile=args.profile,
+            only=args.only,
+            start=getattr(args, "from"),
+            overrides=overrides,
+        )
+    except study.StudyError as err:
+        print(f"\nwav2kp study: {err}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as err:
+        print(f"wav2kp study: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_corpus_build(args: argparse.Namespace) -> int:
+    from wav2kp.corpus import bundled
+
+    try:
+        report = bundled.build(
+            out_dir=Path(args.out) if args.out else None,
+            subset=args.profile,
+            n_jobs=args.jobs,
+            seed=args.seed,
+            progress=True,
+        )
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"wav2kp corpus build: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"{report.n_built} clips built, {report.n_cached} up to date, "
+        f"{len(report.failures)} failed, in {report.wall_s:.1f} s -> {report.out_dir}"
+    )
+    for name, reason in report.failures:
+        print(f"  FAILED {name}: {reason}", file=sys.stderr)
+    return 1 if report.failures else 0
+
+
+def _cmd_corpus_list(args: argparse.Namespace) -> int:
+    from wav2kp import corpus
+
+    try:
+        table = corpus.discover(args.folder)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as err:
+        print(f"wav2kp corpus list: {err}", file=sys.stderr)
+        return 2
+    import pandas as pd
+
+    with pd.option_context("display.max_rows", None, "display.width", 200):
+        print(table.drop(columns=["path"]).to_string(index=False))
+    print(f"{len(table)} clips")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wav2kp", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("study", help="run the notebooks headlessly and export HTML reports")
+    p.add_argument("--profile", default="quick", help="configs/<profile>.yaml (quick or full)")
+    p.add_argument("--only", action="append", metavar="NN",
+                   help="run only notebook NN (repeatable)")
+    p.add_argument("--from", metavar="NN", help="start at notebook NN")
+    p.add_argument("-p", "--param", action="append", metavar="key=value",
+                   help="override a notebook parameter (value parsed as YAML); repeatable")
+    p.set_defaults(func=_cmd_study)
+
+    pc = sub.add_parser("corpus", help="the bundled corpus and clip tables")
+    csub = pc.add_subparsers(dest="corpus_command", required=True)
+    b = csub.add_parser("build", help="build (or update) the bundled synthetic corpus")
+    b.add_argument("--profile", default="full", choices=["quick", "full"],
+                   help="quick: about 8 clips; full: all 132")
+    b.add_argument("--out", help="output folder (default data/raw/bundled)")
+    b.add_argument("--jobs", type=int, default=-1, help="parallel workers (-1: all cores)")
+    b.add_argument("--seed", type=int, default=0)
+    b.set_defaults(func=_cmd_corpus_build)
+    ls = csub.add_parser("list", help="print the clip table of a folder")
+    ls.add_argument("folder", nargs="?", default="bundled",
+                    help="a folder of videos, or 'bundled' (default)")
+    ls.set_defaults(func=_cmd_corpus_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

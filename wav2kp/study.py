@@ -1,0 +1,558 @@
+"""Running the study: execute the notebooks with papermill and export HTML reports.
+
+``run_study`` executes ``notebooks/NN_*.ipynb`` in numeric order with the parameters of a profile
+(``configs/<profile>.yaml``) plus command-line overrides, writes each executed notebook to
+``reports/executed/<name>.ipynb`` and its HTML page to ``reports/html/<name>.html``, and keeps
+``reports/html/index.html`` (and the same data as ``reports/html/study.json``) up to date after
+every notebook, so that even an interrupted study leaves a valid index.
+
+The kernel is ``python3`` with the repository root as working directory; it inherits this process'
+environment, so ``WAV2KP_HOME`` (where ``data/`` and ``reports/`` go) reaches the notebooks.
+"""
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import os
+import platform
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wav2kp import config
+
+#: ``NN_name.ipynb``: two digits, an underscore, a name.
+NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_.+\.ipynb$")
+KERNEL_NAME = "python3"
+#: How much of a failing cell's source and traceback a ``StudyError`` message shows (lines).
+SOURCE_LINES = 15
+TRACEBACK_LINES = 12
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+#: Exponent floats PyYAML (YAML 1.1) reads as strings: ``1e-3``, ``2E5``.
+_EXP_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+class StudyError(RuntimeError):
+    """A notebook failed; the message names it, the failing cell and the error.
+
+    ``runs`` holds every selected notebook's :class:`NotebookRun` (the failed one included).
+    """
+
+    def __init__(self, message: str, runs: list[NotebookRun] | None = None):
+        super().__init__(message)
+        self.runs = runs or []
+
+
+@dataclass
+class NotebookRun:
+    """One notebook of a study run.
+
+    ``status`` is ``"ok"``, ``"failed"`` or ``"skipped"`` (not run: after a failure, or not
+    selected), and ``"pending"`` only while the study runs. ``wall_s`` is the execution plus
+    export time in seconds (``None`` if not run).
+    """
+
+    key: str
+    name: str
+    path: Path
+    executed_path: Path
+    html_path: Path
+    parameters: dict[str, Any] = field(default_factory=dict)
+    status: str = "pending"
+    wall_s: float | None = None
+    error: str | None = None
+    selected: bool = True
+
+
+# --------------------------------------------------------------------------- overrides
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """Parse ``["key=value", ...]``; each value is read as YAML (``n=3`` -> 3, ``flag=true`` -> True).
+
+    Exponent floats such as ``lr=1e-3`` are floats too (PyYAML alone would keep them strings).
+    Raises ``ValueError`` naming an item that is not ``key=value`` with a valid identifier as key.
+    """
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(
+                f"Malformed parameter {item!r}: expected key=value with a Python identifier "
+                f"as key, e.g. -p n_clips=4."
+            )
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as err:
+            raise ValueError(
+                f"Malformed parameter {item!r}: the value is not valid YAML ({err})."
+            ) from err
+        overrides[key] = float(value) if isinstance(value, str) and _EXP_FLOAT.match(value) else value
+    return overrides
+
+
+# --------------------------------------------------------------------------- notebooks
+
+def find_notebooks(notebooks_dir: Path | None = None) -> dict[str, Path]:
+    """``{"00": .../00_corpus.ipynb, ...}`` for every ``NN_*.ipynb`` in ``notebooks_dir``, in order."""
+    folder = Path(notebooks_dir) if notebooks_dir is not None else config.NOTEBOOKS_DIR
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Notebook folder {folder} does not exist.")
+    found: dict[str, Path] = {}
+    for path in sorted(folder.glob("*.ipynb")):
+        match = NOTEBOOK_PATTERN.match(path.name)
+        if not match:
+            continue
+        key = match.group(1)
+        if key in found:
+            raise ValueError(f"Two notebooks numbered {key} in {folder}: {found[key].name}, {path.name}.")
+        found[key] = path
+    if not found:
+        raise FileNotFoundError(f"No NN_*.ipynb notebooks in {folder}.")
+    return dict(sorted(found.items()))
+
+
+def _normalise_key(text: str, notebooks: dict[str, Path]) -> str:
+    """``"3"``, ``"03"`` or ``"03_training"`` -> ``"03"``; ``ValueError`` when nothing matches."""
+    text = str(text).strip()
+    key = f"{int(text):02d}" if text.isdigit() else text.split("_", 1)[0]
+    if key not in notebooks:
+        existing = ", ".join(p.name for p in notebooks.values())
+        raise ValueError(f"No notebook {text!r}. Existing notebooks: {existing}.")
+    return key
+
+
+def select_notebooks(
+    notebooks: dict[str, Path], only: Iterable[str] | None = None, start: str | None = None
+) -> list[str]:
+    """Keys to run: all, or those in ``only``, from ``start`` on (both apply when both are given)."""
+    keys = list(notebooks)
+    if only:
+        wanted = {_normalise_key(k, notebooks) for k in only}
+        keys = [k for k in keys if k in wanted]
+    if start is not None:
+        first = _normalise_key(start, notebooks)
+        keys = [k for k in keys if k >= first]
+    if not keys:
+        raise ValueError(f"No notebook selected by only={only!r} and start={start!r}.")
+    return keys
+
+
+def declared_parameters(path: Path) -> list[str]:
+    """Names assigned in the notebook's cell tagged ``parameters`` (empty when there is none)."""
+    import papermill
+
+    try:
+        return list(papermill.inspect_notebook(str(path)))
+    except Exception as err:  # papermill raises ValueError, KeyError... on odd notebooks
+        raise ValueError(
+            f"{path}: cannot read its parameters cell ({type(err).__name__}: {err}). "
+            f"Check that the notebook's kernelspec is {KERNEL_NAME!r} and the cell tagged "
+            f"'parameters' holds plain assignments."
+        ) from err
+
+
+def resolve_parameters(
+    profile: dict[str, Any],
+    declared: dict[str, list[str]],
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Parameters per notebook key: the profile's, then ``overrides``, kept only where declared.
+
+    ``declared`` maps each selected key to the names its parameters cell assigns. A profile key a
+    notebook does not declare is dropped; an override no selected notebook declares is a
+    ``ValueError`` listing each notebook's parameters.
+    """
+    overrides = overrides or {}
+    everything = {name for names in declared.values() for name in names}
+    unknown = [k for k in overrides if k not in everything]
+    if unknown:
+        listing = "; ".join(f"{k}: {', '.join(v) or '(none)'}" for k, v in declared.items())
+        raise ValueError(
+            f"Unknown parameter(s) {', '.join(map(repr, unknown))}: no selected notebook "
+            f"declares them. Parameters by notebook: {listing}."
+        )
+    resolved = {}
+    for key, names in declared.items():
+        merged = {**config.notebook_parameters(profile, key), **overrides}
+        resolved[key] = {name: merged[name] for name in names if name in merged}
+    return resolved
+
+
+# --------------------------------------------------------------------------- execution
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_html(executed: Path, html_path: Path) -> Path:
+    """Export an executed notebook to a standalone HTML page (nbconvert, ``lab`` template)."""
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(template_name="lab").from_filename(str(executed))
+    _atomic_write_text(Path(html_path), body)
+    return Path(html_path)
+
+
+def _shorten(lines: list[str], keep: int, tail: bool = False) -> str:
+    if len(lines) <= keep:
+        return "\n".join(lines)
+    if tail:
+        return "\n".join([f"... ({len(lines) - keep} lines above)"] + lines[-keep:])
+    return "\n".join(lines[:keep] + [f"... ({len(lines) - keep} more lines)"])
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def _source_cell_index(source: Path, executed_index: int, injected: bool) -> int:
+    """Index in the source notebook of cell ``executed_index`` of the executed one.
+
+    Papermill inserts its injected-parameters cell right after the cell tagged ``parameters``
+    (or at the top when there is none).
+    """
+    if not injected:
+        return executed_index
+    import nbformat
+
+    cells = nbformat.read(str(source), as_version=4).cells
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    injected_at = tagged[0] + 1 if tagged else 0
+    return executed_index - 1 if executed_index > injected_at else executed_index
+
+
+def describe_failure(run: NotebookRun, err: BaseException) -> str:
+    """Human-readable account of why ``run`` failed: the cell, its source and the error."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if not isinstance(err, PapermillExecutionError):
+        return f"{type(err).__name__}: {err}"
+    index = _source_cell_index(run.path, err.cell_index, injected=bool(run.parameters))
+    traceback = _ANSI.sub("", "\n".join(err.traceback or [])).splitlines()
+    return (
+        f"cell {index} (In [{err.exec_count}]):\n"
+        f"{_indent(_shorten(str(err.source).splitlines(), SOURCE_LINES))}\n"
+        f"{err.ename}: {err.evalue}\n"
+        f"{_indent(_shorten(traceback, TRACEBACK_LINES, tail=True))}"
+    )
+
+
+def _kernel_config() -> dict[str, Any]:
+    """Engine options for papermill: encrypted kernel transport when pyzmq supports it.
+
+    ipykernel warns on stderr (in the middle of the progress lines) when it runs over TCP
+    without CurveZMQ keys; ``transport_encryption="auto"`` lets jupyter_client provision them.
+    """
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    if not zmq.has("curve") or not KernelManager.class_traits().get("transport_encryption"):
+        return {}  # older jupyter_client, or libzmq without libsodium
+    return {"config": Config({"KernelManager": {"transport_encryption": "auto"}})}
+
+
+def execute(run: NotebookRun) -> None:
+    """Execute ``run.path`` into ``run.executed_path`` and export HTML; sets status, time, error.
+
+    A failing notebook still gets its (partial) executed notebook and HTML page; the failure is
+    recorded in ``run.error`` and the exception is re-raised.
+    """
+    import papermill
+
+    run.executed_path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (run.executed_path, run.html_path):  # never report an earlier run's pages
+        stale.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(run.path),
+            str(run.executed_path),
+            parameters=run.parameters,
+            kernel_name=KERNEL_NAME,
+            cwd=str(config.REPO_ROOT),
+            progress_bar=False,
+            log_output=False,
+            **_kernel_config(),
+        )
+        export_html(run.executed_path, run.html_path)
+        run.status = "ok"
+    except BaseException as err:
+        run.status = "failed"
+        run.error = describe_failure(run, err)
+        if run.executed_path.is_file() and not run.html_path.is_file():  # papermill saved it
+            with contextlib.suppress(Exception):  # keep the original failure
+                export_html(run.executed_path, run.html_path)
+        raise
+    finally:
+        run.wall_s = time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------- index
+
+def git_commit(repo: Path | None = None) -> str:
+    """Short commit of ``repo`` (default the repository root), ``-dirty`` if tracked files changed."""
+    repo = repo or config.REPO_ROOT
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=repo, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("wav2kp", "papermill", "nbconvert"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return os.path.relpath(path, base)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+def study_manifest(info: dict[str, Any], runs: list[NotebookRun]) -> dict[str, Any]:
+    """The run as JSON-able data: ``info`` (profile, commit, date...) plus one entry per notebook.
+
+    Notebook sources are relative to the repository root (when inside it); executed notebooks
+    and pages relative to the HTML folder, so the manifest and the pages can move together.
+    """
+    html_dir = config.reports_dir() / "html"
+    notebooks = []
+    for run in runs:
+        entry = asdict(run)
+        source = run.path.resolve()
+        inside = source.is_relative_to(config.REPO_ROOT)
+        entry["path"] = str(source.relative_to(config.REPO_ROOT) if inside else source)
+        for key in ("executed_path", "html_path"):
+            entry[key] = _relative(getattr(run, key), html_dir)
+        entry["html_exists"] = run.html_path.is_file()
+        entry["wall_s"] = None if run.wall_s is None else round(run.wall_s, 3)
+        notebooks.append(entry)
+    return {**info, "total_wall_s": round(info["total_wall_s"], 3), "notebooks": notebooks}
+
+
+_CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
+       max-width: 70rem; padding: 0 1rem; color: #1d232a; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; }
+dl { display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; color: #444; }
+dt { font-weight: 600; } dd { margin: 0; }
+table { border-collapse: collapse; width: 100%; margin-top: 1.2rem; }
+th, td { text-align: left; vertical-align: top; padding: .45rem .6rem; border-bottom: 1px solid #ddd; }
+th { background: #f3f5f7; }
+code, pre { font: 13px/1.35 ui-monospace, SFMono-Regular, Menlo, monospace; }
+pre { margin: .4rem 0 0; white-space: pre-wrap; background: #fbf1f1; padding: .4rem; }
+ul.params { margin: 0; padding-left: 1rem; }
+.status { font-weight: 600; padding: .1rem .45rem; border-radius: .3rem; }
+.ok { background: #dff3e4; color: #17602b; } .failed { background: #fbe0e0; color: #8d1b1b; }
+.skipped, .pending { background: #eceff2; color: #555; }
+.muted { color: #777; font-size: .9em; }
+"""
+
+
+def _row(entry: dict[str, Any]) -> str:
+    esc = html.escape
+    name = esc(entry["name"])
+    link = f'<a href="{esc(entry["html_path"])}">{name}</a>' if entry["html_exists"] else name
+    status = entry["status"]
+    note = ""
+    if status == "skipped":
+        note = " not selected" if not entry["selected"] else " not run"
+        note += " (page from an earlier run)" if entry["html_exists"] else ""
+    wall = "" if entry["wall_s"] is None else f"{entry['wall_s']:.1f} s"
+    params = "".join(
+        f"<li><code>{esc(k)} = {esc(json.dumps(v, default=str))}</code></li>"
+        for k, v in entry["parameters"].items()
+    )
+    params = f'<ul class="params">{params}</ul>' if params else '<span class="muted">defaults</span>'
+    error = ""
+    if entry["error"]:
+        headline = [ln for ln in entry["error"].splitlines() if not ln.startswith(" ")][:2]
+        error = (f"<details><summary>{esc(' '.join(headline))}</summary>"
+                 f"<pre>{esc(entry['error'])}</pre></details>")
+    return (
+        f"<tr><td>{esc(entry['key'])}</td><td>{link}{error}</td>"
+        f'<td><span class="status {esc(status)}">{esc(status)}</span>'
+        f'<span class="muted">{esc(note)}</span></td><td>{wall}</td><td>{params}</td></tr>'
+    )
+
+
+def render_index(manifest: dict[str, Any]) -> str:
+    """``index.html`` for a :func:`study_manifest`: self-contained (inline CSS, no scripts)."""
+    esc = html.escape
+    overrides = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in manifest["overrides"].items())
+    versions = ", ".join(f"{k} {v}" for k, v in manifest["versions"].items())
+    facts = {
+        "Profile": manifest["profile"],
+        "Overrides": overrides or "none",
+        "Commit": manifest["git_commit"],
+        "Started (UTC)": manifest["started"],
+        "Total wall time": f"{manifest['total_wall_s']:.1f} s",
+        "State": manifest["state"],
+        "Versions": versions,
+    }
+    facts_html = "".join(f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>" for k, v in facts.items())
+    rows = "\n".join(_row(entry) for entry in manifest["notebooks"])
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>wav2kp study ({esc(manifest['profile'])})</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<h1>wav2kp study</h1>
+<p class="muted">Speech to 68-point facial keypoints: one page per notebook, executed with papermill.</p>
+<dl>{facts_html}</dl>
+<table>
+<thead><tr><th>#</th><th>Notebook</th><th>Status</th><th>Wall time</th><th>Parameters</th></tr></thead>
+<tbody>
+{rows}
+</tbody>
+</table>
+</body>
+</html>
+"""
+
+
+def write_index(info: dict[str, Any], runs: list[NotebookRun]) -> Path:
+    """Write ``reports/html/index.html`` and ``reports/html/study.json`` (atomically)."""
+    html_dir = config.reports_dir() / "html"
+    manifest = study_manifest(info, runs)
+    _atomic_write_text(html_dir / "study.json", json.dumps(manifest, indent=2, default=str) + "\n")
+    index = html_dir / "index.html"
+    _atomic_write_text(index, render_index(manifest))
+    return index
+
+
+# --------------------------------------------------------------------------- the study
+
+def _plan(
+    profile_name: str,
+    only: list[str] | None,
+    start: str | None,
+    overrides: dict[str, Any] | None,
+    notebooks_dir: Path | None,
+) -> list[NotebookRun]:
+    """One :class:`NotebookRun` per notebook found (unselected ones with ``selected=False``)."""
+    profile = config.load_profile(profile_name)
+    notebooks = find_notebooks(notebooks_dir)
+    selected = select_notebooks(notebooks, only, start)
+    declared = {key: declared_parameters(notebooks[key]) for key in selected}
+    parameters = resolve_parameters(profile, declared, overrides)
+    reports = config.reports_dir()
+    return [
+        NotebookRun(
+            key=key,
+            name=path.name,
+            path=path,
+            executed_path=reports / "executed" / path.name,
+            html_path=reports / "html" / f"{path.stem}.html",
+            parameters=parameters.get(key, {}),
+            selected=key in parameters,
+            status="pending" if key in parameters else "skipped",
+        )
+        for key, path in notebooks.items()
+    ]
+
+
+def run_study(
+    profile: str = "quick",
+    only: list[str] | None = None,
+    start: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    notebooks_dir: Path | None = None,
+) -> list[NotebookRun]:
+    """Execute the selected notebooks in order and export their HTML pages and the index.
+
+    ``only`` lists notebook numbers (``["00", "02"]``); ``start`` runs that notebook and all after.
+    Parameters: the profile's for each notebook, then ``overrides``, restricted to the names the
+    notebook's parameters cell declares. Returns the selected notebooks' runs. Stops at the first
+    failing notebook and raises :class:`StudyError` (after writing its HTML page and the index).
+    """
+    overrides = dict(overrides or {})
+    all_runs = _plan(profile, only, start, overrides, notebooks_dir)
+    runs = [run for run in all_runs if run.selected]
+    info = {
+        "profile": profile,
+        "overrides": overrides,
+        "git_commit": git_commit(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "total_wall_s": 0.0,
+        "state": "running",
+        "versions": _versions(),
+        "selected": [run.key for run in runs],
+    }
+    t0 = time.perf_counter()
+    failed: NotebookRun | None = None
+    try:
+        write_index(info, all_runs)
+        for i, run in enumerate(runs, 1):
+            print(f"[{i}/{len(runs)}] {run.name} ...", end=" ", flush=True)
+            try:
+                execute(run)
+            except Exception:
+                failed = run
+                print(f"FAILED after {run.wall_s:.1f} s", flush=True)
+                break
+            except BaseException:
+                print("interrupted", flush=True)
+                raise
+            print(f"ok in {run.wall_s:.1f} s", flush=True)
+            info["total_wall_s"] = time.perf_counter() - t0
+            write_index(info, all_runs)
+        info["state"] = "failed" if failed else "finished"
+    except BaseException:
+        info["state"] = "interrupted"
+        raise
+    finally:
+        info["total_wall_s"] = time.perf_counter() - t0
+        for run in runs:
+            if run.status == "pending":
+                run.status = "skipped"
+        write_index(info, all_runs)
+    if failed is not None:
+        raise StudyError(
+            f"notebook {failed.name} failed: {failed.error}\n"
+            f"Executed notebook: {failed.executed_path}\nHTML page: {failed.html_path}",
+            runs,
+        )
+    print(f"{len(runs)} notebook(s) ok in {info['total_wall_s']:.1f} s -> "
+          f"{config.reports_dir() / 'html' / 'index.html'}", flush=True)
+    return runs
