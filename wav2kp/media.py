@@ -58,3 +58,29 @@ def decode_audio(path: str | Path, rate: int = 16000) -> np.ndarray:
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray().reshape(-1))
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+
+
+def probe(path: str | Path) -> dict:
+    """What a media file holds: ``duration`` (s), ``fps`` (exact ``Fraction`` or ``None``),
+    ``width``, ``height``, ``n_frames`` (container's count, 0 if unknown), ``video_codec``,
+    ``audio_codec``, ``audio_rate`` (Hz), ``channels``; missing streams give ``None``."""
+    with _open(path) as c:
+        v = c.streams.video[0] if c.streams.video else None
+        a = c.streams.audio[0] if c.streams.audio else None
+        duration = float(c.duration / 1e6) if c.duration else None
+        if duration is None:
+            s = v or a
+            if s is not None and s.duration and s.time_base:
+                duration = float(s.duration * s.time_base)
+        return {
+            "path": str(path),
+            "duration": duration,
+            "fps": (v.average_rate or v.guessed_rate) if v is not None else None,
+            "width": v.codec_context.width if v is not None else None,
+            "height": v.codec_context.height if v is not None else None,
+            "n_frames": int(v.frames) if v is not None else 0,
+            "video_codec": v.codec_context.name if v is not None else None,
+            "audio_codec": a.codec_context.name if a is not None else None,
+            "audio_rate": a.rate if a is not None else None,
+            "channels": a.channels if a is not None else None,
+        }

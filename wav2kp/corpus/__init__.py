@@ -6,11 +6,12 @@ and any other folder of videos; ``bundled.build()`` makes the bundled corpus of 
 from wav2kp.corpus.discovery import (
     CLIP_COLUMNS,
     VIDEO_EXTENSIONS,
+    describe,
     discover,
     emotion_names,
     emotion_table,
     parse_name,
 )
 
-__all__ = ["CLIP_COLUMNS", "VIDEO_EXTENSIONS", "discover", "emotion_names", "emotion_table",
+__all__ = ["CLIP_COLUMNS", "VIDEO_EXTENSIONS", "describe", "discover", "emotion_names", "emotion_table",
            "parse_name"]

@@ -30,7 +30,7 @@ import yaml
 
 from wav2kp import config
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "3"
 SPEAKER = "Sintetica"
 FPS = Fraction(30000, 1001)
 AUDIO_RATE = 44100
@@ -166,11 +166,10 @@ def synthesize_clip(spec: ClipSpec, seed: int = 0) -> ClipData:
     audio = np.concatenate([np.zeros(lead), audio, np.zeros(tail)]).astype(np.float32)
     audio = np.clip(audio, -1.0, 1.0)
     phonemes = [(p.start + LEAD_S, p.end + LEAD_S, p.symbol) for p in sp.phonemes]
-    speaking = [(a, b, s) for a, b, s in phonemes if not speech.is_pause(s)]
     times = frame_times(len(audio) / AUDIO_RATE)
     rng = np.random.default_rng(_clip_seed(seed, spec.name))
     model = _face_model()
-    params = face_mod.articulation(speaking, times)
+    params = face_mod.articulation(phonemes, times)
     blink = face_mod.blink_track(times, rng)
     head = model.head_transforms(times, rng, amplitude=amp)
     points = model.keypoints(params, head, expression, blink).astype(np.float32)
@@ -361,3 +360,35 @@ def ensure_built(subset: str | dict = "quick", out_dir: Path | None = None, n_jo
 
 def subset_names(subset: str | dict) -> Sequence[str]:
     return [s.name for s in clip_specs(subset)]
+
+
+def statistics(out_dir: Path | None = None, clips: Sequence[str] | None = None) -> "pd.DataFrame":
+    """Per-clip statistics of a built bundled corpus, from its ground truth: duration (s),
+    frames, spoken phonemes, phonemes per second, mouth opening (mean and max, % of the
+    inter-ocular distance), face width (px), voice variant and prosody."""
+    import pandas as pd
+
+    from wav2kp import shapes
+    from wav2kp.corpus.speech import is_pause
+
+    out_dir = Path(out_dir) if out_dir else config.raw_dir("bundled")
+    names = clips if clips is not None else sorted(
+        p.stem for p in (out_dir / "groundtruth").glob("*.npz") if not p.name.startswith("."))
+    rows = []
+    for name in names:
+        gt = load_groundtruth(gt_path(out_dir, name))
+        pts = gt["points"]
+        opening = 100 * shapes.mouth_opening(pts) / shapes.inter_ocular(pts)
+        spoken = [s for s in gt["phoneme_symbol"] if not is_pause(str(s))]
+        speech_s = float(gt["phoneme_end"][-1] - gt["phoneme_start"][0])
+        prosody = json.loads(gt["prosody"])
+        rows.append({
+            "clip": name, "emotion": int(gt["emotion"]), "neutral": bool(gt["neutral"]),
+            "variant": gt["variant"], "duration_s": float(gt["duration"]),
+            "frames": len(gt["times"]), "phonemes": len(spoken),
+            "phonemes_per_s": len(spoken) / speech_s if speech_s > 0 else float("nan"),
+            "mouth_open_mean": float(opening.mean()), "mouth_open_max": float(opening.max()),
+            "face_width_px": float(np.linalg.norm(pts[:, 16] - pts[:, 0], axis=-1).min()),
+            "rate_wpm": prosody["rate"], "pitch": prosody["pitch"],
+        })
+    return pd.DataFrame(rows)

@@ -152,3 +152,20 @@ def discover(folder: str | os.PathLike, emotions: EmotionsArg = None,
     table["neutral"] = table["neutral"].astype(bool)
     table = table.sort_values(["emotion", "sentence", "neutral", "clip"], na_position="last")
     return table.reset_index(drop=True)
+
+
+def describe(clips: pd.DataFrame) -> pd.DataFrame:
+    """What each clip's file holds (duration, frame rate, size, codecs, audio rate, channels),
+    one row per clip; a file that cannot be read gets its error in ``problem``."""
+    from wav2kp import media
+
+    rows = []
+    for clip, path in zip(clips["clip"], clips["path"]):
+        try:
+            info = media.probe(path)
+            info.pop("path", None)
+            info["fps"] = float(info["fps"]) if info["fps"] else None
+            rows.append({"clip": clip, **info, "problem": ""})
+        except (OSError, ValueError) as err:
+            rows.append({"clip": clip, "problem": str(err)})
+    return pd.DataFrame(rows)

@@ -103,9 +103,10 @@ def articulation(phonemes: list[tuple[float, float, str]], times: np.ndarray,
                  anticipation: float = 1.6) -> np.ndarray:
     """Articulatory parameters ``(T, 5)`` (:data:`PARAMS`) at ``times`` (seconds).
 
-    ``phonemes`` are ``(start_s, end_s, symbol)``; time outside them is rest. Each phoneme's
-    dominance decays as ``exp(-|t - centre| / tau)`` with ``tau = 0.025 + 0.5 * duration`` after
-    its centre and ``anticipation`` times that before it.
+    ``phonemes`` are ``(start_s, end_s, symbol)``, pauses included (they are rest); time before
+    the first and after the last phoneme is rest too. Each phoneme's dominance decays as
+    ``exp(-|t - centre| / tau)`` with ``tau = 0.025 + 0.5 * min(duration, 0.15 s)`` after its
+    centre and ``anticipation`` times that before it.
     """
     times = np.asarray(times, dtype=np.float64)
     segs = [(float(a), float(b), viseme_of(s)) for a, b, s in phonemes if b > a]
@@ -113,12 +114,22 @@ def articulation(phonemes: list[tuple[float, float, str]], times: np.ndarray,
         return np.zeros((len(times), len(PARAMS)))
     # Rest anchors before the first and after the last phoneme keep the mouth closed in silence.
     first, last = segs[0][0], segs[-1][1]
-    segs = [(first - 0.4, first, "rest")] + segs + [(last, last + 0.4, "rest")]
+    lead = min(first, times[0] if len(times) else first) - 0.5
+    tail = max(last, times[-1] if len(times) else last) + 0.5
+    segs = [(lead, first, "rest")] + segs + [(last, tail, "rest")]
+    # A long silence holds the mouth at rest along its whole length, not just at its centre:
+    # split rest spans into pieces of at most 0.1 s.
+    split = []
+    for a, b, v in segs:
+        n = int(np.ceil((b - a) / 0.1)) if v == "rest" else 1
+        edges = np.linspace(a, b, n + 1)
+        split.extend((edges[i], edges[i + 1], v) for i in range(n))
+    segs = split
     centres = np.array([(a + b) / 2 for a, b, _ in segs])
     durs = np.array([b - a for a, b, _ in segs])
     targets = np.array([VISEMES[v] for _, _, v in segs])        # (K, 5)
     strength = np.array([DOMINANCE[v] for _, _, v in segs])    # (K, 5)
-    tau = 0.025 + 0.5 * durs
+    tau = 0.025 + 0.5 * np.minimum(durs, 0.15)
     dt = times[:, None] - centres[None, :]                     # (T, K)
     scale = np.where(dt < 0, anticipation * tau[None, :], tau[None, :])
     dom = np.exp(-np.abs(dt) / scale)[:, :, None] * strength[None]  # (T, K, 5)
