@@ -1,0 +1,48 @@
+"""Shared fixtures.
+
+At import, before any test module imports the package, ``WAV2KP_HOME`` is pointed at a fresh
+temporary folder unless the caller already set one (``make test`` sets it for pytest and nbval
+together, so the notebooks reuse the corpus built here). A plain ``pytest`` therefore never
+writes to the repository's ``data/`` or ``reports/``.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+if not os.environ.get("WAV2KP_HOME"):
+    os.environ["WAV2KP_HOME"] = tempfile.mkdtemp(prefix="wav2kp-pytest-")
+    # ours alone: removed when the session ends (a home set by the caller is left alone)
+    atexit.register(shutil.rmtree, os.environ["WAV2KP_HOME"], ignore_errors=True)
+
+from wav2kp import config  # noqa: E402  (after WAV2KP_HOME is settled)
+
+
+@pytest.fixture(scope="session")
+def quick_corpus():
+    """The bundled corpus' quick subset (8 clips) built under ``$WAV2KP_HOME/data/raw/bundled``,
+    once per session (~20 s on 2 cores; a no-op when it is already current there).
+
+    Returns the :class:`wav2kp.corpus.bundled.BuildReport`; ``.out_dir`` is the folder.
+    """
+    from wav2kp.corpus import bundled
+
+    out_dir = config.raw_dir("bundled")
+    report = bundled.build(out_dir=out_dir, subset="quick", n_jobs=2, progress=False)
+    assert not report.failures, f"quick corpus failed to build: {report.failures}"
+    assert report.n_built + report.n_cached == 8
+    return report
+
+
+@pytest.fixture(scope="session")
+def real_samples() -> Path:
+    """``../shared/real_samples`` (real recordings kept beside the checkout); skipped when absent."""
+    folder = config.SHARED_REAL_SAMPLES
+    if not folder.is_dir():
+        pytest.skip(f"real samples not available ({folder} is absent)")
+    return folder
