@@ -149,9 +149,6 @@ def test_subfolders_and_duplicate_stems_get_unique_ids(tmp_path: Path) -> None:
     assert flat["clip"].tolist() == ["Em1_Fala1_X"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Bug: discovery.py renames a repeated stem to its relative path without the suffix, so "
-    "clip.avi and clip.mp4 in the same folder both get the id 'clip'."))
 def test_same_stem_with_two_extensions_gets_unique_ids(tmp_path: Path) -> None:
     _touch(tmp_path, "clip.avi", "clip.mp4")
     assert discover(tmp_path)["clip"].is_unique

@@ -126,10 +126,6 @@ def test_bilabial_closes_the_lips_between_open_vowels(model: FaceModel) -> None:
     assert _opening(model, _at(ata, _centre(ata[2]))) > 0.5 * open_a
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Bug: DOMINANCE['bilabial'][close] = 12 (labiodental labio = 10) against 0.3 for vowels, "
-    "so `close`/`labio` stay > 0.8 across the neighbouring vowels; `held` then keeps the lower "
-    "lip up and the vowel barely opens (a-p-a: 11-22 % of the opening of a-t-a)."))
 def test_vowels_next_to_a_bilabial_still_open(model: FaceModel) -> None:
     apa, ata = _apa("p"), _apa("t")
     for k in (1, 3):
@@ -155,9 +151,6 @@ def test_jaw_anticipates_a_vowel_more_than_it_lingers() -> None:
     assert jaw_before > 1.3 * jaw_after
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Bug: articulation() places its rest anchors from times[0] and times[-1], so the value at a "
-    "time depends on which other times are asked for (and assumes sorted times)."))
 def test_articulation_is_a_function_of_time_alone() -> None:
     ph = [(0.5, 0.65, "a")]
     times = np.array([0.47, 0.68, 0.5])
@@ -242,7 +235,7 @@ def test_no_triangle_flips_for_open_shapes_and_expressions(model: FaceModel) -> 
     assert not flips
 
 
-# Flips found (triangles listed by point index); each is a bug in the face model's displacements.
+# Shapes that once folded triangles over (fixed; kept as regression cases).
 FLIP_CASES = {
     # Corners (48, 54, 60, 64) rise by 0.05 IOD * smile but 49/53 do not: the corner triangles
     # fold over from smile ~0.85 (Joy has valence 0.9) - seen in Em1 clips' silent frames.
@@ -255,11 +248,12 @@ FLIP_CASES = {
     # triangles flip (-4..-10 px^2); with close + labio held across vowels (see
     # test_vowels_next_to_a_bilabial_still_open) ~30-40 % of Em1_Fala2's frames show it.
     "labio 1": ([0, 0, 0, 0, 1], Expression()),
+    "close 1, frown": ([0, 0, 0, 1, 0], Expression(smile=-1.0)),
+    "labio 1, smile": ([0.12, 0.1, 0, 0, 1], Expression(smile=1.0)),
 }
 
 
 @pytest.mark.parametrize("case", list(FLIP_CASES))
-@pytest.mark.xfail(strict=True, reason="known triangle flips of the face model (see FLIP_CASES)")
 def test_no_triangle_flips_at_extremes(model: FaceModel, case: str) -> None:
     params, expression = FLIP_CASES[case]
     assert _flips(model, params, expression, 0.0) == []
@@ -303,9 +297,6 @@ def test_frame_times() -> None:
     assert FPS == Fraction(30000, 1001)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Bug: frame_times(n * 1001 / 30000) returns n + 1 frames for about half of n (n = 1, 2, 4, "
-    "..., 1000): the float duration rounds up past frame n, whose time then equals duration."))
 def test_frame_times_of_whole_frame_durations() -> None:
     for n in range(1, 301):
         duration = n * 1001 / 30000

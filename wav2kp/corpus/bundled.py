@@ -30,7 +30,7 @@ import yaml
 
 from wav2kp import config
 
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 SPEAKER = "Sintetica"
 FPS = Fraction(30000, 1001)
 AUDIO_RATE = 44100
@@ -131,9 +131,15 @@ def _clip_seed(seed: int, name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "little")
 
 
-def frame_times(duration: float, fps: Fraction = FPS) -> np.ndarray:
-    """Times (s) of the frames k/fps that fall inside ``[0, duration)``."""
-    n = max(math.ceil(Fraction(duration) * fps), 0)
+def frame_times(duration: float | Fraction, fps: Fraction = FPS) -> np.ndarray:
+    """Times (s) of the frames k/fps that fall inside ``[0, duration)``.
+
+    Pass an exact ``Fraction`` (e.g. ``Fraction(n_samples, rate)``) where you have one; a float
+    duration within 1 ns of a whole number of frames counts as that number.
+    """
+    exact = duration if isinstance(duration, Fraction) else \
+        Fraction(duration).limit_denominator(10**9)
+    n = max(math.ceil(exact * fps), 0)
     return np.arange(n) * float(1 / fps)
 
 
@@ -166,7 +172,7 @@ def synthesize_clip(spec: ClipSpec, seed: int = 0) -> ClipData:
     audio = np.concatenate([np.zeros(lead), audio, np.zeros(tail)]).astype(np.float32)
     audio = np.clip(audio, -1.0, 1.0)
     phonemes = [(p.start + LEAD_S, p.end + LEAD_S, p.symbol) for p in sp.phonemes]
-    times = frame_times(len(audio) / AUDIO_RATE)
+    times = frame_times(Fraction(len(audio), AUDIO_RATE))
     rng = np.random.default_rng(_clip_seed(seed, spec.name))
     model = _face_model()
     params = face_mod.articulation(phonemes, times)

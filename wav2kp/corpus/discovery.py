@@ -134,6 +134,8 @@ def discover(folder: str | os.PathLike, emotions: EmotionsArg = None,
         clip = path.stem
         if clip in seen:  # same stem in two sub-folders: keep ids unique and stable
             clip = path.relative_to(root).with_suffix("").as_posix().replace("/", "__")
+        if clip in seen:  # same stem, other extension, same folder
+            clip = f"{clip}_{path.suffix.lstrip('.').lower()}"
         seen[clip] = path
         if fields:
             rows.append({

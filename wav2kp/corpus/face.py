@@ -100,40 +100,59 @@ def viseme_of(symbol: str) -> str:
 
 
 def articulation(phonemes: list[tuple[float, float, str]], times: np.ndarray,
-                 anticipation: float = 1.6) -> np.ndarray:
+                 anticipation: float = 1.6, lead_s: float = 0.06,
+                 release_s: float = 0.04) -> np.ndarray:
     """Articulatory parameters ``(T, 5)`` (:data:`PARAMS`) at ``times`` (seconds).
 
     ``phonemes`` are ``(start_s, end_s, symbol)``, pauses included (they are rest); time before
-    the first and after the last phoneme is rest too. Each phoneme's dominance decays as
-    ``exp(-|t - centre| / tau)`` with ``tau = 0.025 + 0.5 * min(duration, 0.15 s)`` after its
-    centre and ``anticipation`` times that before it.
+    the first and after the last phoneme is rest too. The result at a time depends on the
+    phonemes alone, not on which other times are asked for.
+
+    - jaw, spread and round: each phoneme's dominance decays as ``exp(-|t - centre| / tau)``
+      with ``tau = 0.025 + 0.5 * min(duration, 0.15 s)`` after its centre and ``anticipation``
+      times that before it; the parameter is the dominance-weighted mean of the targets.
+    - close (p/b/m) and labio (f/v) are constraints, not blends: 1 over the consonant, reached
+      ``lead_s`` before it (a raised-cosine ramp: the lips close ahead of the release) and left
+      ``release_s`` after it, so the lips really meet and neighbouring vowels still open.
     """
     times = np.asarray(times, dtype=np.float64)
     segs = [(float(a), float(b), viseme_of(s)) for a, b, s in phonemes if b > a]
     if not segs:
         return np.zeros((len(times), len(PARAMS)))
-    # Rest anchors before the first and after the last phoneme keep the mouth closed in silence.
+    # Rest before the first and after the last phoneme keeps the mouth closed in silence; a
+    # long silence holds it along its whole length: rest spans are cut into pieces <= 0.1 s.
     first, last = segs[0][0], segs[-1][1]
-    lead = min(first, times[0] if len(times) else first) - 0.5
-    tail = max(last, times[-1] if len(times) else last) + 0.5
-    segs = [(lead, first, "rest")] + segs + [(last, tail, "rest")]
-    # A long silence holds the mouth at rest along its whole length, not just at its centre:
-    # split rest spans into pieces of at most 0.1 s.
+    segs = [(first - 0.5, first, "rest")] + segs + [(last, last + 0.5, "rest")]
     split = []
     for a, b, v in segs:
         n = int(np.ceil((b - a) / 0.1)) if v == "rest" else 1
         edges = np.linspace(a, b, n + 1)
         split.extend((edges[i], edges[i + 1], v) for i in range(n))
-    segs = split
-    centres = np.array([(a + b) / 2 for a, b, _ in segs])
-    durs = np.array([b - a for a, b, _ in segs])
-    targets = np.array([VISEMES[v] for _, _, v in segs])        # (K, 5)
-    strength = np.array([DOMINANCE[v] for _, _, v in segs])    # (K, 5)
+    centres = np.array([(a + b) / 2 for a, b, _ in split])
+    durs = np.array([b - a for a, b, _ in split])
+    targets = np.array([VISEMES[v] for _, _, v in split])       # (K, 5)
+    strength = np.array([DOMINANCE[v] for _, _, v in split])   # (K, 5)
     tau = 0.025 + 0.5 * np.minimum(durs, 0.15)
     dt = times[:, None] - centres[None, :]                     # (T, K)
     scale = np.where(dt < 0, anticipation * tau[None, :], tau[None, :])
     dom = np.exp(-np.abs(dt) / scale)[:, :, None] * strength[None]  # (T, K, 5)
-    return (dom * targets[None]).sum(axis=1) / np.maximum(dom.sum(axis=1), 1e-12)
+    out = (dom * targets[None]).sum(axis=1) / np.maximum(dom.sum(axis=1), 1e-12)
+    for param, viseme in (("close", "bilabial"), ("labio", "labiodental")):
+        col = _P[param]
+        out[:, col] = 0.0
+        for a, b, v in segs:
+            if v == viseme:
+                out[:, col] = np.maximum(out[:, col], _plateau(times, a, b, lead_s, release_s))
+    return out
+
+
+def _plateau(times: np.ndarray, start: float, end: float, lead: float,
+             release: float) -> np.ndarray:
+    """1 on [start, end], raised-cosine ramps of ``lead`` s before and ``release`` s after."""
+    up = np.clip((times - (start - lead)) / lead, 0.0, 1.0)
+    down = np.clip(((end + release) - times) / release, 0.0, 1.0)
+    ramp = np.minimum(up, down)
+    return 0.5 - 0.5 * np.cos(np.pi * ramp)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,6 +163,8 @@ _JAW_WEIGHTS = {8: 1.0, 7: 0.95, 9: 0.95, 6: 0.85, 10: 0.85, 5: 0.65, 11: 0.65, 
 _LOWER_LIP = [55, 56, 57, 58, 59, 65, 66, 67]
 _UPPER_LIP = [49, 50, 51, 52, 53, 61, 62, 63]
 _CORNERS = [48, 54, 60, 64]
+_NEAR_CORNERS = [49, 53, 55, 59]
+_NEAR_INNER_CORNERS = [61, 63, 65, 67]
 _UPPER_LIDS = [37, 38, 43, 44]
 _LOWER_LIDS = [41, 40, 47, 46]   # below 37, 38, 43, 44 respectively
 
@@ -179,19 +200,25 @@ def local_displacement(params: np.ndarray, expression: Expression = Expression()
     lip_drop = JAW_DROP * (0.95 * jaw * (1.0 - held) + 0.03 * rnd * (1.0 - held))
     for i in _LOWER_LIP:
         d[:, i, 1] += lip_drop
-    d[:, [65, 66, 67], 1] -= 0.015 * labio[:, None]           # lower lip up to the teeth
-    d[:, [55, 56, 57, 58, 59], 1] -= 0.02 * labio[:, None]
+    # The inner lips never cross: closure and lip-teeth contact only stop the lower lip's
+    # drop (above) and thin the lips from outside (outer points move, inner ones stay).
+    d[:, [55, 56, 57, 58, 59], 1] -= 0.02 * labio[:, None]     # lower lip folds under the teeth
+    d[:, [50, 51, 52], 1] += 0.01 * close[:, None]             # lips pressed together
+    d[:, [56, 57, 58], 1] -= 0.01 * close[:, None]
     d[:, [61, 62, 63], 1] -= 0.015 * rnd[:, None]              # rounded lips pout open
     d[:, [50, 51, 52], 1] -= 0.02 * rnd[:, None]
     d[:, [56, 57, 58], 1] += 0.02 * rnd[:, None]
-    d[:, [50, 51, 52, 61, 62, 63], 1] += 0.01 * close[:, None]  # lips pressed together
     # Corners: half the jaw drop, plus spread / rounding.
     d[:, _CORNERS, 1] += 0.5 * JAW_DROP * jaw[:, None] * (1.0 - 0.5 * held[:, None])
     d[:, _CORNERS, 1] -= 0.01 * spread[:, None]
     # Spread widens, rounding narrows the mouth about its centre (applied in normalised coords
-    # by the caller through ``mouth_scale``); smile lifts and widens the corners.
+    # by the caller through ``mouth_scale``). A smile lifts the corners (a frown lowers them)
+    # and carries the lip points next to them part of the way, so the corners never fold.
     sm = expression.smile
-    d[:, _CORNERS, 1] -= 0.05 * sm if sm > 0 else 0.04 * sm
+    lift = 0.05 * sm if sm > 0 else 0.04 * sm
+    d[:, _CORNERS, 1] -= lift
+    d[:, _NEAR_CORNERS, 1] -= 0.6 * lift
+    d[:, _NEAR_INNER_CORNERS, 1] -= 0.4 * lift
     # Brows.
     br = expression.brow
     brows = np.arange(17, 27)
