@@ -11,11 +11,13 @@ PROFILE ?= full
 # Extra arguments for the study runner, e.g. make study ARGS="--only 00"
 ARGS ?=
 
-.PHONY: study test lab venv clean-venv clean-reports help
+.PHONY: study test repro lab venv clean-venv clean-reports help
 
 help:
 	@echo "make study   run the whole study (profile $(PROFILE)); reports in reports/html/index.html"
 	@echo "make test    unit tests + notebooks under the quick profile (nbval)"
+	@echo "make repro   re-run the executed notebooks of the last study and check that the cells"
+	@echo "             marked NBVAL_CHECK_OUTPUT give the same output"
 	@echo "make lab     open JupyterLab on the project's kernel"
 
 venv: $(STAMP)
@@ -39,6 +41,11 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests && \
 	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks; \
 	status=$$?; rm -rf $$home; exit $$status
+
+# Re-runs reports/executed/*.ipynb (the last study's notebooks, with its parameters) and compares
+# the outputs of the cells marked NBVAL_CHECK_OUTPUT with what the study recorded.
+repro: $(STAMP)
+	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider reports/executed
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks

@@ -48,6 +48,23 @@ def test_plain_papermill_rerun_with_parameters(quick_corpus, tmp_path: Path) -> 
     # the notebook found the corpus already built: nothing rebuilt
     assert numbers["build_wall_s"] < 30
 
+    # `make repro`: nbval re-runs the executed notebook and compares the cells marked
+    # NBVAL_CHECK_OUTPUT with the outputs recorded in it; a tampered record fails.
+    def nbval(notebook: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p",
+                               "no:cacheprovider", str(notebook)], capture_output=True,
+                              text=True, env=os.environ.copy(), cwd=config.REPO_ROOT,
+                              timeout=300)
+
+    assert nbval(out).returncode == 0
+    record = json.loads(out.read_text())
+    checked = [c for c in record["cells"] if "NBVAL_CHECK_OUTPUT" in "".join(c["source"])]
+    assert checked and "'clips': 8" in "".join(checked[0]["outputs"][0]["text"])
+    checked[0]["outputs"][0]["text"] = ["{'clips': 9}\n"]
+    tampered = tmp_path / "tampered.ipynb"
+    tampered.write_text(json.dumps(record))
+    assert nbval(tampered).returncode == 1
+
 
 def test_study_runner_on_a_generic_folder(quick_corpus, tmp_path: Path) -> None:
     """`wav2kp study -p corpus=<folder>`: a folder of videos with non-CH-Unicamp names runs

@@ -314,6 +314,9 @@ def build(out_dir: Path | None = None, subset: str | dict = "full", n_jobs: int 
     t0 = time.perf_counter()
     out_dir = Path(out_dir) if out_dir else config.raw_dir("bundled")
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Leftovers of an interrupted build (never read as clips: hidden, ".partial" names).
+    for stale in [*out_dir.glob(".*.partial.*"), *out_dir.glob("groundtruth/.*.partial.*")]:
+        stale.unlink(missing_ok=True)
     specs = clip_specs(subset)
     todo = [s for s in specs if force or not is_current(out_dir, s, seed)]
     built, failures = [], []
