@@ -15,7 +15,6 @@ import contextlib
 import html
 import json
 import os
-import platform
 import re
 import subprocess
 import tempfile
@@ -23,13 +22,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from wav2kp import config
+from wav2kp.manifest import package_versions
 
 #: ``NN_name.ipynb``: two digits, an underscore, a name.
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_.+\.ipynb$")
@@ -334,13 +333,7 @@ def git_commit(repo: Path | None = None) -> str:
 
 
 def _versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in ("wav2kp", "papermill", "nbconvert"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
+    return package_versions(("wav2kp", "papermill", "nbconvert"))
 
 
 def _relative(path: Path, base: Path) -> str:

@@ -21,14 +21,18 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import yaml
 
 from wav2kp import config
+from wav2kp.manifest import package_versions, write_json_atomic
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 GENERATOR_VERSION = "4"
 SPEAKER = "Sintetica"
@@ -108,13 +112,8 @@ def style(spec: ClipSpec):
 
 
 def _versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("espeakng-loader", "dlib-bin", "av", "numpy", "opencv-python-headless"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "missing"
-    return out
+    return package_versions(("espeakng-loader", "dlib-bin", "av", "numpy",
+                             "opencv-python-headless"))
 
 
 def clip_key(spec: ClipSpec, seed: int) -> str:
@@ -345,9 +344,7 @@ def _write_manifest(out_dir: Path, seed: int) -> None:
                 "face": FACE, "frame_size": FRAME_SIZE, "fps": str(FPS),
                 "audio_rate": AUDIO_RATE, "speaker": SPEAKER, "variants": list(VARIANTS),
                 "versions": _versions(), "clips": clips}
-    tmp = out_dir / ".corpus.json.partial"
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, out_dir / "corpus.json")
+    write_json_atomic(out_dir / "corpus.json", manifest)
 
 
 def load_groundtruth(path: Path) -> dict:
