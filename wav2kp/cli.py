@@ -3,6 +3,7 @@
     wav2kp study --profile quick|full [--only NN] [--from NN] [-p key=value ...]
     wav2kp corpus build [--profile quick|full] [--out DIR] [--jobs N] [--seed S]
     wav2kp corpus list [FOLDER]
+    wav2kp extract <folder-or-file|bundled> [--out DIR] [--jobs N] [--force]
 """
 from __future__ import annotations
 
@@ -70,6 +71,30 @@ def _cmd_corpus_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_extract(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from wav2kp import landmarks
+
+    try:
+        report = landmarks.extract(args.source, out_dir=Path(args.out) if args.out else None,
+                                   n_jobs=args.jobs, progress=True, force=args.force)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as err:
+        print(f"wav2kp extract: {err}", file=sys.stderr)
+        return 2
+    qc = report.qc
+    print(f"{len(qc)} clips extracted ({report.n_cached} up to date), "
+          f"{len(report.failures)} failed, in {report.wall_s:.1f} s -> {report.out_dir}")
+    if len(qc):
+        cols = ["clip", "frames", "fps", "detection_rate", "longest_gap", "interpolated",
+                "jitter_still_pct_iod", "redetections"]
+        with pd.option_context("display.max_rows", 40, "display.width", 200):
+            print(qc[cols].round(3).to_string(index=False))
+    for row in report.failures.itertuples():
+        print(f"FAILED {row.clip}: {row.reason}", file=sys.stderr)
+    return 1 if report.all_failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wav2kp", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("folder", nargs="?", default="bundled",
                     help="a folder of videos, or 'bundled' (default)")
     ls.set_defaults(func=_cmd_corpus_list)
+
+    ex = sub.add_parser("extract", help="16 kHz audio and 68 dlib keypoints per frame of videos")
+    ex.add_argument("source", help="a folder of videos, one video file, or 'bundled'")
+    ex.add_argument("--out", help="output folder (default data/interim/<corpus>)")
+    ex.add_argument("--jobs", type=int, default=-1, help="parallel workers (-1: all cores)")
+    ex.add_argument("--force", action="store_true", help="re-extract clips that are up to date")
+    ex.set_defaults(func=_cmd_extract)
     return parser
 
 

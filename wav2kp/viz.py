@@ -92,3 +92,52 @@ def embed_video(path: str | Path, width: int = 384):
     return HTML(f'<video controls width="{int(width)}" preload="metadata">'
                 f'<source src="data:video/mp4;base64,{data}" type="video/mp4"></video>'
                 f'<div style="font-size:small">{Path(path).name}</div>')
+
+
+PART_COLOURS = {"jaw": "#1f77b4", "right_brow": "#ff7f0e", "left_brow": "#ff7f0e",
+                "nose": "#2ca02c", "right_eye": "#d62728", "left_eye": "#d62728",
+                "outer_lip": "#9467bd", "inner_lip": "#e377c2"}
+
+
+def plot_landmarks(image: np.ndarray, points: np.ndarray, numbers: bool = True,
+                   truth: np.ndarray | None = None, size: float = 7.0) -> plt.Figure:
+    """A frame with its 68 keypoints drawn and numbered, coloured by face part (and the
+    ground truth as crosses when given)."""
+    fig, ax = plt.subplots(figsize=(size, size * image.shape[0] / image.shape[1]))
+    ax.imshow(image)
+    for name, idx in shapes.PARTS.items():
+        pts = points[idx]
+        ax.plot(pts[:, 0], pts[:, 1], "o-", ms=3, lw=0.8, color=PART_COLOURS[name],
+                label=name if not name.startswith("left") else None)
+        if numbers:
+            for i, (x, y) in zip(idx, pts):
+                ax.text(x + 1.5, y - 1.5, str(i), fontsize=5.5, color="white",
+                        bbox=dict(boxstyle="round,pad=0.1", fc=PART_COLOURS[name], lw=0,
+                                  alpha=0.8))
+    if truth is not None:
+        ax.plot(truth[:, 0], truth[:, 1], "x", ms=3, color="yellow", label="ground truth")
+    ax.legend(loc="lower left", fontsize=7, ncol=2)
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_mouth_trace(times: np.ndarray, points: np.ndarray, truth: np.ndarray | None = None,
+                     found: np.ndarray | None = None, label: str = "dlib (ours)") -> plt.Figure:
+    """Mouth opening over time (% of the inter-ocular distance) of extracted keypoints, against
+    the ground truth when given; frames without a detected face are marked."""
+    fig, ax = plt.subplots(figsize=(11, 3))
+    ref = truth if truth is not None else points
+    iod = shapes.inter_ocular(ref)
+    ax.plot(times, 100 * shapes.mouth_opening(points) / iod, lw=1.5, label=label)
+    if truth is not None:
+        ax.plot(times, 100 * shapes.mouth_opening(truth) / iod, lw=1.5, ls="--", color="k",
+                label="ground truth")
+    if found is not None and (~found).any():
+        ax.plot(times[~found], np.zeros((~found).sum()), "|", color="r", ms=12,
+                label="no face found")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("mouth opening (% IOD)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

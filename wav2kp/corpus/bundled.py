@@ -23,13 +23,14 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import yaml
 
 from wav2kp import config
 from wav2kp.manifest import package_versions, write_json_atomic
+from wav2kp.media import write_video
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -193,40 +194,6 @@ def _face_model():
     return _MODEL
 
 
-def write_video(path: Path, frames: Iterable[np.ndarray], audio: np.ndarray,
-                size: tuple[int, int], fps: Fraction = FPS, audio_rate: int = AUDIO_RATE,
-                crf: int = 18) -> None:
-    """Encode RGB frames (H.264, yuv420p) and mono float32 audio (AAC) into an mp4 at ``path``.
-
-    Frame k gets pts k in a 1/fps time base; audio starts at 0. Not atomic by itself.
-    """
-    import av
-
-    with av.open(str(path), "w", format="mp4") as out:
-        vs = out.add_stream("libx264", rate=fps)
-        vs.width, vs.height = size
-        vs.pix_fmt = "yuv420p"
-        vs.options = {"crf": str(crf), "preset": "veryfast"}
-        vs.codec_context.thread_count = 1
-        aus = out.add_stream("aac", rate=audio_rate, layout="mono")
-        aus.bit_rate = 128000
-        chunk = 4096
-        for start in range(0, len(audio), chunk):
-            block = np.ascontiguousarray(audio[None, start:start + chunk], dtype=np.float32)
-            af = av.AudioFrame.from_ndarray(block, format="flt", layout="mono")
-            af.sample_rate = audio_rate
-            af.pts = start
-            af.time_base = Fraction(1, audio_rate)
-            out.mux(aus.encode(af))
-        out.mux(aus.encode(None))
-        for k, img in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            vf.pts = k
-            vf.time_base = 1 / fps
-            out.mux(vs.encode(vf))
-        out.mux(vs.encode(None))
-
-
 def _atomic_npz(path: Path, **arrays) -> None:
     tmp = path.with_name(f".{path.stem}.partial.npz")
     with open(tmp, "wb") as fh:
@@ -258,13 +225,8 @@ def build_clip(spec: ClipSpec, out_dir: Path, seed: int = 0) -> dict:
     clip = synthesize_clip(spec, seed)
     model = _face_model()
     frames = (model.render(p, h) for p, h in zip(clip.points.astype(np.float64), clip.head))
-    video = out_dir / f"{spec.name}.mp4"
-    tmp = out_dir / f".{spec.name}.partial.mp4"
-    try:
-        write_video(tmp, frames, clip.audio, model.template.size)
-        os.replace(tmp, video)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_video(out_dir / f"{spec.name}.mp4", frames, clip.audio, model.template.size,
+                fps=FPS, audio_rate=AUDIO_RATE)  # atomic
     starts = np.array([p[0] for p in clip.phonemes])
     _atomic_npz(
         gt_path(out_dir, spec.name),
