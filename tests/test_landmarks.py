@@ -180,6 +180,15 @@ def _bad_folder(root: Path, good: Path, face: np.ndarray) -> Path:
     media.write_video(folder / "silent_film.mp4", [face] * 10, None, (384, 384), FPS)
     media.write_video(folder / "nobody.mp4", [np.full((384, 384, 3), 90, np.uint8)] * 10,
                       np.zeros(16000, np.float32), (384, 384), FPS, audio_rate=16000)
+    import av
+
+    with av.open(str(folder / "radio.mp4"), "w", format="mp4") as out:   # audio, no video
+        stream = out.add_stream("aac", rate=16000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="flt",
+                                           layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = 16000, 0, Fraction(1, 16000)
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
     return folder
 
 
@@ -190,15 +199,16 @@ def test_bad_clips_become_failure_rows_and_the_rest_completes(quick_corpus, face
     report = landmarks.extract(folder, out_dir=tmp_path / "out", n_jobs=2, progress=False)
     assert report.qc["clip"].tolist() == ["good"]
     reasons = dict(zip(report.failures["clip"], report.failures["reason"]))
-    assert set(reasons) == {"empty", "garbage", "truncated", "silent_film", "nobody"}
+    assert set(reasons) == {"empty", "garbage", "truncated", "silent_film", "nobody", "radio"}
     for clip, reason in reasons.items():
         assert f"{clip}.mp4" in reason, reason                   # names the file
     assert "empty" in reasons["empty"] and "0 bytes" in reasons["empty"]
     assert "no audio stream" in reasons["silent_film"]
     assert "no face found" in reasons["nobody"]
+    assert "no video stream" in reasons["radio"]
     assert not report.all_failed
     failures = pd.read_csv(tmp_path / "out" / "failures.csv")
-    assert len(failures) == 5
+    assert len(failures) == 6
     # the CLI exits 0 while one clip succeeded...
     assert cli.main(["extract", str(folder), "--out", str(tmp_path / "cli"), "--jobs", "1"]) == 0
     # ...and 1 when every clip failed
