@@ -265,7 +265,7 @@ def test_window_dataset_items_padding_and_skipped_frames(tmp_path):
 
 def test_window_dataset_normalizer_and_errors():
     class Standardise:
-        def apply(self, x):
+        def __call__(self, x):
             return (x - 1.0) / 2.0
 
     utts = {"a": utterance(8, seed=3)}

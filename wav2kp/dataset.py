@@ -43,6 +43,7 @@ the window length); :class:`UtteranceDataset` serves whole utterances for sequen
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -454,7 +455,7 @@ def _prepare(source: Source, clip: str, normalizer: Any) -> tuple[np.ndarray, np
         raise ValueError(f"Utterance {clip!r}: features must be (N, F) and targets (N, D), got "
                          f"{features.shape} and {targets.shape}.")
     if normalizer is not None:
-        features = np.asarray(normalizer.apply(features), dtype=np.float32)
+        features = np.asarray(normalizer(features), dtype=np.float32)
         if features.shape[0] != len(targets) or features.ndim != 2:
             raise ValueError(f"Utterance {clip!r}: the normalizer changed the features' shape "
                              f"to {features.shape}.")
@@ -526,7 +527,7 @@ class WindowDataset(torch.utils.data.Dataset):
     n_past, n_future:
         Context frames before and after the target frame.
     normalizer:
-        Any object with ``.apply(features (N, F)) -> (N, F)``, applied once per utterance here.
+        A callable ``normalizer(features (N, F)) -> (N, F)`` (e.g. :class:`wav2kp.features.FeatureNormalizer`), applied once per utterance here.
 
     Memory: one padded float32 copy of each utterance's features (``(N + n_past + n_future) *
     F * 4`` bytes) plus 16 bytes per item; windows are sliced on access, never stored.
@@ -642,3 +643,198 @@ def collate_padded(batch: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tenso
                        pad(list(targets), batch_first=True),
                        pad(list(valid), batch_first=True, padding_value=False),
                        lengths, mask)
+
+
+# ------------------------------------------------------------------------------ building a set
+
+ALIGNMENTS = ("timestamps", "original_x3")
+TARGETS = ("face", "mouth")
+
+
+def feature_set_name(mfcc_cfg, alignment: str, targets: str) -> str:
+    """Folder name of a feature set, e.g. ``mfcc40_timestamps_face``."""
+    deltas = "d" if mfcc_cfg.deltas else ""
+    orig = "orig" if mfcc_cfg.hop_length == 200 and mfcc_cfg.win_length == 400 \
+        and not mfcc_cfg.log_mels else ""
+    return f"mfcc{mfcc_cfg.n_mfcc}{deltas}{orig}_{alignment}_{targets}"
+
+
+class FeatureSet:
+    """A processed feature set on disk: utterances, splits, and the fitted pieces that map
+    predictions back to pixels (reference face, PCA, feature normaliser).
+
+    ``targets`` in the utterances are keypoints in normalised face coordinates (similarity
+    Procrustes to the training mean face: unit inter-ocular distance), flattened ``(N, P*2)``
+    with P = 68 (``face``) or 20 (``mouth``), at the MFCC frame times.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike) -> None:
+        from wav2kp import features, shapes
+
+        self.out_dir = Path(out_dir)
+        info = json.loads((self.out_dir / "feature_set.json").read_text(encoding="utf-8"))
+        self.info = info
+        self.params = info["params"]
+        self.splits = read_splits(self.out_dir / "splits.csv")
+        self.reference = np.asarray(info["reference"], dtype=np.float64)
+        self.point_idx = np.asarray(info["target_points"], dtype=int)
+        self.normalizer = features.FeatureNormalizer.from_state_dict(info["normalizer"])
+        self.pca = shapes.ShapePCA.from_state_dict(info["pca"])
+        fields = {f.name for f in dataclasses.fields(features.MFCCConfig)}
+        self.mfcc = features.MFCCConfig(**{k: v for k, v in info["mfcc"].items() if k in fields})
+
+    @property
+    def clips(self) -> list[str]:
+        return list_utterances(self.out_dir)
+
+    def split_clips(self, split: str) -> list[str]:
+        have = set(self.clips)
+        return [c for c in clips_in(self.splits, split) if c in have]
+
+    def load(self, clip: str) -> dict[str, np.ndarray]:
+        return load_utterance(self.out_dir, clip)
+
+    def context(self, past_ms: float, future_ms: float) -> tuple[int, int]:
+        from wav2kp import features
+
+        return features.context_frames(self.mfcc, past_ms, future_ms)
+
+    def window_dataset(self, split: str, past_ms: float, future_ms: float) -> "WindowDataset":
+        n_past, n_future = self.context(past_ms, future_ms)
+        return WindowDataset(self.out_dir, self.split_clips(split), n_past, n_future,
+                             normalizer=self.normalizer)
+
+    def utterance_dataset(self, split: str) -> "UtteranceDataset":
+        return UtteranceDataset(self.out_dir, self.split_clips(split), normalizer=self.normalizer)
+
+    def to_pixels(self, clip: str, targets: np.ndarray) -> np.ndarray:
+        """Map targets ``(N, P*2)`` (normalised coords at the clip's feature frames) back to pixel
+        keypoints ``(T, 68, 2)`` at its video frame times: the exact inverse of the alignment,
+        the mouth completed from the mean face when only the mouth is predicted, then the
+        clip's own head pose."""
+        from wav2kp import features, shapes
+
+        utt = self.load(clip)
+        pts = np.asarray(targets, dtype=np.float64).reshape(len(utt["target_times"]), -1, 2)
+        # target_times: the feature frame times, or for the original x3 pairing the true times
+        # of the upsampled keypoint rows (which the original took for the audio frames' times)
+        at_video = features.to_video_times(pts, utt["target_times"], utt["video_times"])
+        if len(self.point_idx) < shapes.N_POINTS:
+            at_video = shapes.insert_points(self.reference, at_video, self.point_idx)
+        pose = shapes.Similarity.from_arrays(utt, prefix="pose_")
+        return shapes.denormalise(at_video, pose)
+
+
+def build_feature_set(clips: pd.DataFrame, interim_dir: str | os.PathLike,
+                      out_dir: str | os.PathLike, mfcc_cfg=None, alignment: str = "timestamps",
+                      targets: str = "face", pca_variance: float = 0.99,
+                      normalization: str = "global", seed: int = 0,
+                      force: bool = False) -> tuple[FeatureSet, dict]:
+    """Build (or reuse) the processed set of ``clips`` from the extraction stage's outputs.
+
+    For each clip with interim audio and landmarks: MFCCs (``mfcc_cfg``) at 16 kHz; keypoints
+    normalised by similarity Procrustes to the training mean face (the per-frame pose is kept);
+    targets (whole ``face`` or ``mouth``) aligned to the MFCC frame times by their timestamps
+    (``alignment="timestamps"``), or the original project's way (``"original_x3"``: keypoints
+    upsampled x3, paired index by index with MFCC frames, both cut to equal length). Splits are
+    made by :func:`make_splits`; the feature normaliser and the PCA (``pca_variance`` of the
+    variance; kept for models and for the notebook's plots) are fitted on training clips only.
+
+    Returns ``(FeatureSet, stats)``; stats has the wall time, clips, frames per split, and
+    whether the cache was used. A clip without interim outputs is skipped (listed in stats).
+    """
+    import time
+
+    from wav2kp import features, landmarks, media, shapes
+    from wav2kp.manifest import file_sha256
+
+    t0 = time.perf_counter()
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}.")
+    if targets not in TARGETS:
+        raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}.")
+    mfcc_cfg = mfcc_cfg or features.MFCCConfig()
+    interim_dir, out_dir = Path(interim_dir), Path(out_dir)
+    present, missing = [], []
+    for clip in clips["clip"]:
+        audio_path, lm_path = landmarks.clip_paths(interim_dir, clip)
+        (present if audio_path.is_file() and lm_path.is_file() else missing).append(clip)
+    if not present:
+        raise FileNotFoundError(f"No extracted clips in {interim_dir}: run notebook "
+                                f"01_extraction (or `wav2kp extract`) first.")
+    table = make_splits(clips[clips["clip"].isin(present)].reset_index(drop=True), seed=seed)
+    params = {"mfcc": mfcc_cfg.as_dict(), "alignment": alignment, "targets": targets,
+              "pca_variance": pca_variance, "normalization": normalization, "seed": seed}
+    inputs = {c: hashlib.sha256("".join(file_sha256(p) for p in landmarks.clip_paths(
+        interim_dir, c)).encode()).hexdigest() for c in present}
+    if not force and manifest_matches(out_dir, params, inputs) \
+            and (out_dir / "feature_set.json").is_file():
+        fs = FeatureSet(out_dir)
+        return fs, {**_stats(fs), "cached": True, "missing": missing,
+                    "wall_s": time.perf_counter() - t0}
+
+    point_idx = shapes.point_indices(targets)
+    raw = {}
+    for clip in present:
+        audio_path, lm_path = landmarks.clip_paths(interim_dir, clip)
+        audio, rate = media.read_wav(audio_path)
+        feats, ftimes = features.clip_features(audio, mfcc_cfg, sample_rate=rate)
+        raw[clip] = (feats, ftimes, landmarks.load_landmarks(lm_path))
+    train = clips_in(table, "train")
+    good = [lm.points[lm.found | lm.interpolated] for c, (_, _, lm) in raw.items() if c in train]
+    reference = shapes.mean_shape(np.concatenate(good))
+
+    utterances = {}
+    for clip, (feats, ftimes, lm) in raw.items():
+        ok = lm.found | lm.interpolated
+        norm, pose = shapes.normalise(lm.points, reference)
+        tgt = shapes.select_points(norm, point_idx).reshape(len(lm.times), -1)
+        tgt = np.where(ok[:, None], tgt, np.nan)
+        utt = {"video_times": lm.times, "video_ok": ok, **pose.to_arrays(prefix="pose_")}
+        if alignment == "timestamps":
+            aligned = features.align_to_times(tgt, lm.times, ftimes)
+            valid = np.isfinite(aligned).all(axis=1) & features.inside_mask(ftimes, lm.times)
+            utt.update(features=feats, feature_times=ftimes, targets=aligned,
+                       target_times=ftimes)
+        else:
+            pairing = features.align_original(tgt, len(ftimes), factor=3, video_times=lm.times)
+            rows = pairing.audio_index
+            aligned = pairing.targets
+            valid = np.isfinite(aligned).all(axis=1)
+            utt.update(features=feats[rows], feature_times=ftimes[rows], targets=aligned,
+                       target_times=pairing.target_times)
+        utt["targets"] = np.where(valid[:, None], utt["targets"], 0.0)
+        utt["valid"] = valid
+        utterances[clip] = utt
+
+    train_feats = [utterances[c]["features"] for c in train]
+    normalizer = features.FeatureNormalizer(normalization)
+    if normalization == "global":
+        normalizer.fit(train_feats)
+    train_tgt = np.concatenate([utterances[c]["targets"][utterances[c]["valid"]] for c in train])
+    pca = shapes.ShapePCA.fit(train_tgt, variance=pca_variance)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (out_dir / "utterances").glob("*.npz") if (out_dir / "utterances").is_dir() \
+            else []:
+        if stale.stem not in utterances:
+            stale.unlink()
+    save_utterances(out_dir, utterances)
+    write_splits(table, out_dir / "splits.csv")
+    write_json_atomic(out_dir / "feature_set.json", {
+        "params": params, "mfcc": mfcc_cfg.as_dict(), "reference": reference.tolist(),
+        "target_points": [int(i) for i in point_idx], "normalizer": normalizer.state_dict(),
+        "pca": pca.state_dict()})
+    wall = time.perf_counter() - t0
+    write_manifest(out_dir, params, inputs, wall_s=round(wall, 2), missing=missing)
+    fs = FeatureSet(out_dir)
+    return fs, {**_stats(fs), "cached": False, "missing": missing, "wall_s": wall}
+
+
+def _stats(fs: FeatureSet) -> dict:
+    frames = {s: 0 for s in SPLITS}
+    for split in SPLITS:
+        for clip in fs.split_clips(split):
+            frames[split] += int(fs.load(clip)["valid"].sum())
+    return {"clips": len(fs.clips), "frames": frames,
+            "bytes_on_disk": sum(p.stat().st_size for p in fs.out_dir.rglob("*") if p.is_file())}

@@ -141,3 +141,85 @@ def plot_mouth_trace(times: np.ndarray, points: np.ndarray, truth: np.ndarray | 
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_mfcc_with_mouth(feats: np.ndarray, feat_times: np.ndarray, mouth_times: np.ndarray,
+                         mouth: np.ndarray, label: str = "mouth opening") -> plt.Figure:
+    """MFCC image (coefficients x time) with a mouth-opening trace on the same time axis."""
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 4.6), sharex=True,
+                                  gridspec_kw={"height_ratios": [2, 1]})
+    hop = float(np.median(np.diff(feat_times))) if len(feat_times) > 1 else 0.01
+    ax.imshow(feats.T, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
+              extent=[feat_times[0] - hop / 2, feat_times[-1] + hop / 2, -0.5,
+                      feats.shape[1] - 0.5])
+    ax.set_ylabel("MFCC coefficient")
+    ax2.plot(mouth_times, mouth, color="C3", lw=1.6)
+    ax2.set_ylabel(f"{label}\n(% IOD)")
+    ax2.set_xlabel("time (s)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_drift(pairs: dict[str, tuple[np.ndarray, np.ndarray]], frame_s: float) -> plt.Figure:
+    """Drift (s) of audio against target over time, for several pairings
+    (``{label: (target_times, drift_s)}``); the band is +- half a video frame."""
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    for label, (t, drift) in pairs.items():
+        ax.plot(t, drift * 1000, lw=1.6, label=label)
+    ax.axhspan(-frame_s / 2 * 1000, frame_s / 2 * 1000, color="0.85", zorder=0,
+               label="+- half a video frame")
+    ax.set_xlabel("time in the clip (s)")
+    ax.set_ylabel("audio - target (ms)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_context_windows(windows: dict[str, np.ndarray]) -> plt.Figure:
+    """What each context window sees around the frame it predicts: ``{label: offsets_s}`` (the
+    offsets of its feature frames from the target frame, seconds)."""
+    fig, ax = plt.subplots(figsize=(9, 0.6 + 0.55 * len(windows)))
+    for i, (label, offsets) in enumerate(windows.items()):
+        ax.scatter(offsets * 1000, np.full(len(offsets), i), s=8, marker="|")
+        ax.plot([offsets.min() * 1000, offsets.max() * 1000], [i, i], lw=6, alpha=0.25)
+    ax.axvline(0, color="k", lw=1)
+    ax.text(0, len(windows) - 0.4, " the frame being predicted", fontsize=8)
+    ax.set_yticks(range(len(windows)), list(windows))
+    ax.set_xlabel("audio time relative to the predicted frame (ms): past < 0 < future")
+    ax.set_ylim(-0.6, len(windows) - 0.2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pca(pca, point_idx: np.ndarray, reference: np.ndarray, modes: int = 3) -> plt.Figure:
+    """Explained variance (cumulative) and the first ``modes`` PCA modes as faces: the mean
+    shape and +- 2 standard deviations along each mode."""
+    fig, axes = plt.subplots(1, modes + 1, figsize=(3.2 * (modes + 1), 3.2))
+    ratio = pca.cumulative_variance_ratio
+    axes[0].plot(np.arange(1, len(ratio) + 1), 100 * ratio, "o-", ms=3)
+    axes[0].axhline(95, ls=":", color="0.5")
+    axes[0].set_xlim(0, min(len(ratio), 30) + 0.5)
+    axes[0].set_xlabel("components")
+    axes[0].set_ylabel("cumulative variance (%)")
+    for m, ax in enumerate(axes[1:]):
+        if m >= len(pca.explained_variance):
+            ax.axis("off")
+            continue
+        for sigma, colour in zip((-2.0, 0.0, 2.0), ("C0", "k", "C3")):
+            pts = pca.mode_shapes(m, (sigma,))[0]
+            full = reference.copy()
+            full[point_idx] = pts
+            for name, closed in shapes.POLYLINES:
+                idx = shapes.PARTS[name]
+                if not np.isin(idx, point_idx).all():
+                    continue
+                line = np.r_[idx, idx[:1]] if closed else idx
+                ax.plot(full[line, 0], full[line, 1], color=colour, lw=1.0,
+                        alpha=1.0 if sigma == 0 else 0.8)
+        ax.invert_yaxis()
+        ax.set_aspect("equal")
+        ax.axis("off")
+        ax.set_title(f"mode {m + 1}: {100 * pca.explained_variance_ratio[m]:.0f}% "
+                     f"(blue -2σ, red +2σ)", fontsize=8)
+    fig.tight_layout()
+    return fig
