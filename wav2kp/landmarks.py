@@ -300,37 +300,15 @@ class ClipLandmarks:
         }
 
 
-def track_video(path: str | Path, config: TrackerConfig = TrackerConfig()) -> ClipLandmarks:
-    """Keypoints of every frame of a video with :class:`FaceTracker` (frames are streamed).
-
-    Missing faces stay NaN here and are flagged in ``found``; gaps are filled by
-    :func:`interpolate_gaps` in :func:`extract_clip`.
-    """
-    from wav2kp import media
-
-    info = media.probe(path)
-    tracker = FaceTracker(config)
-    pts, times = [], []
-    for t, rgb in media.iter_frames(path):
-        p = tracker.update(rgb)
-        pts.append(p if p is not None else np.full((68, 2), np.nan, np.float32))
-        times.append(t)
-    points = np.asarray(pts, dtype=np.float32).reshape(-1, 68, 2)
-    found = np.isfinite(points).all(axis=(1, 2))
-    return ClipLandmarks(points, np.asarray(times, dtype=np.float64), found,
-                         np.zeros(len(times), bool), info["fps"],
-                         (info["width"], info["height"]), tracker.redetections)
-
-
-def detect_every_frame(path: str | Path, upsample: int = 1) -> ClipLandmarks:
-    """The original project's way, for comparison: detect the face on every full-resolution
-    frame (``upsample`` 1), then predict its keypoints; no tracking, no interpolation."""
+def _run_video(path: str | Path, per_frame) -> ClipLandmarks:
+    """Keypoints of every frame of ``path`` from ``per_frame(rgb) -> (68, 2) | None``
+    (frames are streamed); missing faces are NaN and flagged in ``found``."""
     from wav2kp import media
 
     info = media.probe(path)
     pts, times = [], []
     for t, rgb in media.iter_frames(path):
-        p = detect_68(rgb, upsample)
+        p = per_frame(rgb)
         pts.append(p if p is not None else np.full((68, 2), np.nan, np.float32))
         times.append(t)
     points = np.asarray(pts, dtype=np.float32).reshape(-1, 68, 2)
@@ -338,6 +316,24 @@ def detect_every_frame(path: str | Path, upsample: int = 1) -> ClipLandmarks:
     return ClipLandmarks(points, np.asarray(times, dtype=np.float64), found,
                          np.zeros(len(times), bool), info["fps"],
                          (info["width"], info["height"]))
+
+
+def track_video(path: str | Path, config: TrackerConfig = TrackerConfig()) -> ClipLandmarks:
+    """Keypoints of every frame of a video with :class:`FaceTracker` (frames are streamed).
+
+    Missing faces stay NaN here and are flagged in ``found``; gaps are filled by
+    :func:`interpolate_gaps` in :func:`extract_clip`.
+    """
+    tracker = FaceTracker(config)
+    track = _run_video(path, tracker.update)
+    track.redetections = tracker.redetections
+    return track
+
+
+def detect_every_frame(path: str | Path, upsample: int = 1) -> ClipLandmarks:
+    """The original project's way, for comparison: detect the face on every full-resolution
+    frame (``upsample`` 1), then predict its keypoints; no tracking, no interpolation."""
+    return _run_video(path, lambda rgb: detect_68(rgb, upsample))
 
 
 def save_landmarks(path: Path, track: ClipLandmarks, **extra) -> None:
