@@ -4,6 +4,7 @@
     wav2kp corpus build [--profile quick|full] [--out DIR] [--jobs N] [--seed S]
     wav2kp corpus list [FOLDER]
     wav2kp extract <folder-or-file|bundled> [--out DIR] [--jobs N] [--force]
+    wav2kp train --model NAME [--epochs N] [--corpus bundled|DIR] [--subset quick|full] ...
 """
 from __future__ import annotations
 
@@ -95,6 +96,31 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 1 if report.all_failed else 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json
+
+    from wav2kp import config, models, training
+
+    if args.model not in models.MODELS:
+        print(f"wav2kp train: unknown model {args.model!r}; choose from "
+              f"{', '.join(sorted(models.MODELS))}.", file=sys.stderr)
+        return 2
+    try:
+        sets = training.feature_sets(args.corpus, args.subset, args.seed)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as err:
+        print(f"wav2kp train: {err}", file=sys.stderr)
+        return 2
+    fs = sets["original" if args.model in training.ORIGINAL_FEEDING else "default"]
+    cfg = training.TrainConfig(max_epochs=args.epochs, seed=args.seed, past_ms=args.past_ms,
+                               future_ms=args.future_ms, lr=args.lr)
+    run_dir = Path(args.run) if args.run else \
+        config.models_dir() / f"{config.corpus_name(args.corpus)}_{args.subset}_{args.model}"
+    _, metrics = training.train_model(args.model, fs, cfg, run_dir=run_dir,
+                                      **training.model_hparams(args.model, args.hidden))
+    print(json.dumps({"run": str(run_dir), **metrics}, indent=2, default=float))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wav2kp", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +154,21 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--jobs", type=int, default=-1, help="parallel workers (-1: all cores)")
     ex.add_argument("--force", action="store_true", help="re-extract clips that are up to date")
     ex.set_defaults(func=_cmd_extract)
+
+    tr = sub.add_parser("train", help="train one model on the processed features of a corpus")
+    tr.add_argument("--model", required=True, help="mean_face, energy, ridge, lstm_original, "
+                                                   "lstm, tcn or tcn_emotion")
+    tr.add_argument("--epochs", type=int, default=40, help="cap on epochs (early stopping)")
+    tr.add_argument("--corpus", default="bundled", help="'bundled' or a folder of videos "
+                                                        "(extracted with `wav2kp extract`)")
+    tr.add_argument("--subset", default="full", help="bundled corpus subset: quick or full")
+    tr.add_argument("--hidden", type=int, help="LSTM hidden size / TCN channels")
+    tr.add_argument("--lr", type=float, help="learning rate (default: the model's)")
+    tr.add_argument("--past-ms", type=float, default=200.0)
+    tr.add_argument("--future-ms", type=float, default=200.0)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--run", help="run folder (default data/models/<corpus>_<subset>_<model>)")
+    tr.set_defaults(func=_cmd_train)
     return parser
 
 

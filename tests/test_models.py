@@ -1,0 +1,185 @@
+"""Every model trains on the quick feature set, predicts the right shapes, saves and reloads to
+the same numbers; the baselines order as they must; training is deterministic."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from wav2kp import config, dataset, landmarks, models, training
+from wav2kp import corpus as corpora
+from wav2kp.corpus import bundled
+
+pytestmark = pytest.mark.slow
+
+#: tiny networks and few epochs: the whole module must stay well under ~90 s on 2 cores
+TINY = {"mean_face": {}, "energy": {}, "ridge": {},
+        "lstm_original": {"hidden": 16, "layers": 2},
+        "lstm": {"hidden": 16, "layers": 1},
+        "tcn": {"channels": 32}, "tcn_emotion": {"channels": 32, "emotion_dim": 4}}
+EPOCHS = {"lstm_original": 2, "lstm": 3, "tcn": 25, "tcn_emotion": 5}
+
+
+def _cfg(name: str, **kw) -> training.TrainConfig:
+    utterances = name.startswith("tcn")
+    base = dict(max_epochs=EPOCHS.get(name, 1), batch_size=4 if utterances else 128,
+                lr=3e-3, patience=50, progress="none", seed=0)
+    return training.TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def quick_clips(quick_corpus):
+    clips = corpora.discover(quick_corpus.out_dir)
+    clips = clips[clips["clip"].isin(bundled.subset_names("quick"))].reset_index(drop=True)
+    report = landmarks.extract(clips, corpus="bundled", n_jobs=2, progress=False)
+    assert len(report.failures) == 0
+    return clips
+
+
+@pytest.fixture(scope="module")
+def fs(quick_clips):
+    out = config.processed_dir("bundled", "test_models")
+    feature_set, _ = dataset.build_feature_set(quick_clips, config.interim_dir("bundled"), out)
+    return feature_set
+
+
+@pytest.fixture(scope="module")
+def runs(fs, tmp_path_factory):
+    """{name: (model, metrics, run_dir)} for every registered model."""
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for name in models.MODELS:
+        model, metrics = training.train_model(name, fs, _cfg(name), run_dir=root / name,
+                                              **TINY[name])
+        out[name] = (model, metrics, root / name)
+    return out
+
+
+def test_registry_and_errors() -> None:
+    assert set(models.MODELS) == {"mean_face", "energy", "ridge", "lstm_original", "lstm",
+                                  "tcn", "tcn_emotion"}
+    with pytest.raises(ValueError, match="Unknown model"):
+        models.create("nope")
+    with pytest.raises(TypeError, match="unknown hyper-parameters"):
+        models.create("tcn", chanels=3)
+
+
+def test_every_model_predicts_shapes_and_finite_metrics(fs, runs) -> None:
+    clip = fs.split_clips("val")[0]
+    utt = fs.load(clip)
+    n, d = utt["targets"].shape
+    for name, (model, metrics, _) in runs.items():
+        pred = model.predict(fs, clip)
+        assert pred.shape == (n, d) and pred.dtype == np.float32, name
+        assert np.isfinite(pred).all(), name
+        px = model.predict_pixels(fs, clip)
+        assert px.shape == (len(utt["video_times"]), 68, 2), name
+        for key in ("val_mse", "val_mlmd_pct", "val_lmd_pct", "wall_s"):
+            assert np.isfinite(metrics[key]), (name, key)
+        assert 0.5 < metrics["val_mlmd_pct"] < 10.0, name
+        assert metrics["val_frames"] > 100, name
+
+
+def test_run_dir_artefacts_and_history(runs) -> None:
+    for name, (_, metrics, run_dir) in runs.items():
+        for f in ("weights.pt", "config.json", "history.csv", "metrics.json"):
+            assert (run_dir / f).is_file(), (name, f)
+        assert not (run_dir / "checkpoints").exists(), name
+        state = torch.load(run_dir / "weights.pt", weights_only=True)
+        assert all(torch.is_tensor(v) for v in state.values()) and state, name
+        cfg = json.loads((run_dir / "config.json").read_text())
+        assert cfg["model"] == name and cfg["train"]["seed"] == 0
+        assert cfg["feature_set"]["params"]["alignment"] == "timestamps"
+        assert "torch" in cfg["versions"]
+        history = pd.read_csv(run_dir / "history.csv")
+        assert list(history.columns[:3]) == ["epoch", "train_loss", "val_loss"]
+        assert len(history) == metrics["epochs"]
+        if isinstance(runs[name][0], models.NeuralModel):
+            assert len(history) == EPOCHS[name]       # patience 50: no early stop
+            assert (np.diff(history["epoch"]) == 1).all() and history["epoch"].iloc[0] == 0
+            assert np.isfinite(history[["train_loss", "val_loss", "lr"]]).all().all()
+        else:
+            assert len(history) == 1
+        assert json.loads((run_dir / "metrics.json").read_text()) == metrics
+
+
+def test_load_run_reproduces_predictions_and_metrics(fs, runs) -> None:
+    clip = fs.split_clips("test")[0]
+    for name, (model, metrics, run_dir) in runs.items():
+        again = models.load_run(run_dir)
+        assert type(again) is type(model)
+        np.testing.assert_array_equal(again.predict(fs, clip), model.predict(fs, clip))
+        val = training.evaluate(again, fs, "val")
+        assert val["mlmd_pct"] == pytest.approx(metrics["val_mlmd_pct"], abs=1e-6), name
+        assert val["mse"] == pytest.approx(metrics["val_mse"], rel=1e-9, abs=1e-12), name
+
+
+def test_mean_face_predicts_the_training_mean(fs, runs) -> None:
+    model = runs["mean_face"][0]
+    rows = [fs.load(c) for c in fs.split_clips("train")]
+    mean = np.concatenate([u["targets"][u["valid"]] for u in rows]).astype(np.float64).mean(0)
+    pred = model.predict(fs, fs.split_clips("val")[0])
+    np.testing.assert_allclose(pred, np.broadcast_to(mean, pred.shape), atol=1e-6)
+
+
+def test_baselines_and_models_beat_the_mean_face(fs, runs) -> None:
+    floor = runs["mean_face"][1]["val_mlmd_pct"]
+    assert runs["ridge"][1]["val_mlmd_pct"] < floor - 0.1
+    assert runs["energy"][1]["val_mlmd_pct"] < floor
+    # energy drives the mode that tracks the mouth opening
+    assert runs["energy"][0].dims["mode_corr_with_opening"] > 0.5
+    # the TCN learns something within a few epochs (on the data it saw, at least)
+    tcn_train = training.evaluate(runs["tcn"][0], fs, "train")["mlmd_pct"]
+    mean_train = training.evaluate(runs["mean_face"][0], fs, "train")["mlmd_pct"]
+    assert tcn_train < 0.9 * mean_train
+
+
+def test_emotion_indices(fs, runs) -> None:
+    model = runs["tcn_emotion"][0]
+    assert model.dims["emotions"] == [1, 20]
+    for clip in fs.clips:
+        idx = model.emotion_index(fs, clip)
+        assert idx == (0 if "Neutra" in clip else 2 + [1, 20].index(int(clip[2:].split("_")[0])))
+    assert model.emotion_index(fs, "not_a_clip") == 1
+
+
+def test_training_is_deterministic(fs, tmp_path) -> None:
+    cfg = _cfg("tcn", max_epochs=3)
+    weights = []
+    for i in range(2):
+        model, metrics = training.train_model("tcn", fs, cfg, run_dir=tmp_path / str(i),
+                                              channels=16)
+        weights.append(torch.load(tmp_path / str(i) / "weights.pt", weights_only=True))
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
+    h0, h1 = (pd.read_csv(tmp_path / str(i) / "history.csv") for i in range(2))
+    np.testing.assert_allclose(h0["val_loss"], h1["val_loss"], rtol=0, atol=1e-9)
+
+
+def test_mouth_weight_and_velocity_losses(fs, tmp_path) -> None:
+    """The extra loss terms run and change the objective (mouth points weighted 1 + w)."""
+    model, metrics = training.train_model(
+        "tcn", fs, _cfg("tcn", max_epochs=2, mouth_weight=3.0, velocity_weight=1.0),
+        run_dir=tmp_path, channels=16)
+    w = model.head.weights.numpy().reshape(68, 2)
+    assert (w[48:] == 4.0).all() and (w[:48] == 1.0).all()
+    assert np.isfinite(metrics["val_mlmd_pct"])
+
+
+def test_cli_train(quick_clips, tmp_path) -> None:
+    """`wav2kp train` trains one model on the quick corpus' processed sets and reports the
+    validation metrics of the saved run."""
+    from wav2kp import cli
+
+    run = tmp_path / "cli_run"
+    code = cli.main(["train", "--model", "mean_face", "--subset", "quick", "--run", str(run)])
+    assert code == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    reloaded = training.evaluate(models.load_run(run), training.feature_sets(
+        "bundled", "quick")["default"], "val")
+    assert reloaded["mlmd_pct"] == pytest.approx(metrics["val_mlmd_pct"], abs=1e-9)
+    assert cli.main(["train", "--model", "nope", "--subset", "quick"]) == 2

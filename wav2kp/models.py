@@ -1,0 +1,681 @@
+"""Baselines and neural models, all behind one ``fit / predict / save / load`` shape.
+
+Every model maps a clip of a :class:`~wav2kp.dataset.FeatureSet` to targets ``(N, D)`` in
+normalised face coordinates (unit inter-ocular distance, the set's reference pose) at the clip's
+feature frames; :meth:`KeypointModel.predict_pixels` maps them to pixel keypoints ``(T, 68, 2)``
+at the video frame times. Registry names (:data:`MODELS`):
+
+``mean_face``
+    The training mean target for every frame: the floor any model must beat.
+``energy``
+    Audio energy drives one PCA mode. Energy is the first cepstral coefficient (c0, the mean
+    log-mel energy up to a constant) standardised with the set's normaliser. The driven mode is
+    the training PCA mode whose coefficients correlate most (in absolute value) with the mouth
+    opening (inner-lip gap) of the training targets; ``target = pca.mean + (a * energy + b) *
+    component`` with ``a, b`` by least squares on the training frames.
+``ridge``
+    Ridge regression (scikit-learn) from the flattened, standardised centred context window
+    (``past_ms / future_ms`` of the training config; every ``stride``-th frame of the window,
+    the centre frame always kept) to the targets' PCA coefficients; ``alpha`` chosen on the
+    validation split (point-space MSE) from a small grid, then refitted on training frames.
+``lstm_original``
+    The original architecture: 2-layer LSTM (hidden 200, dropout 0.25) and a linear layer,
+    Adam at lr 1e-4, reading the original's future-only window
+    (:data:`~wav2kp.features.ORIGINAL_CONTEXT`: the current frame and 487.5 ms after it; 40
+    frames at the original's 80 frames/s, 50 at 100 /s) as a sequence, output from the last
+    step. (Feeding it *exactly* as the original also needs the ``original_x3`` feature set:
+    the caller's choice.)
+``lstm``
+    Ours, per frame: an LSTM (hidden 128, 2 layers; ``bidirectional`` optional, off by
+    default) over the *centred* window (``past_ms / future_ms``), predicting the centre frame
+    from the final hidden state(s).
+``tcn``
+    Ours, per utterance: a non-causal temporal convolution network over the whole utterance
+    (1x1 input projection, ``len(dilations)`` residual blocks of two dilated kernel-3 convs,
+    GELU, dropout; dilations 1, 2, 4, 8 give a receptive field of +-30 frames = +-300 ms at
+    100 frames/s), trained on whole utterances with a masked loss. Activations past an
+    utterance's end are zeroed after every block so a padded batch computes exactly what each
+    utterance computes alone.
+``tcn_emotion``
+    The TCN with a learned emotion embedding concatenated to every frame's input. Index 0 is
+    "neutral" (neutral takes), 1 "unknown" (``<NA>`` emotion, or an emotion not seen when the
+    model was built), then one per emotion id of the set's splits table (all splits: the
+    emotion label is metadata known at test time, not a target).
+
+**Outputs and loss (all neural models).** The network outputs *whitened* PCA coefficients
+``z`` (``coeff = z * sqrt(explained_variance)``, so outputs are O(1) and a zero output is the
+mean face); the loss is computed in *point space*: ``points = coeff @ components + pca.mean``,
+``loss = mean over valid frames and coordinates of w * (points - target)^2`` with ``w = 1``,
+or ``1 + mouth_weight`` on the mouth points' coordinates when the targets are the whole face.
+With ``mouth_weight = 0`` this equals the plain coefficient MSE up to a constant factor and the
+(constant) residual outside the PCA subspace (the components are orthonormal), so it is the
+MSE in the metric's own space. ``velocity_weight`` adds the same weighted MSE of first temporal
+differences (pred vs target, where both frames are valid) for the utterance models (``tcn*``);
+window models predict one frame at a time and ignore it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from wav2kp import features as feats
+from wav2kp import shapes
+from wav2kp.manifest import write_json_atomic
+
+WEIGHTS_FILE = "weights.pt"
+CONFIG_FILE = "config.json"
+
+
+def device() -> torch.device:
+    """The GPU when one is present, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _mouth_pairs(point_idx: np.ndarray) -> np.ndarray | None:
+    """Positions (within the target's points) of the inner-lip pairs, or None if absent."""
+    pos = {int(p): i for i, p in enumerate(point_idx)}
+    if not all(int(a) in pos and int(b) in pos for a, b in shapes.INNER_LIP_PAIRS):
+        return None
+    return np.array([[pos[int(a)], pos[int(b)]] for a, b in shapes.INNER_LIP_PAIRS])
+
+
+def _opening(targets: np.ndarray, point_idx: np.ndarray) -> np.ndarray:
+    """Mean inner-lip gap ``(N,)`` of targets ``(N, 2P)`` (normalised units)."""
+    pts = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1, 2)
+    pairs = _mouth_pairs(point_idx)
+    if pairs is None:
+        raise ValueError("The targets hold no inner-lip points (61-67); the energy model needs "
+                         "the mouth.")
+    return np.linalg.norm(pts[:, pairs[:, 0]] - pts[:, pairs[:, 1]], axis=-1).mean(axis=1)
+
+
+def _split_frames(fs, split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Standardised features and targets of the valid frames of every clip of ``split``."""
+    xs, ys = [], []
+    for clip in fs.split_clips(split):
+        utt = fs.load(clip)
+        ok = utt["valid"] if "valid" in utt else np.isfinite(utt["targets"]).all(axis=1)
+        xs.append((np.asarray(fs.normalizer(utt["features"])), ok))
+        ys.append(np.asarray(utt["targets"], dtype=np.float64)[ok])
+    return xs, ys
+
+
+def point_weights(fs, mouth_weight: float) -> np.ndarray:
+    """Per-coordinate loss weights ``(D,)``: 1, or ``1 + mouth_weight`` on the mouth points when
+    the targets are the whole face (for mouth-only targets every point is the mouth: all 1)."""
+    w = np.ones((len(fs.point_idx), 2))
+    if mouth_weight and len(fs.point_idx) == shapes.N_POINTS:
+        w[np.isin(fs.point_idx, shapes.MOUTH)] += float(mouth_weight)
+    return w.reshape(-1)
+
+
+# ------------------------------------------------------------------------------------- base
+
+class KeypointModel:
+    """Base class. Subclasses set :attr:`name`, :attr:`defaults` (hyper-parameters) and
+    implement ``fit``, ``predict``, ``_state`` and ``_load_state``."""
+
+    name: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **hparams: Any) -> None:
+        unknown = set(hparams) - set(self.defaults)
+        if unknown:
+            raise TypeError(f"{self.name}: unknown hyper-parameters {sorted(unknown)}; known: "
+                            f"{sorted(self.defaults)}.")
+        self.hparams = {**self.defaults, **hparams}
+        #: what fit learned about the data that rebuilding the model needs (sizes, ...)
+        self.dims: dict[str, Any] = {}
+        #: recorded into config.json by :meth:`save` (training config, feature set, ...)
+        self.meta: dict[str, Any] = {}
+
+    # -- to implement
+    def fit(self, fs, cfg) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def predict(self, fs, clip: str) -> np.ndarray:
+        """Targets ``(N, D)`` float32 (normalised coordinates) at the clip's feature frames."""
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _load_state(self, state: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    # -- shared
+    def predict_pixels(self, fs, clip: str) -> np.ndarray:
+        """Pixel keypoints ``(T, 68, 2)`` at the clip's video frame times."""
+        return fs.to_pixels(clip, self.predict(fs, clip))
+
+    def config(self) -> dict[str, Any]:
+        return {"model": self.name, "hparams": self.hparams, "dims": self.dims, **self.meta}
+
+    def save(self, run_dir: str | os.PathLike) -> None:
+        """Write ``weights.pt`` (plain tensors, loadable with ``weights_only=True``) and
+        ``config.json`` into ``run_dir`` (atomically)."""
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self._state().items()}
+        tmp = run_dir / f".{WEIGHTS_FILE}.partial"
+        torch.save(state, tmp)
+        os.replace(tmp, run_dir / WEIGHTS_FILE)
+        write_json_atomic(run_dir / CONFIG_FILE, self.config())
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike) -> "KeypointModel":
+        """Rebuild the model a run saved (any registered model when called on the base)."""
+        run_dir = Path(run_dir)
+        path = run_dir / CONFIG_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: {run_dir} is not a saved run "
+                                    f"(train one with wav2kp.training.train_model).")
+        config = json.loads(path.read_text(encoding="utf-8"))
+        name = config["model"]
+        if name not in MODELS:
+            raise ValueError(f"{path}: unknown model {name!r}; known: {sorted(MODELS)}.")
+        klass = MODELS[name]
+        if cls is not KeypointModel and not issubclass(klass, cls):
+            raise TypeError(f"{path} holds a {name!r} model, not a {cls.name!r} one.")
+        model = klass(**config["hparams"])
+        model.dims = config.get("dims", {})
+        model.meta = {k: v for k, v in config.items() if k not in ("model", "hparams", "dims")}
+        state = torch.load(run_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        model._load_state(state)
+        return model
+
+
+# ------------------------------------------------------------------------------- baselines
+
+class MeanFace(KeypointModel):
+    name = "mean_face"
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def fit(self, fs, cfg=None) -> pd.DataFrame:
+        _, ys = _split_frames(fs, "train")
+        self.mean = np.concatenate(ys).mean(axis=0)
+        return pd.DataFrame([{"epoch": 0, "train_loss": _mse(self.mean, ys),
+                              "val_loss": _mse(self.mean, _split_frames(fs, "val")[1])}])
+
+    def predict(self, fs, clip: str) -> np.ndarray:
+        n = len(fs.load(clip)["feature_times"])
+        return np.tile(self.mean.astype(np.float32), (n, 1))
+
+    def _state(self):
+        return {"mean": torch.from_numpy(self.mean)}
+
+    def _load_state(self, state):
+        self.mean = state["mean"].numpy().astype(np.float64)
+
+
+def _mse(pred: np.ndarray, ys: list[np.ndarray]) -> float:
+    """Mean squared error of a constant (D,) prediction, or of per-frame predictions."""
+    if not ys:
+        return float("nan")
+    y = np.concatenate(ys)
+    return float(np.mean((y - pred) ** 2))
+
+
+class Energy(KeypointModel):
+    name = "energy"
+    defaults: ClassVar[dict[str, Any]] = {"coefficient": 0}
+
+    def fit(self, fs, cfg=None) -> pd.DataFrame:
+        xs, ys = _split_frames(fs, "train")
+        c = int(self.hparams["coefficient"])
+        energy = np.concatenate([x[ok, c] for x, ok in xs]).astype(np.float64)
+        y = np.concatenate(ys)
+        coeffs = fs.pca.transform(y)
+        opening = _opening(y, fs.point_idx)
+        corr = [abs(np.corrcoef(coeffs[:, m], opening)[0, 1]) for m in range(coeffs.shape[1])]
+        mode = int(np.nanargmax(corr))
+        design = np.stack([energy, np.ones_like(energy)], axis=1)
+        (a, b), *_ = np.linalg.lstsq(design, coeffs[:, mode], rcond=None)
+        self.mode, self.a, self.b = mode, float(a), float(b)
+        self.dims = {"mode": mode, "mode_corr_with_opening": float(corr[mode])}
+        self._mean, self._comp = fs.pca.mean, fs.pca.components[mode]
+        train_loss = float(np.mean((self._points(energy) - y) ** 2))
+        xv, yv = _split_frames(fs, "val")
+        val_loss = (float(np.mean((self._points(np.concatenate([x[ok, c] for x, ok in xv])
+                                                 .astype(np.float64)) - np.concatenate(yv))
+                                  ** 2)) if yv else np.nan)
+        return pd.DataFrame([{"epoch": 0, "train_loss": train_loss, "val_loss": val_loss}])
+
+    def _points(self, energy: np.ndarray) -> np.ndarray:
+        return self._mean + (self.a * energy + self.b)[:, None] * self._comp
+
+    def predict(self, fs, clip: str) -> np.ndarray:
+        x = np.asarray(fs.normalizer(fs.load(clip)["features"]))
+        return self._points(x[:, int(self.hparams["coefficient"])].astype(np.float64)
+                            ).astype(np.float32)
+
+    def _state(self):
+        return {"ab": torch.tensor([self.a, self.b], dtype=torch.float64),
+                "mean": torch.from_numpy(self._mean), "component": torch.from_numpy(self._comp)}
+
+    def _load_state(self, state):
+        self.a, self.b = (float(v) for v in state["ab"])
+        self._mean = state["mean"].numpy()
+        self._comp = state["component"].numpy()
+        self.mode = int(self.dims["mode"])
+
+
+def _context(model: KeypointModel, fs) -> tuple[int, int]:
+    return fs.context(float(model.dims["past_ms"]), float(model.dims["future_ms"]))
+
+
+def _window_positions(n_past: int, n_future: int, stride: int) -> np.ndarray:
+    """Window rows kept: every ``stride``-th one counted from the centre (index ``n_past``)."""
+    left = np.arange(n_past, -1, -stride)[::-1]
+    right = np.arange(n_past + stride, n_past + n_future + 1, stride)
+    return np.concatenate([left, right])
+
+
+class Ridge(KeypointModel):
+    name = "ridge"
+    defaults: ClassVar[dict[str, Any]] = {
+        "stride": 2, "alphas": [1.0, 10.0, 100.0, 1000.0, 10000.0], "alpha": None,
+        "past_ms": None, "future_ms": None}
+
+    def _design(self, fs, clip_feats: np.ndarray) -> np.ndarray:
+        n_past, n_future = _context(self, fs)
+        win = feats.windows(clip_feats, n_past, n_future)
+        pos = _window_positions(n_past, n_future, int(self.hparams["stride"]))
+        return win[:, pos].reshape(len(win), -1).astype(np.float64)
+
+    def _split_xy(self, fs, split):
+        xs, ys = [], []
+        for clip in fs.split_clips(split):
+            utt = fs.load(clip)
+            ok = utt["valid"]
+            xs.append(self._design(fs, np.asarray(fs.normalizer(utt["features"])))[ok])
+            ys.append(np.asarray(utt["targets"], dtype=np.float64)[ok])
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def fit(self, fs, cfg) -> pd.DataFrame:
+        from sklearn.linear_model import Ridge as SkRidge
+
+        self.dims = {"past_ms": self.hparams["past_ms"] if self.hparams["past_ms"] is not None
+                     else cfg.past_ms,
+                     "future_ms": self.hparams["future_ms"] if self.hparams["future_ms"]
+                     is not None else cfg.future_ms}
+        x, y = self._split_xy(fs, "train")
+        z = fs.pca.transform(y)
+        have_val = bool(fs.split_clips("val"))
+        alphas = ([self.hparams["alpha"]] if self.hparams["alpha"] is not None
+                  else list(self.hparams["alphas"]))
+        rows = []
+        if have_val:
+            xv, yv = self._split_xy(fs, "val")
+        for alpha in alphas:
+            reg = SkRidge(alpha=float(alpha)).fit(x, z)
+            train = float(np.mean((fs.pca.inverse_transform(reg.predict(x)) - y) ** 2))
+            val = (float(np.mean((fs.pca.inverse_transform(reg.predict(xv)) - yv) ** 2))
+                   if have_val else np.nan)
+            rows.append({"alpha": float(alpha), "train_loss": train, "val_loss": val})
+        scores = pd.DataFrame(rows)
+        best = scores.iloc[int(np.nanargmin(scores["val_loss"]) if have_val else 0)]
+        self.dims["alpha"] = float(best["alpha"])
+        self.dims["alpha_scores"] = scores.to_dict(orient="list")
+        reg = SkRidge(alpha=self.dims["alpha"]).fit(x, z)
+        # fold the PCA inverse into one affine map: points = x @ W.T + b
+        self.weight = reg.coef_.T @ fs.pca.components          # (in, D)
+        self.bias = reg.intercept_ @ fs.pca.components + fs.pca.mean
+        return pd.DataFrame([{"epoch": 0, "train_loss": float(best["train_loss"]),
+                              "val_loss": float(best["val_loss"]),
+                              "alpha": self.dims["alpha"]}])
+
+    def predict(self, fs, clip: str) -> np.ndarray:
+        x = self._design(fs, np.asarray(fs.normalizer(fs.load(clip)["features"])))
+        return (x @ self.weight + self.bias).astype(np.float32)
+
+    def _state(self):
+        return {"weight": torch.from_numpy(self.weight), "bias": torch.from_numpy(self.bias)}
+
+    def _load_state(self, state):
+        self.weight, self.bias = state["weight"].numpy(), state["bias"].numpy()
+
+
+# ---------------------------------------------------------------------------- neural models
+
+class PCAHead(nn.Module):
+    """Whitened coefficients -> points: ``(z * sd) @ components + mean``. Fixed buffers (saved
+    with the weights): ``mean (D,)``, ``components (k, D)``, ``sd (k,)`` and the loss'
+    per-coordinate ``weights (D,)``."""
+
+    def __init__(self, k: int, d: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(d))
+        self.register_buffer("components", torch.zeros(k, d))
+        self.register_buffer("sd", torch.zeros(k))
+        self.register_buffer("weights", torch.ones(d))
+
+    def set(self, mean, components, sd, weights) -> "PCAHead":
+        for name, value in (("mean", mean), ("components", components), ("sd", sd),
+                            ("weights", weights)):
+            getattr(self, name).copy_(torch.as_tensor(np.asarray(value), dtype=torch.float32))
+        return self
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (z * self.sd) @ self.components + self.mean
+
+
+def point_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted MSE over coordinates ``(..., D)``, averaged over rows where ``mask`` holds."""
+    err = (pred - target) ** 2 * weights
+    per_row = err.mean(dim=-1)
+    if mask is None:
+        return per_row.mean()
+    m = mask.to(per_row.dtype)
+    return (per_row * m).sum() / m.sum().clamp_min(1.0)
+
+
+class NeuralModel(KeypointModel):
+    """Shared machinery: a network whose output is whitened PCA coefficients, a
+    :class:`PCAHead`, training through :func:`wav2kp.training.fit_module`."""
+
+    default_lr: ClassVar[float] = 1e-3
+
+    def _build(self) -> None:
+        """Create ``self.net`` and ``self.head`` from ``self.hparams`` and ``self.dims``."""
+        d = self.dims
+        self.head = PCAHead(int(d["n_components"]), int(d["n_targets"]))
+        self.net = self._make_net(int(d["n_features"]), int(d["n_components"]))
+
+    def _make_net(self, n_in: int, n_out: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _set_dims(self, fs, cfg) -> None:
+        utt = fs.load(fs.clips[0])
+        self.dims = {"n_features": int(utt["features"].shape[1]),
+                     "n_targets": int(utt["targets"].shape[1]),
+                     "n_components": int(fs.pca.n_components)}
+
+    def _init_head(self, fs, cfg) -> None:
+        self.head.set(fs.pca.mean, fs.pca.components, np.sqrt(fs.pca.explained_variance),
+                      point_weights(fs, cfg.mouth_weight))
+
+    def _state(self):
+        return {**{f"net.{k}": v for k, v in self.net.state_dict().items()},
+                **{f"head.{k}": v for k, v in self.head.state_dict().items()}}
+
+    def _load_state(self, state):
+        self._build()
+        self.net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
+        self.head.load_state_dict({k[5:]: v for k, v in state.items()
+                                   if k.startswith("head.")})
+        self.net.eval()
+
+    def fit(self, fs, cfg, run_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+        from wav2kp import training
+
+        training.seed_all(cfg)                      # the network's init depends on the seed
+        self._set_dims(fs, cfg)
+        self._build()
+        self._init_head(fs, cfg)
+        train_loader, val_loader = self._loaders(fs, cfg)
+        module = training.KeypointModule(self, cfg, lr=cfg.lr or self.default_lr)
+        history = training.fit_module(module, train_loader, val_loader, cfg, run_dir)
+        self.net.eval()
+        return history
+
+    def _loaders(self, fs, cfg):
+        raise NotImplementedError
+
+    def step(self, batch, cfg) -> torch.Tensor:
+        """Training / validation loss of one batch."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def _run(self, *inputs: torch.Tensor) -> np.ndarray:
+        self.net.eval()
+        dev = next(self.net.parameters()).device
+        self.head.to(dev)
+        out = self.head(self.net(*(t.to(dev) for t in inputs)))
+        return out.float().cpu().numpy()
+
+
+class _WindowNet(nn.Module):
+    def __init__(self, n_in: int, n_out: int, hidden: int, layers: int, dropout: float,
+                 bidirectional: bool) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(n_in, hidden, num_layers=layers, batch_first=True,
+                            dropout=dropout if layers > 1 else 0.0,
+                            bidirectional=bidirectional)
+        self.out = nn.Linear(hidden * (2 if bidirectional else 1), n_out)
+        nn.init.zeros_(self.out.weight)   # starts at the mean face
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:       # (B, W, F) -> (B, k)
+        _, (h, _) = self.lstm(x)
+        if self.lstm.bidirectional:
+            last = torch.cat([h[-2], h[-1]], dim=-1)        # last layer, both directions
+        else:
+            last = h[-1]                                      # last layer, last step
+        return self.out(last)
+
+
+class WindowLSTM(NeuralModel):
+    """An LSTM over each frame's context window, output from the final hidden state."""
+
+    name = "lstm"
+    defaults: ClassVar[dict[str, Any]] = {"hidden": 128, "layers": 2, "dropout": 0.1,
+                                          "bidirectional": False, "past_ms": None,
+                                          "future_ms": None}
+
+    def _context_ms(self, cfg) -> tuple[float, float]:
+        h = self.hparams
+        return (h["past_ms"] if h["past_ms"] is not None else cfg.past_ms,
+                h["future_ms"] if h["future_ms"] is not None else cfg.future_ms)
+
+    def _set_dims(self, fs, cfg) -> None:
+        super()._set_dims(fs, cfg)
+        self.dims["past_ms"], self.dims["future_ms"] = self._context_ms(cfg)
+
+    def _make_net(self, n_in, n_out):
+        h = self.hparams
+        return _WindowNet(n_in, n_out, int(h["hidden"]), int(h["layers"]), float(h["dropout"]),
+                          bool(h["bidirectional"]))
+
+    def _loaders(self, fs, cfg):
+        from wav2kp import training
+
+        past, future = self.dims["past_ms"], self.dims["future_ms"]
+        return (training.loader(fs.window_dataset("train", past, future), cfg, shuffle=True),
+                training.loader(fs.window_dataset("val", past, future), cfg, shuffle=False)
+                if fs.split_clips("val") else None)
+
+    def step(self, batch, cfg):
+        x, y = batch
+        return point_loss(self.head(self.net(x)), y, self.head.weights)
+
+    def predict(self, fs, clip: str, batch_size: int = 512) -> np.ndarray:
+        n_past, n_future = _context(self, fs)
+        x = np.asarray(fs.normalizer(fs.load(clip)["features"]), dtype=np.float32)
+        win = feats.windows(x, n_past, n_future)
+        out = [self._run(torch.from_numpy(np.ascontiguousarray(win[i:i + batch_size])))
+               for i in range(0, len(win), batch_size)]
+        return np.concatenate(out).astype(np.float32)
+
+
+class OriginalLSTM(WindowLSTM):
+    """The original architecture on the original's future-only window."""
+
+    name = "lstm_original"
+    default_lr = 1e-4
+    defaults: ClassVar[dict[str, Any]] = {"hidden": 200, "layers": 2, "dropout": 0.25,
+                                          "bidirectional": False,
+                                          "past_ms": feats.ORIGINAL_CONTEXT.past_ms,
+                                          "future_ms": feats.ORIGINAL_CONTEXT.future_ms}
+
+
+class _Block(nn.Module):
+    def __init__(self, channels: int, kernel: int, dilation: int, dropout: float) -> None:
+        super().__init__()
+        pad = dilation * (kernel - 1) // 2
+        self.conv1 = nn.Conv1d(channels, channels, kernel, dilation=dilation, padding=pad)
+        self.conv2 = nn.Conv1d(channels, channels, kernel, dilation=dilation, padding=pad)
+        self.drop = nn.Dropout(dropout)
+        self.act = nn.GELU()
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        y = self.drop(self.act(self.conv1(h)))
+        y = self.drop(self.conv2(y))
+        return self.act(h + y) * mask
+
+
+class _TCN(nn.Module):
+    def __init__(self, n_in: int, n_out: int, channels: int, kernel: int, dilations,
+                 dropout: float, n_emotions: int = 0, emotion_dim: int = 0) -> None:
+        super().__init__()
+        self.emotion = nn.Embedding(n_emotions, emotion_dim) if n_emotions else None
+        self.inp = nn.Conv1d(n_in + (emotion_dim if n_emotions else 0), channels, 1)
+        self.blocks = nn.ModuleList(_Block(channels, kernel, int(d), dropout)
+                                    for d in dilations)
+        self.out = nn.Conv1d(channels, n_out, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                emotion: torch.Tensor | None = None) -> torch.Tensor:
+        """``x (B, L, F)``, ``mask (B, L)`` (None: all frames), ``emotion (B,)`` -> ``(B, L, k)``."""
+        if mask is None:
+            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        if self.emotion is not None:
+            e = self.emotion(emotion)[:, None, :].expand(-1, x.shape[1], -1)
+            x = torch.cat([x, e], dim=-1)
+        m = mask[:, None, :].to(x.dtype)
+        h = self.inp((x * mask[..., None].to(x.dtype)).transpose(1, 2)) * m
+        for block in self.blocks:
+            h = block(h, m)
+        return self.out(h).transpose(1, 2)
+
+
+class _EmotionUtterances(torch.utils.data.Dataset):
+    """An :class:`~wav2kp.dataset.UtteranceDataset` whose items also carry an emotion index."""
+
+    def __init__(self, base, emotions: list[int]) -> None:
+        self.base, self.emotions = base, emotions
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i):
+        return (*self.base[i], self.emotions[i])
+
+
+def _collate_with_emotion(batch):
+    from wav2kp.dataset import collate_padded
+
+    return collate_padded([b[:3] for b in batch]), torch.tensor([b[3] for b in batch])
+
+
+class TCN(NeuralModel):
+    name = "tcn"
+    defaults: ClassVar[dict[str, Any]] = {"channels": 128, "kernel": 3,
+                                          "dilations": [1, 2, 4, 8], "dropout": 0.1}
+    uses_emotion: ClassVar[bool] = False
+
+    def _make_net(self, n_in, n_out):
+        h = self.hparams
+        n_emo = len(self.dims.get("emotions", [])) + 2 if self.uses_emotion else 0
+        return _TCN(n_in, n_out, int(h["channels"]), int(h["kernel"]), h["dilations"],
+                    float(h["dropout"]), n_emo, int(h.get("emotion_dim", 0)))
+
+    def receptive_field(self) -> int:
+        """Frames either side that an output frame sees."""
+        h = self.hparams
+        return int(sum(2 * d * (int(h["kernel"]) - 1) // 2 for d in h["dilations"]))
+
+    def emotion_index(self, fs, clip: str) -> int:
+        """0 neutral, 1 unknown, 2 + position in ``dims["emotions"]``."""
+        row = fs.splits.loc[fs.splits["clip"] == clip]
+        if row.empty:
+            return 1
+        if "neutral" in row.columns and bool(row["neutral"].iloc[0]):
+            return 0
+        emo = row["emotion"].iloc[0] if "emotion" in row.columns else pd.NA
+        known = self.dims.get("emotions", [])
+        if pd.isna(emo) or int(emo) not in known:
+            return 1
+        return 2 + known.index(int(emo))
+
+    def _set_dims(self, fs, cfg) -> None:
+        super()._set_dims(fs, cfg)
+        if self.uses_emotion:
+            emo = fs.splits.loc[~fs.splits["neutral"].astype(bool), "emotion"].dropna()
+            self.dims["emotions"] = sorted({int(e) for e in emo})
+
+    def _loaders(self, fs, cfg):
+        from wav2kp import training
+        from wav2kp.dataset import collate_padded
+
+        def make(split, shuffle):
+            if not fs.split_clips(split):
+                return None
+            ds = fs.utterance_dataset(split)
+            if self.uses_emotion:
+                ds = _EmotionUtterances(ds, [self.emotion_index(fs, c) for c in ds.clips])
+                return training.loader(ds, cfg, shuffle, collate_fn=_collate_with_emotion)
+            return training.loader(ds, cfg, shuffle, collate_fn=collate_padded)
+
+        return make("train", True), make("val", False)
+
+    def step(self, batch, cfg):
+        weights = self.head.weights
+        if self.uses_emotion:
+            batch, emotion = batch
+        else:
+            emotion = None
+        pred = self.head(self.net(batch.features, batch.mask, emotion))
+        ok = batch.valid & batch.mask
+        loss = point_loss(pred, batch.targets, weights, ok)
+        if cfg.velocity_weight:
+            both = ok[:, 1:] & ok[:, :-1]
+            loss = loss + cfg.velocity_weight * point_loss(
+                pred[:, 1:] - pred[:, :-1], batch.targets[:, 1:] - batch.targets[:, :-1],
+                weights, both)
+        return loss
+
+    def predict(self, fs, clip: str) -> np.ndarray:
+        x = torch.from_numpy(np.asarray(fs.normalizer(fs.load(clip)["features"]),
+                                        dtype=np.float32))[None]
+        args = [x, None]
+        if self.uses_emotion:
+            args.append(torch.tensor([self.emotion_index(fs, clip)]))
+        self.net.eval()
+        dev = next(self.net.parameters()).device
+        self.head.to(dev)
+        with torch.no_grad():
+            out = self.head(self.net(*(a.to(dev) if a is not None else None for a in args)))
+        return out[0].float().cpu().numpy()
+
+
+class EmotionTCN(TCN):
+    name = "tcn_emotion"
+    defaults: ClassVar[dict[str, Any]] = {**TCN.defaults, "emotion_dim": 8}
+    uses_emotion = True
+
+
+MODELS: dict[str, type[KeypointModel]] = {
+    m.name: m for m in (MeanFace, Energy, Ridge, OriginalLSTM, WindowLSTM, TCN, EmotionTCN)}
+
+
+def create(name: str, **hparams: Any) -> KeypointModel:
+    """A fresh, untrained model of registry name ``name`` (see :data:`MODELS`)."""
+    if name not in MODELS:
+        raise ValueError(f"Unknown model {name!r}; known: {sorted(MODELS)}.")
+    return MODELS[name](**hparams)
+
+
+def load_run(run_dir: str | os.PathLike) -> KeypointModel:
+    """The model a training run saved in ``run_dir`` (``weights.pt`` + ``config.json``)."""
+    return KeypointModel.load(run_dir)
