@@ -46,3 +46,17 @@ def real_samples() -> Path:
     if not folder.is_dir():
         pytest.skip(f"real samples not available ({folder} is absent)")
     return folder
+
+
+@pytest.fixture(scope="session")
+def quick_clips(quick_corpus):
+    """The quick corpus' clip table, its clips extracted under ``data/interim/bundled``."""
+    from wav2kp import corpus as corpora
+    from wav2kp import landmarks
+    from wav2kp.corpus import bundled
+
+    clips = corpora.discover(quick_corpus.out_dir)
+    clips = clips[clips["clip"].isin(bundled.subset_names("quick"))].reset_index(drop=True)
+    report = landmarks.extract(clips, corpus="bundled", n_jobs=2, progress=False)
+    assert len(report.failures) == 0, report.failures.to_dict("records")
+    return clips

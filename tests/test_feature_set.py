@@ -8,19 +8,9 @@ import numpy as np
 import pytest
 
 from wav2kp import config, dataset, features, landmarks, shapes
-from wav2kp import corpus as corpora
 from wav2kp.corpus import bundled
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def quick_clips(quick_corpus):
-    clips = corpora.discover(quick_corpus.out_dir)
-    clips = clips[clips["clip"].isin(bundled.subset_names("quick"))].reset_index(drop=True)
-    report = landmarks.extract(clips, corpus="bundled", n_jobs=2, progress=False)
-    assert len(report.failures) == 0
-    return clips
 
 
 @pytest.fixture(scope="module")

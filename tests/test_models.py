@@ -9,9 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from wav2kp import config, dataset, landmarks, models, training
-from wav2kp import corpus as corpora
-from wav2kp.corpus import bundled
+from wav2kp import config, dataset, models, training
 
 pytestmark = pytest.mark.slow
 
@@ -28,15 +26,6 @@ def _cfg(name: str, **kw) -> training.TrainConfig:
     base = dict(max_epochs=EPOCHS.get(name, 1), batch_size=4 if utterances else 128,
                 lr=3e-3, patience=50, progress="none", seed=0)
     return training.TrainConfig(**{**base, **kw})
-
-
-@pytest.fixture(scope="module")
-def quick_clips(quick_corpus):
-    clips = corpora.discover(quick_corpus.out_dir)
-    clips = clips[clips["clip"].isin(bundled.subset_names("quick"))].reset_index(drop=True)
-    report = landmarks.extract(clips, corpus="bundled", n_jobs=2, progress=False)
-    assert len(report.failures) == 0
-    return clips
 
 
 @pytest.fixture(scope="module")
