@@ -56,7 +56,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wav2kp.manifest import package_versions, write_json_atomic
+from wav2kp.manifest import (package_versions, write_csv_atomic, write_json_atomic,
+                             write_npz_atomic)
 
 SPLITS = ("train", "val", "test")
 #: Columns of ``splits.csv``, in order.
@@ -266,14 +267,7 @@ def write_splits(table: pd.DataFrame, path: str | os.PathLike) -> Path:
         raise ValueError(f"Cannot write {path}: the table lacks {sorted(missing)}; "
                          f"make it with make_splits.")
     check_no_leak(table)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        table[[c for c in SPLIT_COLUMNS if c in table.columns]].to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_csv_atomic(path, table[[c for c in SPLIT_COLUMNS if c in table.columns]])
 
 
 def read_splits(path: str | os.PathLike) -> pd.DataFrame:
@@ -352,16 +346,7 @@ def save_utterances(out_dir: str | os.PathLike,
     paths = []
     for clip, utt in utterances.items():
         arrays = _check_utterance(str(clip), utt)
-        path = utterance_path(out_dir, clip)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.partial.npz")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        paths.append(path)
+        paths.append(write_npz_atomic(utterance_path(out_dir, clip), **arrays))
     return paths
 
 

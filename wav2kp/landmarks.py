@@ -9,7 +9,6 @@ import functools
 import hashlib
 import importlib.util
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -338,19 +337,12 @@ def detect_every_frame(path: str | Path, upsample: int = 1) -> ClipLandmarks:
 
 def save_landmarks(path: Path, track: ClipLandmarks, **extra) -> None:
     """Write a landmarks ``.npz`` atomically (hidden temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial.npz")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh, points=track.points, times=track.times, found=track.found,
-                interpolated=track.interpolated, fps_num=track.fps.numerator,
-                fps_den=track.fps.denominator, size=np.array(track.size),
-                redetections=track.redetections, **extra)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from wav2kp.manifest import write_npz_atomic
+
+    write_npz_atomic(path, points=track.points, times=track.times, found=track.found,
+                     interpolated=track.interpolated, fps_num=track.fps.numerator,
+                     fps_den=track.fps.denominator, size=np.array(track.size),
+                     redetections=track.redetections, **extra)
 
 
 def load_landmarks(path: str | Path) -> ClipLandmarks:
@@ -485,7 +477,7 @@ def extract(source, corpus: str | None = None, out_dir: Path | None = None, n_jo
     from tqdm import tqdm
 
     from wav2kp import config as cfg
-    from wav2kp.manifest import package_versions, write_json_atomic
+    from wav2kp.manifest import package_versions, write_csv_atomic, write_json_atomic
 
     t0 = time.perf_counter()
     clips = _clip_table(source)
@@ -522,15 +514,9 @@ def extract(source, corpus: str | None = None, out_dir: Path | None = None, n_jo
                                       "numpy")),
         "clips": {r["clip"]: {"sha256": r["sha256"], "source": r["source"]} for r in rows},
         "failures": failures, "wall_s": round(wall, 2)})
-    _write_csv(out_dir / "qc.csv", qc)
-    _write_csv(out_dir / "failures.csv", fails)
+    write_csv_atomic(out_dir / "qc.csv", qc)
+    write_csv_atomic(out_dir / "failures.csv", fails)
     return ExtractionReport(out_dir, qc, fails, wall)
-
-
-def _write_csv(path: Path, table: "pd.DataFrame") -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def compare_to_truth(interim_dir: Path, corpus_dir: Path, clips: "pd.DataFrame") -> "pd.DataFrame":

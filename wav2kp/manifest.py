@@ -5,13 +5,14 @@ whether its cached output is still valid.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 
 def package_versions(packages: Iterable[str]) -> dict[str, str]:
@@ -34,11 +35,40 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    """Write ``data`` as indented UTF-8 JSON through a hidden temp file and ``os.replace``."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden temp path (``.<stem>.partial<suffix>``, same folder) to write ``path``
+    through: renamed onto ``path`` when the block succeeds, removed in every case otherwise, so
+    nothing is ever left half-written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented UTF-8 JSON, atomically (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str),
+                       encoding="utf-8")
+    return Path(path)
+
+
+def write_npz_atomic(path: str | os.PathLike, **arrays: Any) -> Path:
+    """Write arrays to a compressed ``.npz``, atomically (:func:`atomic_path`)."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    return Path(path)
+
+
+def write_csv_atomic(path: str | os.PathLike, table: Any) -> Path:
+    """Write a pandas table as CSV without its index, atomically (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return Path(path)

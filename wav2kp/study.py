@@ -17,7 +17,6 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -28,7 +27,7 @@ from typing import Any
 import yaml
 
 from wav2kp import config
-from wav2kp.manifest import package_versions
+from wav2kp.manifest import atomic_path, package_versions
 
 #: ``NN_name.ipynb``: two digits, an underscore, a name.
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_.+\.ipynb$")
@@ -191,22 +190,10 @@ def resolve_parameters(
 
 # --------------------------------------------------------------------------- execution
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
 def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; reports are for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` through a hidden temp file in the same folder and a rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def export_html(executed: Path, html_path: Path) -> Path:

@@ -244,10 +244,9 @@ def fit_module(module, train_loader, val_loader, cfg: TrainConfig,
 
 
 def write_history(history: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    history.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    from wav2kp.manifest import write_csv_atomic
+
+    write_csv_atomic(path, history)
 
 
 # -------------------------------------------------------------------------------- evaluation

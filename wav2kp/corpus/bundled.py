@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import math
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -29,7 +28,7 @@ import numpy as np
 import yaml
 
 from wav2kp import config
-from wav2kp.manifest import package_versions, write_json_atomic
+from wav2kp.manifest import package_versions, write_json_atomic, write_npz_atomic
 from wav2kp.media import write_video
 
 if TYPE_CHECKING:
@@ -194,13 +193,6 @@ def _face_model():
     return _MODEL
 
 
-def _atomic_npz(path: Path, **arrays) -> None:
-    tmp = path.with_name(f".{path.stem}.partial.npz")
-    with open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
-    os.replace(tmp, path)
-
-
 def gt_path(out_dir: Path, clip: str) -> Path:
     return Path(out_dir) / "groundtruth" / f"{clip}.npz"
 
@@ -228,7 +220,7 @@ def build_clip(spec: ClipSpec, out_dir: Path, seed: int = 0) -> dict:
     write_video(out_dir / f"{spec.name}.mp4", frames, clip.audio, model.template.size,
                 fps=FPS, audio_rate=AUDIO_RATE)  # atomic
     starts = np.array([p[0] for p in clip.phonemes])
-    _atomic_npz(
+    write_npz_atomic(
         gt_path(out_dir, spec.name),
         points=clip.points, times=clip.times, params=clip.params.astype(np.float32),
         blink=clip.blink.astype(np.float32), head=clip.head.astype(np.float32),
