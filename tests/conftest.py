@@ -25,7 +25,7 @@ from wav2kp import config  # noqa: E402  (after WAV2KP_HOME is settled)
 
 @pytest.fixture(scope="session")
 def quick_corpus():
-    """The bundled corpus' quick subset (8 clips) built under ``$WAV2KP_HOME/data/raw/bundled``,
+    """The bundled corpus' quick subset (24 clips) built under ``$WAV2KP_HOME/data/raw/bundled``,
     once per session (~20 s on 2 cores; a no-op when it is already current there).
 
     Returns the :class:`wav2kp.corpus.bundled.BuildReport`; ``.out_dir`` is the folder.
@@ -35,7 +35,7 @@ def quick_corpus():
     out_dir = config.raw_dir("bundled")
     report = bundled.build(out_dir=out_dir, subset="quick", n_jobs=2, progress=False)
     assert not report.failures, f"quick corpus failed to build: {report.failures}"
-    assert report.n_built + report.n_cached == 8
+    assert report.n_built + report.n_cached == 24
     return report
 
 

@@ -212,8 +212,8 @@ def test_full_corpus_specs() -> None:
 
 def test_quick_subset_specs() -> None:
     specs = bundled.clip_specs("quick")
-    assert len(specs) == 8
-    assert len({s.emotion for s in specs}) >= 2
+    assert len(specs) == 24
+    assert len({s.emotion for s in specs}) == 4
     assert {s.neutral for s in specs} == {False, True}
     assert len({s.variant for s in specs}) >= 3
     assert {s.name for s in specs} <= {s.name for s in bundled.clip_specs("full")}
@@ -340,7 +340,7 @@ def test_rebuild_is_a_noop_and_seed_invalidates(built: Path) -> None:
     assert len(files) >= 16
     before = {p: p.stat().st_mtime_ns for p in files}
     report = bundled.build(out_dir=built, subset="quick", n_jobs=2, progress=False)
-    assert (report.n_cached, report.n_built, report.failures) == (8, 0, [])
+    assert (report.n_cached, report.n_built, report.failures) == (24, 0, [])
     assert {p: p.stat().st_mtime_ns for p in files} == before
     for spec in bundled.clip_specs("quick"):
         assert bundled.is_current(built, spec, seed=0)
@@ -371,7 +371,7 @@ def test_dlib_finds_the_groundtruth_keypoints(built: Path, truth: dict) -> None:
     """The corpus' acceptance number: dlib, run on the rendered frames, lands within 5 % of the
     inter-ocular distance of the keypoints the frames were rendered from."""
     names = [s.name for s in bundled.clip_specs("quick") if s.sentence == 1]
-    assert len(names) == 4 and len({n.split("_")[0] for n in names}) == 2
+    assert len(names) == 8 and len({n.split("_")[0] for n in names}) == 4
     n_frames, errors, mouth = 0, [], []
     for name in names:
         gt = truth[name]["points"].astype(np.float64)

@@ -77,7 +77,7 @@ def test_full_chu_table_one_sentence_per_holdout_per_emotion():
 
 
 def test_two_sentences_per_emotion_quick_subset():
-    # the quick subset: emotions 1 and 20, sentences 1-2, both takes (8 clips)
+    # two sentences per emotion (the quick subset of earlier versions): 8 clips
     table = ds.make_splits(chu_table((1, 20), (1, 2)), seed=0)
     ds.check_no_leak(table)
     for emotion, by_split in splits_per_emotion(table).items():

@@ -30,7 +30,7 @@ def _lag_frames(a: np.ndarray, b: np.ndarray, max_lag: int = 30) -> int:
 
 def test_set_layout_splits_and_manifest(face_set, quick_clips) -> None:
     fs, stats = face_set
-    assert stats["clips"] == 8 and not stats["missing"]
+    assert stats["clips"] == 24 and not stats["missing"]
     assert set(fs.clips) == set(quick_clips["clip"])
     dataset.check_no_leak(fs.splits)
     assert set(fs.splits["split"]) == {"train", "val", "test"}

@@ -37,9 +37,9 @@ def test_plain_papermill_rerun_with_parameters(quick_corpus, tmp_path: Path) -> 
     numbers = _results("00_corpus.json")
     stats = bundled.statistics(quick_corpus.out_dir, bundled.subset_names("quick"))
     assert numbers["corpus"] == "bundled" and numbers["subset"] == "quick"
-    assert numbers["clips"] == 8
-    assert numbers["emotions"] == 2
-    assert numbers["neutral_takes"] == 4
+    assert numbers["clips"] == 24
+    assert numbers["emotions"] == 4
+    assert numbers["neutral_takes"] == 12
     assert numbers["speakers"] == [bundled.SPEAKER]
     assert numbers["voice_variants"] >= 3
     assert numbers["min_face_width_px"] >= 200
@@ -59,8 +59,8 @@ def test_plain_papermill_rerun_with_parameters(quick_corpus, tmp_path: Path) -> 
     assert nbval(out).returncode == 0
     record = json.loads(out.read_text())
     checked = [c for c in record["cells"] if "NBVAL_CHECK_OUTPUT" in "".join(c["source"])]
-    assert checked and "'clips': 8" in "".join(checked[0]["outputs"][0]["text"])
-    checked[0]["outputs"][0]["text"] = ["{'clips': 9}\n"]
+    assert checked and "'clips': 24" in "".join(checked[0]["outputs"][0]["text"])
+    checked[0]["outputs"][0]["text"] = ["{'clips': 25}\n"]
     tampered = tmp_path / "tampered.ipynb"
     tampered.write_text(json.dumps(record))
     assert nbval(tampered).returncode == 1

@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     csub = pc.add_subparsers(dest="corpus_command", required=True)
     b = csub.add_parser("build", help="build (or update) the bundled synthetic corpus")
     b.add_argument("--profile", default="full", choices=["quick", "full"],
-                   help="quick: about 8 clips; full: all 132")
+                   help="quick: 24 clips; full: all 132")
     b.add_argument("--out", help="output folder (default data/raw/bundled)")
     b.add_argument("--jobs", type=int, default=-1, help="parallel workers (-1: all cores)")
     b.add_argument("--seed", type=int, default=0)

@@ -16,8 +16,8 @@ its emotional take goes, so no sentence of the test set is ever heard in trainin
 - Fallback, so that small tables still give three usable splits: when the groups above leave
   test or val empty and there are at least 3 groups, one train group moves there (from the
   emotion with the most train groups; ties by a seeded hash). Only while at least one train
-  group remains. The quick subset (emotions 1 and 20, sentences 1-2) therefore gives 2 test
-  groups (4 clips), 1 val group (2 clips) and 1 train group (2 clips).
+  group remains. Two sentences per emotion (emotions 1 and 20, sentences 1-2, say) therefore give 2
+  test groups (4 clips), 1 val group (2 clips) and 1 train group (2 clips).
 - ``val_fraction`` / ``test_fraction`` of 0 switch that split off (for both rules); otherwise
   the CH-Unicamp rule uses sentence counts, not the fractions.
 - Other clips (emotion or sentence unknown: generic folders) are split clip by clip: clips ranked

@@ -44,7 +44,8 @@ at the video frame times. Registry names (:data:`MODELS`):
 
 **Outputs and loss (all neural models).** The network outputs *whitened* PCA coefficients
 ``z`` (``coeff = z * sqrt(explained_variance)``, so outputs are O(1) and a zero output is the
-mean face); the loss is computed in *point space*: ``points = coeff @ components + pca.mean``,
+mean face); with the hyper-parameter ``targets="raw"`` (an ablation) it outputs every
+coordinate instead, standardised by the training targets' mean and standard deviation; the loss is computed in *point space*: ``points = coeff @ components + pca.mean``,
 ``loss = mean over valid frames and coordinates of w * (points - target)^2`` with ``w = 1``,
 or ``1 + mouth_weight`` on the mouth points' coordinates when the targets are the whole face.
 With ``mouth_weight = 0`` this equals the plain coefficient MSE up to a constant factor and the
@@ -393,15 +394,29 @@ class NeuralModel(KeypointModel):
     def _make_net(self, n_in: int, n_out: int) -> nn.Module:
         raise NotImplementedError
 
+    def _raw_targets(self) -> bool:
+        kind = self.hparams.get("targets", "pca")
+        if kind not in ("pca", "raw"):
+            raise ValueError(f"{self.name}: targets must be 'pca' or 'raw', got {kind!r}.")
+        return kind == "raw"
+
     def _set_dims(self, fs, cfg) -> None:
         utt = fs.load(fs.clips[0])
-        self.dims = {"n_features": int(utt["features"].shape[1]),
-                     "n_targets": int(utt["targets"].shape[1]),
-                     "n_components": int(fs.pca.n_components)}
+        n_targets = int(utt["targets"].shape[1])
+        self.dims = {"n_features": int(utt["features"].shape[1]), "n_targets": n_targets,
+                     "n_components": n_targets if self._raw_targets()
+                     else int(fs.pca.n_components)}
 
     def _init_head(self, fs, cfg) -> None:
+        weights = point_weights(fs, cfg.mouth_weight)
+        if self._raw_targets():
+            # raw coordinates: the head only un-standardises (identity "components", the
+            # training targets' per-coordinate mean and standard deviation)
+            y = np.concatenate(_split_frames(fs, "train")[1])
+            self.head.set(y.mean(axis=0), np.eye(y.shape[1]), y.std(axis=0) + 1e-8, weights)
+            return
         self.head.set(fs.pca.mean, fs.pca.components, np.sqrt(fs.pca.explained_variance),
-                      point_weights(fs, cfg.mouth_weight))
+                      weights)
 
     def _state(self):
         return {**{f"net.{k}": v for k, v in self.net.state_dict().items()},
@@ -469,7 +484,7 @@ class WindowLSTM(NeuralModel):
     name = "lstm"
     defaults: ClassVar[dict[str, Any]] = {"hidden": 128, "layers": 2, "dropout": 0.1,
                                           "bidirectional": False, "past_ms": None,
-                                          "future_ms": None}
+                                          "future_ms": None, "targets": "pca"}
 
     def _context_ms(self, cfg) -> tuple[float, float]:
         h = self.hparams
@@ -514,7 +529,8 @@ class OriginalLSTM(WindowLSTM):
     defaults: ClassVar[dict[str, Any]] = {"hidden": 200, "layers": 2, "dropout": 0.25,
                                           "bidirectional": False,
                                           "past_ms": feats.ORIGINAL_CONTEXT.past_ms,
-                                          "future_ms": feats.ORIGINAL_CONTEXT.future_ms}
+                                          "future_ms": feats.ORIGINAL_CONTEXT.future_ms,
+                                          "targets": "pca"}
 
 
 class _Block(nn.Module):
@@ -581,7 +597,8 @@ def _collate_with_emotion(batch):
 class TCN(NeuralModel):
     name = "tcn"
     defaults: ClassVar[dict[str, Any]] = {"channels": 128, "kernel": 3,
-                                          "dilations": [1, 2, 4, 8], "dropout": 0.1}
+                                          "dilations": [1, 2, 4, 8], "dropout": 0.1,
+                                          "targets": "pca"}
     uses_emotion: ClassVar[bool] = False
 
     def _make_net(self, n_in, n_out):

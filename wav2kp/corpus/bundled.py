@@ -42,7 +42,7 @@ FRAME_SIZE = 384
 FACE = "grace_hopper"
 VARIANTS = ("f1", "f2", "f3", "f4")   # espeak-ng female variants: four voices, one "actress"
 LEAD_S, TAIL_S = 0.4, 0.4              # silence before and after the sentence
-QUICK = {"emotions": [1, 20], "sentences": [1, 2]}  # 8 clips: joy and anger, both takes
+QUICK = {"emotions": [1, 8, 14, 20], "sentences": [1, 2, 3]}  # 24 clips: joy, fear, shame, anger
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ def sentences() -> dict[int, list[str]]:
 
 
 def clip_specs(subset: str | dict = "full") -> list[ClipSpec]:
-    """Clips of a subset: ``"full"`` (132), ``"quick"`` (8: emotions 1 and 20, sentences 1-2,
-    both takes) or ``{"emotions": [...], "sentences": [...]}``."""
+    """Clips of a subset: ``"full"`` (132), ``"quick"`` (24: emotions 1, 8, 14 and 20,
+    sentences 1-3, both takes) or ``{"emotions": [...], "sentences": [...]}``."""
     if subset == "quick":
         subset = QUICK
     table = sentences()
