@@ -257,7 +257,7 @@ def test_discover_bundled_lists_the_quick_clips(built: Path) -> None:
         row = by_name.loc[spec.name]
         assert (row["emotion"], row["sentence"], row["neutral"]) == \
             (spec.emotion, spec.sentence, spec.neutral)
-        assert row["emotion_name"] == {1: "Joy", 20: "Anger"}[spec.emotion]
+        assert row["emotion_name"] == {1: "Joy", 8: "Fear", 14: "Shame", 20: "Anger"}[spec.emotion]
         assert row["speaker"] == bundled.SPEAKER
         assert Path(row["path"]).parent == built.resolve()
     info = describe(clips)
@@ -322,8 +322,11 @@ def test_audio_track_is_the_synthesized_audio(built: Path, truth: dict, name: st
 
     decoded = media.decode_audio(built / f"{name}.mp4", 44100)
     syn = clip.audio.astype(np.float64)
-    assert 0 <= len(decoded) - len(syn) < 2048  # AAC pads to whole 1024-sample frames
-    dec = decoded[:len(syn)].astype(np.float64)
+    # AAC pads to whole 1024-sample frames; the muxer may also end the track a few samples
+    # early (24 samples, 0.5 ms, measured on one clip): compare over the common length
+    assert abs(len(decoded) - len(syn)) < 2048
+    n = min(len(decoded), len(syn))
+    dec, syn = decoded[:n].astype(np.float64), syn[:n]
     corr = correlate(dec, syn, mode="full", method="fft")
     max_lag = 4410  # search +-100 ms
     centre = len(syn) - 1
