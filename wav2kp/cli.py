@@ -5,6 +5,7 @@
     wav2kp corpus list [FOLDER]
     wav2kp extract <folder-or-file|bundled> [--out DIR] [--jobs N] [--force]
     wav2kp train --model NAME [--epochs N] [--corpus bundled|DIR] [--subset quick|full] ...
+    wav2kp predict SPEECH [--model RUN] [--emotion NAME] [--out DIR] [--face IMAGE] [--fps 29.97]
 """
 from __future__ import annotations
 
@@ -121,6 +122,62 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_fps(text: str):
+    from fractions import Fraction
+
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"fps must be positive, got {text}")
+    if abs(value - 29.97) < 0.006:
+        return Fraction(30000, 1001)
+    if abs(value - 59.94) < 0.006:
+        return Fraction(60000, 1001)
+    return Fraction(text).limit_denominator(1001)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from wav2kp import inference, synthesis
+
+    try:
+        predictor = (inference.Predictor(_run_path(args.model)) if args.model
+                     else inference.Predictor.default())
+        pred = predictor.predict_file(args.speech, fps=args.fps, emotion=args.emotion)
+        face = None
+        if args.face:
+            from wav2kp import render
+
+            face = (render.FaceRenderer(size=args.size) if args.face == "corpus"
+                    else render.FaceRenderer.from_file(args.face, size=args.size))
+        out = Path(args.out) if args.out else (Path("predictions") / Path(args.speech).stem)
+        paths = synthesis.write_outputs(pred, out, predictor.rest(), source=args.speech,
+                                        face=face, size=args.size, vid2vid=args.vid2vid)
+    except inference.PredictError as err:
+        print(f"wav2kp predict: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        print(f"wav2kp predict: {err}", file=sys.stderr)
+        return 2
+    if pred.padded_s:
+        past, future = predictor.context_s
+        print(f"note: {args.speech} lasts {len(pred.audio) / inference.RATE:.2f} s, shorter "
+              f"than the context of {predictor.name} ({past:.2f} s before + {future:.2f} s after "
+              f"a frame); it was padded with {pred.padded_s:.2f} s of silence on each side, "
+              f"cut from the output again.")
+    print(f"{len(pred.times)} frames at {float(pred.fps):.3f} fps by {predictor.name} "
+          f"({predictor.run_dir}) -> {out}")
+    for what, path in paths.items():
+        print(f"  {what}: {path}")
+    return 0
+
+
+def _run_path(text: str) -> Path:
+    """A run folder, or a run name under data/models."""
+    from wav2kp import config
+
+    path = Path(text)
+    return path if path.exists() else config.models_dir() / text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wav2kp", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -169,6 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--run", help="run folder (default data/models/<corpus>_<subset>_<model>)")
     tr.set_defaults(func=_cmd_train)
+
+    pr = sub.add_parser("predict", help="keypoints (npy, csv), a sketch video and optionally a "
+                                        "face video from any speech recording")
+    pr.add_argument("speech", help="an audio or video file (wav, flac, mp3, m4a, ogg, mp4, ...)")
+    pr.add_argument("--model", help="a run folder or run name under data/models (default: the "
+                                    "best model of the last study)")
+    pr.add_argument("--emotion", help="emotion name or number for emotion-conditioned models "
+                                      "(e.g. Joy, Anger, neutral)")
+    pr.add_argument("--out", help="output folder (default predictions/<file name>)")
+    pr.add_argument("--face", help="a photo with a face to animate, or 'corpus' for the "
+                                   "bundled corpus face")
+    pr.add_argument("--fps", type=_parse_fps, default=_parse_fps("29.97"),
+                    help="output frame rate (default 29.97 = 30000/1001)")
+    pr.add_argument("--size", type=int, default=256, help="video size in pixels (default 256)")
+    pr.add_argument("--vid2vid", action="store_true",
+                    help="also export keypoints and edge maps in NVIDIA vid2vid's face layout")
+    pr.set_defaults(func=_cmd_predict)
     return parser
 
 

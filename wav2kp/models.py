@@ -141,9 +141,20 @@ class KeypointModel:
     def fit(self, fs, cfg) -> pd.DataFrame:
         raise NotImplementedError
 
+    def predict_features(self, fs, features: np.ndarray, emotion: int | None = None
+                         ) -> np.ndarray:
+        """Targets ``(N, D)`` float32 (normalised coordinates) from raw (un-normalised) features
+        ``(N, F)`` computed with ``fs.mfcc``: how audio that is not in the set is predicted.
+        ``emotion`` is an index of :meth:`TCN.emotion_index` (ignored by other models)."""
+        raise NotImplementedError
+
     def predict(self, fs, clip: str) -> np.ndarray:
         """Targets ``(N, D)`` float32 (normalised coordinates) at the clip's feature frames."""
-        raise NotImplementedError
+        return self.predict_features(fs, fs.load(clip)["features"],
+                                     **self._clip_condition(fs, clip))
+
+    def _clip_condition(self, fs, clip: str) -> dict[str, Any]:
+        return {}
 
     def _state(self) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -205,9 +216,8 @@ class MeanFace(KeypointModel):
         return pd.DataFrame([{"epoch": 0, "train_loss": _mse(self.mean, ys),
                               "val_loss": _mse(self.mean, _split_frames(fs, "val")[1])}])
 
-    def predict(self, fs, clip: str) -> np.ndarray:
-        n = len(fs.load(clip)["feature_times"])
-        return np.tile(self.mean.astype(np.float32), (n, 1))
+    def predict_features(self, fs, features, emotion=None) -> np.ndarray:
+        return np.tile(self.mean.astype(np.float32), (len(features), 1))
 
     def _state(self):
         return {"mean": torch.from_numpy(self.mean)}
@@ -252,8 +262,8 @@ class Energy(KeypointModel):
     def _points(self, energy: np.ndarray) -> np.ndarray:
         return self._mean + (self.a * energy + self.b)[:, None] * self._comp
 
-    def predict(self, fs, clip: str) -> np.ndarray:
-        x = np.asarray(fs.normalizer(fs.load(clip)["features"]))
+    def predict_features(self, fs, features, emotion=None) -> np.ndarray:
+        x = np.asarray(fs.normalizer(features))
         return self._points(x[:, int(self.hparams["coefficient"])].astype(np.float64)
                             ).astype(np.float32)
 
@@ -333,8 +343,8 @@ class Ridge(KeypointModel):
                               "val_loss": float(best["val_loss"]),
                               "alpha": self.dims["alpha"]}])
 
-    def predict(self, fs, clip: str) -> np.ndarray:
-        x = self._design(fs, np.asarray(fs.normalizer(fs.load(clip)["features"])))
+    def predict_features(self, fs, features, emotion=None) -> np.ndarray:
+        x = self._design(fs, np.asarray(fs.normalizer(features)))
         return (x @ self.weight + self.bias).astype(np.float32)
 
     def _state(self):
@@ -512,9 +522,10 @@ class WindowLSTM(NeuralModel):
         x, y = batch
         return point_loss(self.head(self.net(x)), y, self.head.weights)
 
-    def predict(self, fs, clip: str, batch_size: int = 512) -> np.ndarray:
+    def predict_features(self, fs, features, emotion=None, batch_size: int = 512
+                         ) -> np.ndarray:
         n_past, n_future = _context(self, fs)
-        x = np.asarray(fs.normalizer(fs.load(clip)["features"]), dtype=np.float32)
+        x = np.asarray(fs.normalizer(features), dtype=np.float32)
         win = feats.windows(x, n_past, n_future)
         out = [self._run(torch.from_numpy(np.ascontiguousarray(win[i:i + batch_size])))
                for i in range(0, len(win), batch_size)]
@@ -662,12 +673,32 @@ class TCN(NeuralModel):
                 weights, both)
         return loss
 
-    def predict(self, fs, clip: str) -> np.ndarray:
-        x = torch.from_numpy(np.asarray(fs.normalizer(fs.load(clip)["features"]),
-                                        dtype=np.float32))[None]
+    def _clip_condition(self, fs, clip: str) -> dict[str, Any]:
+        return {"emotion": self.emotion_index(fs, clip)} if self.uses_emotion else {}
+
+    def emotion_index_of(self, emotion: int | str | None, neutral: bool = False) -> int:
+        """The embedding index of an emotion given by id or English name (``None`` or an
+        emotion this model never saw: 1, unknown; ``neutral``: 0)."""
+        if neutral or (isinstance(emotion, str) and emotion.lower() in ("neutral", "neutra")):
+            return 0
+        if emotion is None:
+            return 1
+        if isinstance(emotion, str) and not emotion.isdigit():
+            from wav2kp.corpus.discovery import emotion_names
+
+            ids = {name.lower(): int(i) for i, name in emotion_names().items()}
+            if emotion.lower() not in ids:
+                raise ValueError(f"Unknown emotion {emotion!r}; known: "
+                                 f"{', '.join(sorted(emotion_names().values()))} or neutral.")
+            emotion = ids[emotion.lower()]
+        known = self.dims.get("emotions", [])
+        return 2 + known.index(int(emotion)) if int(emotion) in known else 1
+
+    def predict_features(self, fs, features, emotion=None) -> np.ndarray:
+        x = torch.from_numpy(np.asarray(fs.normalizer(features), dtype=np.float32))[None]
         args = [x, None]
         if self.uses_emotion:
-            args.append(torch.tensor([self.emotion_index(fs, clip)]))
+            args.append(torch.tensor([1 if emotion is None else int(emotion)]))
         self.net.eval()
         dev = next(self.net.parameters()).device
         self.head.to(dev)

@@ -1,0 +1,199 @@
+"""Prediction from any recording: decoding and its errors, padding of short input, streaming
+equal to offline, and `wav2kp predict` end to end (keypoints, sketch video, face video, vid2vid
+export)."""
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wav2kp import cli, config, dataset, features, inference, media, training
+
+pytestmark = pytest.mark.slow
+RATE = 16000
+
+
+def tone_speech(seconds: float = 2.0, rate: int = RATE, seed: int = 0) -> np.ndarray:
+    """Speech-like audio: a 140 Hz buzz with harmonics, amplitude-modulated at syllable rate,
+    with a silent second in the middle third."""
+    t = np.arange(int(seconds * rate)) / rate
+    buzz = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 12))
+    envelope = np.clip(np.sin(2 * np.pi * 4 * t), 0, None)
+    x = 0.2 * buzz * envelope + 0.002 * np.random.default_rng(seed).normal(size=len(t))
+    third = len(t) // 3
+    x[third:2 * third] = 0.0
+    return x.astype(np.float32)
+
+
+def encode(path: Path, audio: np.ndarray, rate: int, codec: str, channels: int = 1,
+           fmt: str | None = None) -> Path:
+    """Write ``audio`` with PyAV's encoder ``codec`` (flac, libmp3lame, aac, libopus, ...)."""
+    import av
+
+    layout = "mono" if channels == 1 else "stereo"
+    data = np.tile(audio[None], (channels, 1)).astype(np.float32)
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout)
+        frame = av.AudioFrame.from_ndarray(data, format="fltp", layout=layout)
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(quick_clips, tmp_path_factory):
+    """Tiny trained runs on the quick corpus: {name: run dir}."""
+    root = tmp_path_factory.mktemp("predict_runs")
+    fs, _ = dataset.build_feature_set(quick_clips, config.interim_dir("bundled"),
+                                      config.processed_dir("bundled", "test_models"))
+    orig, _ = dataset.build_feature_set(
+        quick_clips, config.interim_dir("bundled"), config.processed_dir("bundled", "test_orig"),
+        mfcc_cfg=features.MFCCConfig.original(), alignment="original_x3")
+    cfg = training.TrainConfig(max_epochs=3, batch_size=4, lr=3e-3, progress="none")
+    out = {}
+    for name, f, hp in (("tcn", fs, {"channels": 16}),
+                        ("tcn_emotion", fs, {"channels": 16, "emotion_dim": 4}),
+                        ("mean_face", fs, {}), ("lstm_original", orig, {"hidden": 8})):
+        c = cfg if name != "lstm_original" else training.TrainConfig(
+            max_epochs=1, batch_size=256, progress="none")
+        training.train_model(name, f, c, run_dir=root / name, **hp)
+        out[name] = root / name
+    return out
+
+
+def test_load_speech_reads_many_formats(tmp_path: Path) -> None:
+    x = tone_speech(1.5, 44100)
+    ref = tone_speech(1.5, RATE)
+    files = {
+        "stereo int16 wav 44.1 kHz": tmp_path / "a.wav",
+        "flac 22.05 kHz": encode(tmp_path / "a.flac", tone_speech(1.5, 22050), 22050, "flac"),
+        "mp3 stereo": encode(tmp_path / "a.mp3", x, 44100, "libmp3lame", channels=2),
+        "m4a aac": encode(tmp_path / "a.m4a", x, 44100, "aac", fmt="mp4"),
+        "ogg opus 48 kHz": encode(tmp_path / "a.ogg", tone_speech(1.5, 48000), 48000,
+                                  "libopus"),
+    }
+    from scipy.io import wavfile
+
+    wavfile.write(files["stereo int16 wav 44.1 kHz"], 44100,
+                  (np.stack([x, x], 1) * 32767).astype(np.int16))
+    mp4 = tmp_path / "talk.mp4"
+    frames = (np.full((64, 64, 3), 90, np.uint8) for _ in range(45))
+    media.write_video(mp4, frames, x, (64, 64), fps=Fraction(30), audio_rate=44100)
+    files["mp4 video"] = mp4
+    for what, path in files.items():
+        audio = inference.load_speech(path)
+        assert audio.dtype == np.float32 and audio.ndim == 1, what
+        assert abs(len(audio) - len(ref)) < 0.08 * RATE, what   # codecs pad a little
+        n = min(len(audio), len(ref)) - 1600
+        env = lambda a: np.convolve(np.abs(a), np.ones(400) / 400, "same")  # noqa: E731
+        ea, er = env(audio), env(ref)[:n]
+        # lossy encoders delay the signal (AAC priming: ~1024 samples): best lag within 100 ms
+        best = max(np.corrcoef(ea[lag:lag + n], er)[0, 1] for lag in range(0, 1600, 40))
+        assert best > 0.9, what
+
+
+def test_load_speech_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(inference.PredictError, match="nope.wav: no such file"):
+        inference.load_speech(tmp_path / "nope.wav")
+    silent = tmp_path / "silent.wav"
+    media.write_wav(silent, np.zeros(RATE, np.float32), RATE)
+    with pytest.raises(inference.PredictError, match="silent.wav: the recording is silent"):
+        inference.load_speech(silent)
+    mute = tmp_path / "mute.mp4"
+    media.write_video(mute, (np.zeros((32, 32, 3), np.uint8) for _ in range(10)), None,
+                      (32, 32), fps=Fraction(25))
+    with pytest.raises(inference.PredictError, match="mute.mp4: the file has no audio stream"):
+        inference.load_speech(mute)
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(b"this is not audio" * 50)
+    with pytest.raises(inference.PredictError, match="junk.mp3"):
+        inference.load_speech(junk)
+
+
+def test_offline_prediction_frames_padding_and_silence(runs) -> None:
+    p = inference.Predictor(runs["tcn"])
+    assert (p.past, p.future) == (30, 30) == (p.model.receptive_field(),) * 2
+    audio = tone_speech(2.0)
+    pred = p.predict_audio(audio, fps=Fraction(30000, 1001))
+    assert pred.normalised.shape == (60, 68, 2) and np.isfinite(pred.normalised).all()
+    np.testing.assert_allclose(np.diff(pred.times), 1001 / 30000)
+    assert pred.padded_s == 0.0
+    assert len(p.predict_audio(audio, fps=25).times) == 51
+    # shorter than the context (0.3 s + 0.3 s + the 32 ms window): padded, then cut again
+    short = p.predict_audio(audio[: RATE // 10], fps=25)
+    assert short.padded_s > 0 and len(short.times) == 3 and np.isfinite(short.normalised).all()
+    assert len(short.audio) == RATE // 10
+    # the canvas: IOD 0.3 x size
+    px = pred.on_canvas(200)
+    iod = np.linalg.norm(px[:, 36] - px[:, 45], axis=-1)
+    np.testing.assert_allclose(iod, 60, rtol=0.1)
+
+
+def test_streaming_equals_offline(runs) -> None:
+    p = inference.Predictor(runs["tcn"])
+    audio = tone_speech(3.0, seed=1)
+    offline = p.predict_audio(audio)
+    for chunk_ms in (20.0, 7.0, 250.0):
+        times, pts, s = inference.stream(p, audio, chunk_ms)
+        np.testing.assert_allclose(times, offline.times, atol=1e-9)
+        np.testing.assert_allclose(pts, offline.normalised, atol=1e-5)
+        lat = s.latencies_s()
+        bound = (p.context_s[1] + p.fs.mfcc.fft_size / 2 / RATE + p.fs.mfcc.hop_s
+                 + chunk_ms / 1000)
+        body = lat[: -30]                               # the last frames come at the flush
+        assert body.max() <= bound + 1e-9, chunk_ms
+        assert body.min() >= p.context_s[1] - 1e-9       # never before the audio it needs
+    # window models stream too; the original MFCC (clip-wide dB floor) cannot
+    with pytest.raises(inference.PredictError, match="clip-wide dB floor"):
+        inference.StreamingPredictor(inference.Predictor(runs["lstm_original"]))
+
+
+def test_emotion_conditioning(runs) -> None:
+    p = inference.Predictor(runs["tcn_emotion"])
+    audio = tone_speech(1.5)
+    joy = p.predict_audio(audio, emotion="Joy").normalised
+    anger = p.predict_audio(audio, emotion="anger").normalised
+    assert not np.allclose(joy, anger)
+    np.testing.assert_allclose(p.predict_audio(audio, emotion=1).normalised, joy)
+    with pytest.raises(ValueError, match="Unknown emotion 'Glee'"):
+        p.predict_audio(audio, emotion="Glee")
+
+
+def test_cli_predict_end_to_end(runs, tmp_path: Path, capsys) -> None:
+    speech = tmp_path / "minha fala.wav"
+    media.write_wav(speech, tone_speech(2.0, 44100), 44100)
+    out = tmp_path / "out"
+    code = cli.main(["predict", str(speech), "--model", str(runs["tcn"]), "--out", str(out),
+                     "--face", "corpus", "--vid2vid", "--fps", "25"])
+    assert code == 0, capsys.readouterr().err
+    points = np.load(out / "keypoints.npy")
+    assert points.shape == (51, 68, 2) and np.isfinite(points).all()
+    rows = (out / "keypoints.csv").read_text().splitlines()
+    assert len(rows) == 52 and rows[0].startswith("frame,time,x0,y0")
+    assert rows[-1].split(",")[:2] == ["50", "2.000000"]
+    for name in ("sketch.mp4", "face.mp4"):
+        info = media.probe(out / name)
+        assert info["has_audio"] and info["has_video"], name
+        assert info["fps"] == 25
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"] == "tcn" and manifest["frames"] == 51 and manifest["fps"] == "25"
+    assert len(list((out / "vid2vid" / "test_keypoints").rglob("*.txt"))) == 51
+    assert not list(out.rglob("*partial*"))
+    # a file without audio, and no model trained: clear messages, exit code 2
+    mute = tmp_path / "mute.mp4"
+    media.write_video(mute, (np.zeros((32, 32, 3), np.uint8) for _ in range(5)), None,
+                      (32, 32), fps=Fraction(25))
+    assert cli.main(["predict", str(mute), "--model", str(runs["tcn"])]) == 2
+    assert "no audio stream" in capsys.readouterr().err
+
+
+def test_default_model_needs_a_trained_run(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WAV2KP_HOME", str(tmp_path / "empty"))
+    with pytest.raises(inference.PredictError, match="No trained model"):
+        inference.Predictor.default()
