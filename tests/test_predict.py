@@ -197,3 +197,86 @@ def test_default_model_needs_a_trained_run(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("WAV2KP_HOME", str(tmp_path / "empty"))
     with pytest.raises(inference.PredictError, match="No trained model"):
         inference.Predictor.default()
+
+
+# ------------------------------------------------------------------- real speech (issue 8)
+
+def test_generated_inputs_are_finite_and_the_mouth_rests_in_silence(runs) -> None:
+    from wav2kp import metrics
+    from wav2kp.corpus import speech
+
+    p = inference.Predictor(runs["tcn"])
+    t = np.arange(int(1.5 * RATE)) / RATE
+    voice = speech.synthesize("Amanhã vamos ao mercado comprar frutas.", variant="f1",
+                              prosody=speech.Prosody(pitch=85, rate=200))
+    from scipy.signal import resample_poly
+
+    inputs = {"tone": (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32),
+              "noise": (0.1 * np.random.default_rng(0).normal(size=len(t))).astype(np.float32),
+              "voice at another pitch": resample_poly(voice.audio, 160, 220).astype(np.float32)}
+    for what, audio in inputs.items():
+        pred = p.predict_audio(audio)
+        assert np.isfinite(pred.normalised).all(), what
+    # speech, 1.5 s of digital silence, speech: beyond the receptive field the silent frames
+    # are exactly the model's rest face
+    burst = tone_speech(0.8)
+    audio = np.concatenate([burst, np.zeros(int(1.5 * RATE), np.float32), burst])
+    pred = p.predict_audio(audio, fps=25)
+    inside = (pred.times > 0.8 + 0.35) & (pred.times < 2.3 - 0.35)
+    rest = metrics.opening(p.rest()[None])[0]
+    np.testing.assert_allclose(metrics.opening(pred.normalised[inside]), rest, atol=1e-4)
+
+
+def test_evaluate_real_folder(runs, quick_corpus, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    from wav2kp import realeval
+
+    folder = tmp_path / "real"
+    folder.mkdir()
+    shutil.copy(quick_corpus.out_dir / "Em1_Fala1_Sintetica.mp4", folder / "someone.mp4")
+    media.write_wav(folder / "just_audio.wav", tone_speech(2.0), RATE)
+    (folder / "broken.mp4").write_bytes(b"\x00" * 2000)
+    result = realeval.evaluate_real(folder, {"tcn": runs["tcn"], "mean_face": runs["mean_face"]},
+                                    n_jobs=1)
+    videos = result["videos"].set_index(["file", "model"])
+    assert set(videos.index) == {("someone.mp4", "tcn"), ("someone.mp4", "mean_face")}
+    row = videos.loc[("someone.mp4", "tcn")]
+    assert -1 <= row["mouth_corr"] <= 1 and np.isfinite(row["offset_ms"])
+    assert row["scored"] == row["frames"] > 50
+    assert np.isnan(videos.loc[("someone.mp4", "mean_face"), "mouth_corr"])   # constant
+    speech_rows = result["speech"].set_index(["file", "model"])
+    assert ("just_audio.wav", "tcn") in speech_rows.index
+    assert speech_rows.loc[("just_audio.wav", "tcn"), "silent_frames"] > 10
+    assert list(result["failures"]["file"]) == ["broken.mp4"]
+    summary = realeval.summary(result["videos"])
+    assert summary.loc["tcn", "files"] == 1
+    # the command: tables printed, files written, exit 0
+    out = tmp_path / "report"
+    assert cli.main(["evaluate-real", str(folder), "--model", str(runs["tcn"]), "--out",
+                     str(out), "--jobs", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "someone.mp4" in text and "mean over files" in text
+    record = json.loads((out / "real.json").read_text())
+    assert record["summary"][0]["model"] == "tcn" and record["failures"]
+
+
+def test_augmented_training_is_reproducible(quick_clips, tmp_path: Path) -> None:
+    import torch
+
+    from wav2kp import models
+
+    fs, _ = dataset.build_feature_set(quick_clips, config.interim_dir("bundled"),
+                                      config.processed_dir("bundled", "test_models"))
+
+    def train(tag: str, **kw) -> dict:
+        cfg = training.TrainConfig(max_epochs=2, batch_size=4, lr=3e-3, progress="none", **kw)
+        training.train_model("tcn", fs, cfg, run_dir=tmp_path / tag, channels=8)
+        return torch.load(tmp_path / tag / models.WEIGHTS_FILE, weights_only=True)
+
+    a, b = train("a", seed=0), train("b", seed=0)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = train("c", seed=0, augment=False)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    config_json = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config_json["train"]["augment"] is True

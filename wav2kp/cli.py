@@ -6,6 +6,7 @@
     wav2kp extract <folder-or-file|bundled> [--out DIR] [--jobs N] [--force]
     wav2kp train --model NAME [--epochs N] [--corpus bundled|DIR] [--subset quick|full] ...
     wav2kp predict SPEECH [--model RUN] [--emotion NAME] [--out DIR] [--face IMAGE] [--fps 29.97]
+    wav2kp evaluate-real FOLDER [--model RUN ...] [--out DIR] [--jobs N]
 """
 from __future__ import annotations
 
@@ -170,6 +171,47 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate_real(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from wav2kp import config, inference, realeval
+    from wav2kp.manifest import write_csv_atomic, write_json_atomic
+
+    try:
+        if args.model:
+            runs = {Path(m).name: _run_path(m) for m in args.model}
+        else:
+            runs = {inference.Predictor.default().run_dir.name:
+                    inference.Predictor.default().run_dir}
+        result = realeval.evaluate_real(args.folder, runs, n_jobs=args.jobs, progress=True)
+    except (inference.PredictError, FileNotFoundError, ValueError) as err:
+        print(f"wav2kp evaluate-real: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else config.reports_dir() / "real"
+    pd.set_option("display.width", 160)
+    videos, speech = result["videos"], result["speech"]
+    if len(videos):
+        cols = ["file", "model", "mouth_corr", "offset_ms", "area_corr"]
+        print(videos[cols].round(3).to_string(index=False))
+        print("\nmean over files:")
+        print(realeval.summary(videos).round(3).to_string())
+        write_csv_atomic(out / "real_videos.csv", videos)
+    if len(speech):
+        print("\naudio without video:")
+        print(speech.round(3).to_string(index=False))
+        write_csv_atomic(out / "real_speech.csv", speech)
+    if len(result["failures"]):
+        print("\nfailures:")
+        print(result["failures"].to_string(index=False))
+    write_json_atomic(out / "real.json", {
+        "folder": str(args.folder), "runs": {k: str(v) for k, v in runs.items()},
+        "summary": realeval.summary(videos).reset_index().to_dict("records")
+        if len(videos) else [],
+        "speech": speech.to_dict("records"), "failures": result["failures"].to_dict("records")})
+    print(f"-> {out}")
+    return 0 if (len(videos) or len(speech)) else 1
+
+
 def _run_path(text: str) -> Path:
     """A run folder, or a run name under data/models."""
     from wav2kp import config
@@ -243,6 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--vid2vid", action="store_true",
                     help="also export keypoints and edge maps in NVIDIA vid2vid's face layout")
     pr.set_defaults(func=_cmd_predict)
+
+    er = sub.add_parser("evaluate-real", help="score models on real talking-head videos (and "
+                                              "audio-only files) with identity-free metrics")
+    er.add_argument("folder", help="a folder of videos and/or audio files")
+    er.add_argument("--model", action="append", help="run folder or name (repeatable; default: "
+                                                     "the best model of the last study)")
+    er.add_argument("--out", help="output folder (default reports/real)")
+    er.add_argument("--jobs", type=int, default=-1, help="parallel extraction workers")
+    er.set_defaults(func=_cmd_evaluate_real)
     return parser
 
 

@@ -263,8 +263,8 @@ class StreamingPredictor:
             raise PredictError(f"{predictor.run_dir}: its features ({cfg.as_dict()}) use a "
                                f"clip-wide dB floor, so a chunk computes differently from the "
                                f"whole recording: streaming needs a model on log-mel MFCCs.")
-        if predictor.fs.info.get("normalization", "global") == "utterance" or \
-                getattr(predictor.fs.normalizer, "mode", "global") == "utterance":
+        if getattr(predictor.fs.normalizer, "mode", "global") == "utterance" or \
+                predictor.model.hparams.get("feature_norm", "set") == "utterance":
             raise PredictError(f"{predictor.run_dir}: per-utterance feature normalisation needs "
                                f"the whole recording; it cannot stream.")
         self.p, self.cfg = predictor, cfg

@@ -212,10 +212,13 @@ def lipsync_offset(pred, truth, fps: float, max_lag_ms: float = 300.0, masks=Non
 
 
 def silent_frames(audio: np.ndarray, rate: int, times: np.ndarray, window_s: float = 0.05,
-                  threshold_db: float = -35.0, min_frames: int = 3) -> np.ndarray:
+                  threshold_db: float = -35.0, min_frames: int = 3,
+                  floor_margin_db: float = 6.0) -> np.ndarray:
     """Frames ``(T,)`` in silence: the RMS of the audio in a ``window_s`` window centred on each
     frame time is more than ``-threshold_db`` dB below the clip's loud level (95th percentile of
-    the frames' RMS), in a run of at least ``min_frames`` such frames."""
+    the frames' RMS) -- or, in a noisy recording, within ``floor_margin_db`` of its noise floor
+    (10th percentile; at most -20 dB), whichever is higher -- in a run of at least
+    ``min_frames`` frames."""
     x = np.asarray(audio, dtype=np.float64).ravel()
     times = np.asarray(times, dtype=np.float64)
     half = max(1, int(round(window_s * rate / 2)))
@@ -229,7 +232,9 @@ def silent_frames(audio: np.ndarray, rate: int, times: np.ndarray, window_s: flo
     loud = np.percentile(rms, 95) if len(rms) else 0.0
     if loud <= 0:
         return np.ones(len(times), dtype=bool)
-    quiet = 20 * np.log10(np.maximum(rms, 1e-12) / loud) < threshold_db
+    level = 20 * np.log10(np.maximum(rms, 1e-12) / loud)
+    floor = float(np.percentile(level, 10)) + floor_margin_db
+    quiet = level < max(threshold_db, min(floor, -20.0))      # never closer than 20 dB to loud
     out = np.zeros_like(quiet)
     start = None
     for i, q in enumerate(np.append(quiet, False)):

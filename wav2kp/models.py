@@ -609,7 +609,7 @@ class TCN(NeuralModel):
     name = "tcn"
     defaults: ClassVar[dict[str, Any]] = {"channels": 128, "kernel": 3,
                                           "dilations": [1, 2, 4, 8], "dropout": 0.1,
-                                          "targets": "pca"}
+                                          "targets": "pca", "feature_norm": "set"}
     uses_emotion: ClassVar[bool] = False
 
     def _make_net(self, n_in, n_out):
@@ -646,10 +646,25 @@ class TCN(NeuralModel):
         from wav2kp import training
         from wav2kp.dataset import collate_padded
 
+        per_utt = self.hparams.get("feature_norm", "set") == "utterance"
+
         def make(split, shuffle):
             if not fs.split_clips(split):
                 return None
-            ds = fs.utterance_dataset(split)
+            if split == "train" and getattr(cfg, "augment", False):
+                from wav2kp import augment
+
+                ds = augment.AugmentedUtterances(
+                    fs, fs.split_clips(split), augment.AugmentConfig(**cfg.augment_params),
+                    seed=cfg.seed, normalize="utterance" if per_utt else "set")
+            elif per_utt:
+                from wav2kp.dataset import UtteranceDataset
+                from wav2kp.features import FeatureNormalizer
+
+                ds = UtteranceDataset(fs.out_dir, fs.split_clips(split),
+                                      normalizer=FeatureNormalizer("utterance"))
+            else:
+                ds = fs.utterance_dataset(split)
             if self.uses_emotion:
                 ds = _EmotionUtterances(ds, [self.emotion_index(fs, c) for c in ds.clips])
                 return training.loader(ds, cfg, shuffle, collate_fn=_collate_with_emotion)
@@ -694,8 +709,15 @@ class TCN(NeuralModel):
         known = self.dims.get("emotions", [])
         return 2 + known.index(int(emotion)) if int(emotion) in known else 1
 
+    def _normalise(self, fs, features) -> np.ndarray:
+        if self.hparams.get("feature_norm", "set") == "utterance":
+            from wav2kp.features import FeatureNormalizer
+
+            return FeatureNormalizer("utterance", fs.normalizer.std_floor)(features)
+        return fs.normalizer(features)
+
     def predict_features(self, fs, features, emotion=None) -> np.ndarray:
-        x = torch.from_numpy(np.asarray(fs.normalizer(features), dtype=np.float32))[None]
+        x = torch.from_numpy(np.asarray(self._normalise(fs, features), dtype=np.float32))[None]
         args = [x, None]
         if self.uses_emotion:
             args.append(torch.tensor([1 if emotion is None else int(emotion)]))

@@ -71,6 +71,12 @@ class TrainConfig:
     accelerator: str = "auto"
     max_time_s: float | None = None
     progress: Literal["bar", "log", "none"] = "log"
+    #: training-time audio augmentation (:mod:`wav2kp.augment`) for the utterance models
+    #: (``tcn``, ``tcn_emotion``): MFCCs recomputed from augmented audio every epoch; the
+    #: window models (``lstm``, ``lstm_original``) train on the stored features
+    augment: bool = True
+    #: :class:`wav2kp.augment.AugmentConfig` fields overriding its defaults
+    augment_params: dict = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -213,7 +219,9 @@ def fit_module(module, train_loader, val_loader, cfg: TrainConfig,
     history = _history_callback(cfg)
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, monitor=monitor, mode="min", save_top_k=1,
                                  save_weights_only=True, filename="best")
-    callbacks = [history, checkpoint,
+    from wav2kp.augment import EpochCallback
+
+    callbacks = [history, checkpoint, EpochCallback(),
                  EarlyStopping(monitor=monitor, mode="min", patience=cfg.patience)]
     max_time = ({"seconds": float(cfg.max_time_s)} if cfg.max_time_s else None)
     trainer = lightning.Trainer(
