@@ -471,3 +471,26 @@ def test_normaliser_errors_name_the_problem():
         F.FeatureNormalizer().fit([np.zeros((3, 4)), np.zeros((3, 5))])
     with pytest.raises(ValueError, match="mode"):
         F.FeatureNormalizer("per-speaker")
+
+
+def test_causal_normalizer_uses_only_the_past_and_a_prior() -> None:
+    from wav2kp.features import CausalNormalizer, FeatureNormalizer
+
+    rng = np.random.default_rng(0)
+    prior = FeatureNormalizer().fit([rng.normal(2.0, 3.0, size=(500, 4))])
+    norm = CausalNormalizer(prior, prior_frames=50)
+    x = rng.normal(-1.0, 0.5, size=(400, 4))          # another "channel": offset and scale
+    z = norm(x)
+    # causal: a prefix normalises to the prefix of the whole
+    np.testing.assert_allclose(norm(x[:123]), z[:123], rtol=1e-6, atol=1e-6)
+    # the first frame is normalised by (almost) the prior alone
+    np.testing.assert_allclose(z[0], (x[0] - (50 * prior.mean + x[0]) / 51)
+                               / np.sqrt((50 * (prior.std ** 2 + prior.mean ** 2) + x[0] ** 2)
+                                         / 51 - ((50 * prior.mean + x[0]) / 51) ** 2),
+                               rtol=1e-5)
+    # long after the start the recording's own statistics dominate: near zero mean, where the
+    # global normaliser leaves the channel's offset (-1 sd here)
+    assert np.abs(z[300:].mean(axis=0)).max() < 0.3
+    assert np.abs(prior(x)[300:].mean(axis=0)).min() > 0.9
+    with pytest.raises(ValueError, match="fitted"):
+        CausalNormalizer(FeatureNormalizer())

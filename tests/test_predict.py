@@ -58,11 +58,14 @@ def runs(quick_clips, tmp_path_factory):
     cfg = training.TrainConfig(max_epochs=3, batch_size=4, lr=3e-3, progress="none")
     out = {}
     for name, f, hp in (("tcn", fs, {"channels": 16}),
+                        ("tcn_causal", fs, {"channels": 16, "feature_norm": "causal"}),
+                        ("tcn_utterance", fs, {"channels": 16, "feature_norm": "utterance"}),
                         ("tcn_emotion", fs, {"channels": 16, "emotion_dim": 4}),
                         ("mean_face", fs, {}), ("lstm_original", orig, {"hidden": 8})):
         c = cfg if name != "lstm_original" else training.TrainConfig(
             max_epochs=1, batch_size=256, progress="none")
-        training.train_model(name, f, c, run_dir=root / name, **hp)
+        training.train_model(name.split("_")[0] if name.startswith("tcn_") and
+                             name != "tcn_emotion" else name, f, c, run_dir=root / name, **hp)
         out[name] = root / name
     return out
 
@@ -135,8 +138,9 @@ def test_offline_prediction_frames_padding_and_silence(runs) -> None:
     np.testing.assert_allclose(iod, 60, rtol=0.1)
 
 
-def test_streaming_equals_offline(runs) -> None:
-    p = inference.Predictor(runs["tcn"])
+@pytest.mark.parametrize("run", ["tcn", "tcn_causal"])
+def test_streaming_equals_offline(runs, run) -> None:
+    p = inference.Predictor(runs[run])
     audio = tone_speech(3.0, seed=1)
     offline = p.predict_audio(audio)
     for chunk_ms in (20.0, 7.0, 250.0):
@@ -149,9 +153,11 @@ def test_streaming_equals_offline(runs) -> None:
         body = lat[: -30]                               # the last frames come at the flush
         assert body.max() <= bound + 1e-9, chunk_ms
         assert body.min() >= p.context_s[1] - 1e-9       # never before the audio it needs
-    # window models stream too; the original MFCC (clip-wide dB floor) cannot
+    # the original MFCC (clip-wide dB floor) and whole-utterance normalisation cannot stream
     with pytest.raises(inference.PredictError, match="clip-wide dB floor"):
         inference.StreamingPredictor(inference.Predictor(runs["lstm_original"]))
+    with pytest.raises(inference.PredictError, match="feature_norm='causal'"):
+        inference.StreamingPredictor(inference.Predictor(runs["tcn_utterance"]))
 
 
 def test_emotion_conditioning(runs) -> None:

@@ -516,13 +516,14 @@ class AugmentedUtterances(torch.utils.data.Dataset):
         seed: seed of the draws (>= 0).
         interim_dir: the extraction stage's folder holding ``audio/<clip>.wav``; ``None`` ->
             ``data/interim/<corpus>`` beside ``fs.out_dir`` (``data/processed/<corpus>/<set>``).
-        normalize: ``"set"`` (``fs.normalizer``) or ``"utterance"`` (each item by its own
+        normalize: ``"set"`` (``fs.normalizer``), ``"causal"``
+            (:class:`wav2kp.features.CausalNormalizer`) or ``"utterance"`` (each item by its own
             per-dimension mean and std).
     """
 
     def __init__(self, fs: Any, clips: Sequence[str], cfg: AugmentConfig | None = None,
                  seed: int = 0, interim_dir: str | Path | None = None,
-                 normalize: Literal["set", "utterance"] = "set") -> None:
+                 normalize: Literal["set", "utterance", "causal"] = "set") -> None:
         from wav2kp import dataset, landmarks, media
         from wav2kp.features import FeatureNormalizer
 
@@ -539,8 +540,13 @@ class AugmentedUtterances(torch.utils.data.Dataset):
             self.normalizer = fs.normalizer
         elif normalize == "utterance":
             self.normalizer = FeatureNormalizer("utterance", fs.normalizer.std_floor)
+        elif normalize == "causal":
+            from wav2kp.features import CausalNormalizer
+
+            self.normalizer = CausalNormalizer(fs.normalizer)
         else:
-            raise ValueError(f"AugmentedUtterances: normalize must be 'set' or 'utterance', "
+            raise ValueError(f"AugmentedUtterances: normalize must be 'set', 'utterance' or "
+                             f"'causal', "
                              f"got {normalize!r}.")
         self.normalize = normalize
         self.mfcc = fs.mfcc

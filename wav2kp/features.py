@@ -733,3 +733,37 @@ class FeatureNormalizer:
             norm.std = np.asarray(std, dtype=np.float64)
         norm.n_frames = int(state.get("n_frames", 0))
         return norm
+
+
+class CausalNormalizer:
+    """Running (causal) per-utterance normalisation: frame ``n`` is standardised by the mean and
+    variance of frames ``0..n`` of its own utterance, blended with a prior (a fitted global
+    :class:`FeatureNormalizer`) worth ``prior_frames`` frames:
+
+    ``mean_n = (k mu + sum_{i<=n} x_i) / (k + n + 1)``, ``var_n = (k (sd^2 + mu^2) +
+    sum_{i<=n} x_i^2) / (k + n + 1) - mean_n^2``.
+
+    Like cepstral mean and variance normalisation per utterance it removes a recording's channel
+    and speaker offsets, but a frame depends only on the past, so a stream computes exactly what
+    the whole recording computes (:class:`wav2kp.inference.StreamingPredictor`)."""
+
+    def __init__(self, prior: "FeatureNormalizer", prior_frames: float = 100.0) -> None:
+        if not prior.fitted:
+            raise ValueError("CausalNormalizer: the prior must be a fitted global normaliser.")
+        self.prior, self.k = prior, float(prior_frames)
+        self.mode = "causal"
+        self.std_floor = prior.std_floor
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        x64 = np.asarray(x, dtype=np.float64)
+        if x64.ndim != 2 or not len(x64):
+            raise ValueError(f"CausalNormalizer: need a non-empty (N, F) array, got shape "
+                             f"{x64.shape}")
+        mu, sd = np.asarray(self.prior.mean), np.asarray(self.prior.std)
+        n = np.arange(1, len(x64) + 1, dtype=np.float64)[:, None] + self.k
+        mean = (self.k * mu + np.cumsum(x64, axis=0)) / n
+        var = (self.k * (sd ** 2 + mu ** 2) + np.cumsum(x64 ** 2, axis=0)) / n - mean ** 2
+        std = np.sqrt(np.maximum(var, 0.0))
+        return ((x64 - mean) / np.maximum(std, self.std_floor)).astype(np.float32)
+
+    __call__ = transform

@@ -266,7 +266,8 @@ class StreamingPredictor:
         if getattr(predictor.fs.normalizer, "mode", "global") == "utterance" or \
                 predictor.model.hparams.get("feature_norm", "set") == "utterance":
             raise PredictError(f"{predictor.run_dir}: per-utterance feature normalisation needs "
-                               f"the whole recording; it cannot stream.")
+                               f"the whole recording; it cannot stream (train with "
+                               f"feature_norm='causal' for a streamable model).")
         self.p, self.cfg = predictor, cfg
         self.fps = Fraction(fps).limit_denominator(100000)
         self.emotion = emotion
@@ -302,8 +303,14 @@ class StreamingPredictor:
         if n_end <= m0:
             return
         c = max(0, m0 - self.p.past)
-        out = self.p.model.predict_features(self.p.fs, self.features[c:],
-                                            emotion=self.p.emotion_index(self.emotion))
+        model, emotion = self.p.model, self.p.emotion_index(self.emotion)
+        if model.hparams.get("feature_norm", "set") == "causal":
+            # running statistics from the recording's start: normalise the whole history (the
+            # same cumulative sums the offline path computes), then run on the slice
+            normed = np.asarray(model.normalizer(self.p.fs)(self.features))
+            out = model.predict_normalised(normed[c:], emotion)
+        else:
+            out = model.predict_features(self.p.fs, self.features[c:], emotion=emotion)
         pts = self.p._points(out)
         self.points = np.concatenate([self.points, pts[m0 - c:n_end - c]])
 

@@ -646,7 +646,10 @@ class TCN(NeuralModel):
         from wav2kp import training
         from wav2kp.dataset import collate_padded
 
-        per_utt = self.hparams.get("feature_norm", "set") == "utterance"
+        norm = self.hparams.get("feature_norm", "set")
+        if norm not in ("set", "utterance", "causal"):
+            raise ValueError(f"{self.name}: feature_norm must be 'set', 'utterance' or "
+                             f"'causal', got {norm!r}.")
 
         def make(split, shuffle):
             if not fs.split_clips(split):
@@ -656,13 +659,12 @@ class TCN(NeuralModel):
 
                 ds = augment.AugmentedUtterances(
                     fs, fs.split_clips(split), augment.AugmentConfig(**cfg.augment_params),
-                    seed=cfg.seed, normalize="utterance" if per_utt else "set")
-            elif per_utt:
+                    seed=cfg.seed, normalize=norm)
+            elif norm != "set":
                 from wav2kp.dataset import UtteranceDataset
-                from wav2kp.features import FeatureNormalizer
 
                 ds = UtteranceDataset(fs.out_dir, fs.split_clips(split),
-                                      normalizer=FeatureNormalizer("utterance"))
+                                      normalizer=self.normalizer(fs))
             else:
                 ds = fs.utterance_dataset(split)
             if self.uses_emotion:
@@ -709,15 +711,24 @@ class TCN(NeuralModel):
         known = self.dims.get("emotions", [])
         return 2 + known.index(int(emotion)) if int(emotion) in known else 1
 
-    def _normalise(self, fs, features) -> np.ndarray:
-        if self.hparams.get("feature_norm", "set") == "utterance":
-            from wav2kp.features import FeatureNormalizer
+    def normalizer(self, fs):
+        """The feature normaliser of ``feature_norm``: the set's (``"set"``), each recording's
+        own statistics (``"utterance"``), or running statistics (``"causal"``, streamable)."""
+        from wav2kp.features import CausalNormalizer, FeatureNormalizer
 
-            return FeatureNormalizer("utterance", fs.normalizer.std_floor)(features)
-        return fs.normalizer(features)
+        norm = self.hparams.get("feature_norm", "set")
+        if norm == "utterance":
+            return FeatureNormalizer("utterance", fs.normalizer.std_floor)
+        if norm == "causal":
+            return CausalNormalizer(fs.normalizer)
+        return fs.normalizer
 
     def predict_features(self, fs, features, emotion=None) -> np.ndarray:
-        x = torch.from_numpy(np.asarray(self._normalise(fs, features), dtype=np.float32))[None]
+        return self.predict_normalised(np.asarray(self.normalizer(fs)(features)), emotion)
+
+    def predict_normalised(self, x_norm: np.ndarray, emotion: int | None = None) -> np.ndarray:
+        """Targets from features already normalised by :meth:`normalizer`."""
+        x = torch.from_numpy(np.asarray(x_norm, dtype=np.float32))[None]
         args = [x, None]
         if self.uses_emotion:
             args.append(torch.tensor([1 if emotion is None else int(emotion)]))

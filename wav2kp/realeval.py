@@ -157,11 +157,13 @@ def evaluate_real(folder: str | Path, runs: dict[str, str | Path], n_jobs: int =
 
 
 def summary(videos: pd.DataFrame) -> pd.DataFrame:
-    """Mean over files per model of :data:`REAL_METRICS` (offset: mean and mean absolute)."""
+    """Mean over files per model of :data:`REAL_METRICS` (offset: mean, median and mean
+    absolute; files have different frame rates, so offsets are not pooled across them)."""
     if videos.empty:
         return pd.DataFrame()
     g = videos.groupby("model", sort=False)
     out = g[["mouth_corr", "area_corr", "offset_ms"]].mean()
+    out["median_offset_ms"] = g["offset_ms"].median()
     out["abs_offset_ms"] = g["offset_ms"].apply(lambda s: s.abs().mean())
     out["files"] = g.size()
     return out
