@@ -39,7 +39,7 @@ def _only(**kw) -> A.AugmentConfig:
 
 def test_config_defaults_dict_and_off() -> None:
     cfg = A.AugmentConfig()
-    assert (cfg.p, cfg.snr_db, cfg.noise_p, cfg.gain_db) == (0.9, (5.0, 35.0), 0.8, (-12.0, 6.0))
+    assert (cfg.p, cfg.snr_db, cfg.noise_p, cfg.gain_db) == (0.5, (10.0, 40.0), 0.8, (-12.0, 6.0))
     assert (cfg.tempo, cfg.tempo_p, cfg.pitch_semitones, cfg.pitch_p) == \
         ((0.85, 1.15), 0.5, (-4.0, 4.0), 0.5)
     assert (cfg.reverb_p, cfg.rt60_s, cfg.eq_p, cfg.eq_bands, cfg.eq_gain_db, cfg.eq_freq_hz) \
@@ -57,7 +57,7 @@ def test_draw_probabilities_and_ranges() -> None:
     cfg = A.AugmentConfig()
     draws = [A.draw(np.random.default_rng([3, i]), cfg) for i in range(4000)]
     applied = [d for d in draws if d.applied]
-    assert abs(len(applied) / 4000 - 0.9) < 0.02
+    assert abs(len(applied) / 4000 - 0.5) < 0.03
     frac = lambda f: np.mean([f(d) for d in applied])   # noqa: E731
     assert abs(frac(lambda d: d.tempo != 1.0) - 0.5) < 0.03
     assert abs(frac(lambda d: d.semitones != 0.0) - 0.5) < 0.03
@@ -127,7 +127,7 @@ def test_noise_lands_at_the_drawn_snr(color: str) -> None:
     for seed in range(5):
         d = A.draw(np.random.default_rng(seed), cfg)
         y, _ = A.augment(x, SR, np.random.default_rng(seed), cfg)
-        assert d.noise == color and 5.0 <= d.snr_db <= 35.0
+        assert d.noise == color and cfg.snr_db[0] <= d.snr_db <= cfg.snr_db[1]
         measured = 10 * math.log10(np.mean(x ** 2) / np.mean((y - x) ** 2))
         assert abs(measured - d.snr_db) < 0.5                  # measured: < 0.01 dB
 

@@ -196,7 +196,10 @@ class KeypointModel:
         klass = MODELS[name]
         if cls is not KeypointModel and not issubclass(klass, cls):
             raise TypeError(f"{path} holds a {name!r} model, not a {cls.name!r} one.")
-        model = klass(**config["hparams"])
+        # hyper-parameters added later take the value runs saved before them were trained with
+        legacy = {k: v for k, v in getattr(klass, "legacy_hparams", {}).items()
+                  if k in klass.defaults and k not in config["hparams"]}
+        model = klass(**{**legacy, **config["hparams"]})
         model.dims = config.get("dims", {})
         model.meta = {k: v for k, v in config.items() if k not in ("model", "hparams", "dims")}
         state = torch.load(run_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True)
@@ -609,8 +612,10 @@ class TCN(NeuralModel):
     name = "tcn"
     defaults: ClassVar[dict[str, Any]] = {"channels": 128, "kernel": 3,
                                           "dilations": [1, 2, 4, 8], "dropout": 0.1,
-                                          "targets": "pca", "feature_norm": "set"}
+                                          "targets": "pca", "feature_norm": "causal"}
     uses_emotion: ClassVar[bool] = False
+    #: runs saved before ``feature_norm`` existed used the set's normaliser
+    legacy_hparams: ClassVar[dict[str, Any]] = {"feature_norm": "set"}
 
     def _make_net(self, n_in, n_out):
         h = self.hparams
