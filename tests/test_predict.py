@@ -224,13 +224,14 @@ def test_generated_inputs_are_finite_and_the_mouth_rests_in_silence(runs) -> Non
         pred = p.predict_audio(audio)
         assert np.isfinite(pred.normalised).all(), what
     # speech, 1.5 s of digital silence, speech: beyond the receptive field the silent frames
-    # are exactly the model's rest face
+    # are the model's rest face (to 0.1 % IOD: the running feature normalisation still
+    # remembers the speech before, measured 0.014 %)
     burst = tone_speech(0.8)
     audio = np.concatenate([burst, np.zeros(int(1.5 * RATE), np.float32), burst])
     pred = p.predict_audio(audio, fps=25)
     inside = (pred.times > 0.8 + 0.35) & (pred.times < 2.3 - 0.35)
     rest = metrics.opening(p.rest()[None])[0]
-    np.testing.assert_allclose(metrics.opening(pred.normalised[inside]), rest, atol=1e-4)
+    np.testing.assert_allclose(metrics.opening(pred.normalised[inside]), rest, atol=1e-3)
 
 
 def test_evaluate_real_folder(runs, quick_corpus, tmp_path: Path, capsys) -> None:
