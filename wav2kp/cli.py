@@ -181,8 +181,8 @@ def _cmd_evaluate_real(args: argparse.Namespace) -> int:
         if args.model:
             runs = {Path(m).name: _run_path(m) for m in args.model}
         else:
-            runs = {inference.Predictor.default().run_dir.name:
-                    inference.Predictor.default().run_dir}
+            best = inference.Predictor.default().run_dir      # loaded once, to find it
+            runs = {best.name: best}
         result = realeval.evaluate_real(args.folder, runs, n_jobs=args.jobs, progress=True)
     except (inference.PredictError, FileNotFoundError, ValueError) as err:
         print(f"wav2kp evaluate-real: {err}", file=sys.stderr)
