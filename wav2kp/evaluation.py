@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -571,13 +570,6 @@ def mouth_traces(ev: Evaluation, clip: str) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
-def predictions(loaded: dict, clip: str) -> dict[str, np.ndarray]:
-    """``{label: (T, 68, 2)}`` pixel predictions of every loaded model for one clip."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return {label: model.predict_pixels(fs, clip) for label, (model, fs) in loaded.items()}
-
-
 def scored_points(ref: Reference) -> np.ndarray:
     """The reference keypoints with non-good frames set to NaN (what is drawn as truth)."""
     pts = np.array(ref.points, dtype=np.float64)
@@ -589,4 +581,4 @@ __all__ = ["ABLATIONS", "ABLATION_RUNS", "Ablation", "Evaluation", "Reference", 
            "load_reference", "score_clip", "load_runs", "evaluate_runs", "summarise",
            "breakdown", "ablation_feature_set", "train_ablations", "ablation_table", "results",
            "main_table", "results_markdown", "write_results", "read_results",
-           "check_invariants", "mouth_traces", "predictions", "scored_points"]
+           "check_invariants", "mouth_traces", "scored_points"]
