@@ -1,35 +1,72 @@
 # wav2kp — two commands:
 #   make study   build everything and run the whole study (full profile) -> reports/html/index.html
 #   make test    run the test suite and the notebooks (quick profile) without touching data/ or reports/
-# Both create .venv with pip when it is missing or older than pyproject.toml.
+# Both create .venv from the hash-locked requirements.lock (CPython 3.11, Linux x86_64) when it is
+# missing or older than the lock or pyproject.toml, then run `wav2kp doctor` before anything else.
+# A new version of anything enters only through `make lock` (then a green `make test`).
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LOCK     := requirements.lock
+LAB_LOCK := requirements-lab.lock
+LAB_STAMP := $(VENV)/.installed-lab
+# The lock's target: the one environment we test and CI runs.
+LOCK_PYTHON   := 3.11
+LOCK_PLATFORM := x86_64-manylinux_2_28
 PROFILE ?= full
 # Extra arguments for the study runner, e.g. make study ARGS="--only 00"
 ARGS ?=
 
-.PHONY: study test repro lab venv clean-venv clean-reports help
+.PHONY: study test repro lab lock doctor venv clean-venv clean-reports help
 
 help:
 	@echo "make study   run the whole study (profile $(PROFILE)); reports in reports/html/index.html"
 	@echo "make test    unit tests + notebooks under the quick profile (nbval)"
 	@echo "make repro   re-run the executed notebooks of the last study and check that the cells"
 	@echo "             marked NBVAL_CHECK_OUTPUT give the same output"
-	@echo "make lab     open JupyterLab on the project's kernel"
+	@echo "make lab     open JupyterLab on the project's kernel (installs requirements-lab.lock)"
+	@echo "make doctor  check the environment: one line per check, with a fix for each failure"
+	@echo "make lock    re-resolve requirements*.lock from pyproject.toml (then run make test)"
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.10+ or run make PYTHON=/path/to/python3"; exit 1; }
+# The lock is installed with --require-hashes (every file checked against its hash, nothing
+# re-resolved); then the project itself, without dependencies and without a build environment
+# (setuptools and wheel come from the lock too).
+$(STAMP): $(LOCK) pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python $(LOCK_PYTHON) or run make PYTHON=/path/to/python$(LOCK_PYTHON)"; exit 1; }
+	@$(PYTHON) -c 'import sys, platform; ok = sys.version_info[:2] == tuple(map(int, "$(LOCK_PYTHON)".split("."))) and sys.platform == "linux" and platform.machine() == "x86_64"; ok or sys.exit("$(LOCK) is for CPython $(LOCK_PYTHON) on Linux x86_64; this is Python %d.%d on %s %s. Run make PYTHON=/path/to/python$(LOCK_PYTHON), or install without the lock: pip install -e .[dev] (versions from the floors in pyproject.toml; not what we test)." % (sys.version_info[0], sys.version_info[1], sys.platform, platform.machine()))'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade --quiet pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(STAMP) $(LAB_STAMP)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+$(LAB_STAMP): $(STAMP) $(LAB_LOCK)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LAB_LOCK)
+	@touch $(LAB_STAMP)
+
+doctor: $(STAMP)
+	$(PY) -m wav2kp doctor
+
+# Re-resolve both locks from pyproject.toml with uv (pinned in the dev extra): exact versions and
+# the hash of every file. Pins already in the lock are kept where pyproject.toml still allows them;
+# `make lock UPGRADE=1` moves everything to the newest release. The lab lock is constrained to the
+# main lock, so the two agree. The build backend (setuptools, wheel) is locked too.
+UPGRADE ?=
+UV_COMPILE = $(VENV)/bin/uv pip compile --python-version $(LOCK_PYTHON) --python-platform $(LOCK_PLATFORM) \
+	--generate-hashes --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+BUILD_REQUIRES = printf 'setuptools>=77\nwheel\n'
+
+lock:
+	@test -x $(VENV)/bin/uv || { echo "no $(VENV)/bin/uv: run make venv first (uv is in the dev extra)"; exit 1; }
+	$(BUILD_REQUIRES) | $(UV_COMPILE) pyproject.toml - --extra dev -o $(LOCK)
+	$(BUILD_REQUIRES) | $(UV_COMPILE) pyproject.toml - --extra dev --extra lab -c $(LOCK) -o $(LAB_LOCK)
+
 study: $(STAMP)
+	$(PY) -m wav2kp doctor
 	$(PY) -m wav2kp study --profile $(PROFILE) $(ARGS)
 
 # Tests write under a throw-away WAV2KP_HOME, shared by pytest and nbval so the quick corpus is
@@ -38,6 +75,7 @@ test: $(STAMP)
 	@home=$$(mktemp -d -t wav2kp-test-XXXXXX); \
 	export WAV2KP_HOME=$$home MPLBACKEND=Agg; \
 	echo "test data and reports under $$home"; \
+	$(PY) -m wav2kp doctor && \
 	$(PY) -m pytest -q tests && \
 	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks; \
 	status=$$?; rm -rf $$home; exit $$status
@@ -47,7 +85,7 @@ test: $(STAMP)
 repro: $(STAMP)
 	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider reports/executed
 
-lab: $(STAMP)
+lab: $(LAB_STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 clean-venv:

@@ -180,7 +180,8 @@ def test_real_samples_folder(real_samples: Path) -> None:
     clips = discover(real_samples)
     videos = sorted(p.stem for p in real_samples.iterdir()
                     if p.suffix.lower() in (".mp4", ".mpg", ".flv"))
-    assert len(clips) == 7 and sorted(clips["clip"]) == videos
+    assert videos, f"no videos in {real_samples}"
+    assert sorted(clips["clip"]) == videos  # every video the folder holds, nothing else
     assert clips["emotion"].isna().all() and (clips["emotion_name"] == "unknown").all()
     assert clips["clip"].tolist() == sorted(clips["clip"])
 

@@ -14,7 +14,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from wav2kp import config, study
+from wav2kp import config, doctor, study
 
 try:
     import tomllib
@@ -59,25 +59,111 @@ def test_environment_python_satisfies_requires_python(pyproject: dict, environme
     assert version in SpecifierSet(pyproject["project"]["requires-python"])
 
 
-def test_environment_installs_the_project_with_every_extra(pyproject: dict,
-                                                           environment: dict) -> None:
+def test_environment_installs_the_lock(environment: dict) -> None:
+    """conda brings Python and pip; pip installs requirements.lock (hash-checked), the same file
+    `make test` installs, so the two environments hold the same versions."""
     conda, pip = _conda_and_pip(environment)
-    # the dependency list lives in pyproject.toml only: conda brings python and pip
     assert sorted(re.split(r"[=<> ]", d)[0] for d in conda) == ["pip", "python"]
-    assert len(pip) == 1, pip
-    match = re.fullmatch(r"""(?:-e\s+)?(["']?)\.(?:\[([^\]]*)\])?\1""", pip[0].strip())
-    assert match, f"pip section should install the project ('-e .[...]'), got {pip[0]!r}"
-    extras = {e.strip() for e in (match.group(2) or "").split(",") if e.strip()}
-    declared = set(pyproject["project"].get("optional-dependencies", {}))
-    assert extras == declared
+    assert [p.strip() for p in pip] == ["--require-hashes", "-r requirements.lock"], pip
+    python = next(d for d in conda if d.startswith("python"))
+    assert python == f"python={'.'.join(map(str, doctor.LOCK_PYTHON))}", python
 
 
-def test_torch_is_pinned_to_2_11(pyproject: dict) -> None:
+# --------------------------------------------------------------------------- the lock
+
+@pytest.fixture(scope="module")
+def lock() -> dict[str, str]:
+    return doctor.read_lock(ROOT / "requirements.lock")
+
+
+@pytest.fixture(scope="module")
+def lab_lock() -> dict[str, str]:
+    return doctor.read_lock(ROOT / "requirements-lab.lock")
+
+
+def _requirements(pyproject: dict, *extras: str) -> list[Requirement]:
+    reqs = [Requirement(r) for r in pyproject["project"]["dependencies"]]
+    for extra in extras:
+        reqs += [Requirement(r) for r in pyproject["project"]["optional-dependencies"][extra]]
+    reqs += [Requirement(r) for r in pyproject["build-system"]["requires"]]
+    return reqs
+
+
+def _lock_text(name: str) -> str:
+    return (ROOT / name).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name, extras", [("requirements.lock", ("dev",)),
+                                          ("requirements-lab.lock", ("dev", "lab"))])
+def test_lock_agrees_with_pyproject(pyproject: dict, name: str, extras: tuple[str, ...]) -> None:
+    """Every requirement of pyproject.toml (and of its build backend) is pinned in the lock at a
+    version the requirement allows: a dependency added or a floor raised without `make lock`
+    fails here."""
+    pins = doctor.read_lock(ROOT / name)
+    for req in _requirements(pyproject, *extras):
+        key = doctor.normalise(req.name)
+        assert key in pins, f"{req.name} is required by pyproject.toml but not in {name}: make lock"
+        assert req.specifier.contains(pins[key], prereleases=True), \
+            f"{name} pins {req.name}=={pins[key]}, pyproject.toml asks {req.specifier}: make lock"
+
+
+@pytest.mark.parametrize("name", ["requirements.lock", "requirements-lab.lock"])
+def test_lock_pins_every_package_with_hashes(name: str) -> None:
+    """Exact versions with the sha256 of their files, so `pip install --require-hashes` installs
+    exactly these files and re-resolves nothing; made by `make lock` (uv pip compile)."""
+    text = _lock_text(name)
+    assert "make lock" in text.splitlines()[1], "regenerate with make lock"
+    entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2].strip())
+    assert len(entries) > 50
+    for entry in entries:
+        head = entry.splitlines()[0]
+        assert re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[^\s;]+ \\$", head), head
+        assert re.search(r"--hash=sha256:[0-9a-f]{64}", entry), f"no hash for {head}"
+    assert "-e " not in text and "file:" not in text, "the lock names no local path"
+
+
+def test_lab_lock_extends_the_main_lock(lock: dict[str, str], lab_lock: dict[str, str]) -> None:
+    """`make lab` adds JupyterLab on top of the tested environment without moving anything."""
+    assert set(lock) <= set(lab_lock)
+    assert {k: lab_lock[k] for k in lock} == lock
+    assert "jupyterlab" in lab_lock and "jupyterlab" not in lock
+
+
+def test_only_what_is_used_is_installed(pyproject: dict, lock: dict[str, str]) -> None:
+    """scikit-image served a photo nothing selected; JupyterLab is for `make lab` only."""
+    runtime = {doctor.normalise(Requirement(r).name) for r in pyproject["project"]["dependencies"]}
+    assert "scikit-image" not in runtime and "scikit-image" not in lock
+    assert "jupyterlab" not in lock
+    assert pyproject["project"]["optional-dependencies"]["lab"] == ["jupyterlab>=4.0"]
+
+
+def test_torch_and_torchaudio_are_one_release(pyproject: dict, lock: dict[str, str]) -> None:
+    """torchaudio loads only beside the torch it was built for (2.11.1 fails beside 2.11.0):
+    both are pinned exactly, to the same release, in pyproject.toml and in the lock."""
     reqs = {Requirement(r).name.lower(): Requirement(r) for r in pyproject["project"]["dependencies"]}
-    for name in ("torch", "torchaudio"):
-        assert str(reqs[name].specifier) == "==2.11.*"
-        assert "2.11.0" in reqs[name].specifier and "2.12.0" not in reqs[name].specifier
     assert len(reqs) == len(pyproject["project"]["dependencies"])  # no package listed twice
+    pins = {name: str(reqs[name].specifier) for name in ("torch", "torchaudio")}
+    assert pins["torch"] == pins["torchaudio"] and re.fullmatch(r"==\d+\.\d+\.\d+", pins["torch"])
+    assert lock["torch"] == lock["torchaudio"] == pins["torch"][2:]
+
+
+def test_installed_torchaudio_computes_an_mfcc() -> None:
+    """The installed pair loads together and torchaudio computes an MFCC of a known tone: the
+    energy sits in the low coefficients and every frame is finite."""
+    import numpy as np
+    import torch
+    import torchaudio
+
+    from wav2kp import features
+
+    assert torch.__version__.split("+")[0] == torchaudio.__version__.split("+")[0]
+    rate = 16000
+    t = np.arange(rate, dtype=np.float32) / rate
+    feats, times = features.mfcc((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+    assert feats.shape == (101, 40) and np.isfinite(feats).all()
+    assert times[1] - times[0] == pytest.approx(0.010)
+    silent, _ = features.mfcc(np.zeros(rate, dtype=np.float32) + 1e-6)
+    assert feats[:, 0].mean() > silent[:, 0].mean() + 10  # c0 follows the log energy
 
 
 def test_console_script(pyproject: dict) -> None:

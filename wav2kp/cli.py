@@ -7,6 +7,7 @@
     wav2kp train --model NAME [--epochs N] [--corpus bundled|DIR] [--subset quick|full] ...
     wav2kp predict SPEECH [--model RUN] [--emotion NAME] [--out DIR] [--face IMAGE] [--fps 29.97]
     wav2kp evaluate-real FOLDER [--model RUN ...] [--out DIR] [--jobs N]
+    wav2kp doctor
 """
 from __future__ import annotations
 
@@ -212,6 +213,12 @@ def _cmd_evaluate_real(args: argparse.Namespace) -> int:
     return 0 if (len(videos) or len(speech)) else 1
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from wav2kp import doctor
+
+    return doctor.main()
+
+
 def _run_path(text: str) -> Path:
     """A run folder, or a run name under data/models."""
     from wav2kp import config
@@ -294,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--out", help="output folder (default reports/real)")
     er.add_argument("--jobs", type=int, default=-1, help="parallel extraction workers")
     er.set_defaults(func=_cmd_evaluate_real)
+
+    dr = sub.add_parser("doctor", help="check that this environment can run the study: one line "
+                                       "per check, with a fix for each failure")
+    dr.set_defaults(func=_cmd_doctor)
     return parser
 
 

@@ -290,11 +290,8 @@ def _face_photo(name: str) -> np.ndarray:
         from matplotlib import cbook
 
         return np.asarray(mpimg.imread(cbook.get_sample_data("grace_hopper.jpg")))[..., :3]
-    if name == "astronaut":
-        import skimage.data
-
-        return skimage.data.astronaut()
-    raise ValueError(f"Unknown face photo {name!r}: use 'grace_hopper' or 'astronaut'.")
+    raise ValueError(f"Unknown face photo {name!r}: the bundled corpus uses 'grace_hopper' "
+                     "(for any other photo, see render.FaceRenderer.from_file).")
 
 
 @functools.lru_cache(maxsize=4)
