@@ -16,10 +16,7 @@ from packaging.specifiers import SpecifierSet
 
 from wav2kp import config, doctor, study
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    tomllib = pytest.importorskip("tomli")
+import tomllib
 
 ROOT = config.REPO_ROOT
 NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("*.ipynb"))
