@@ -269,3 +269,15 @@ def test_generated_trees_hold_only_their_readmes_in_git(git_repo) -> None:
                "reports/html/index.html", "reports/results.json"]
     out = _git("check-ignore", "--no-index", "--", *ignored, "data/README.md", "reports/README.md")
     assert sorted(out.stdout.split()) == sorted(ignored)
+
+
+def test_relative_paths_resolve_from_the_repository_root(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path) -> None:
+    """papermill runs notebooks in the repository root, nbval in notebooks/: a relative
+    parameter such as notebook 04's real_dir must name the same folder in both."""
+    monkeypatch.chdir(tmp_path)
+    assert config.resolve("../shared/real_samples") == config.SHARED_REAL_SAMPLES
+    monkeypatch.chdir(config.NOTEBOOKS_DIR)
+    assert config.resolve("../shared/real_samples") == config.SHARED_REAL_SAMPLES
+    assert config.resolve(tmp_path) == tmp_path
+    assert config.resolve("~/x") == config.Path.home() / "x"

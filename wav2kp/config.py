@@ -57,6 +57,14 @@ def models_dir() -> Path:
     return data_dir() / "models"
 
 
+def resolve(path: str | os.PathLike) -> Path:
+    """A path given by the user or a notebook parameter: absolute as it is, ``~`` expanded, and
+    a relative one taken from the repository root, never from the working directory (papermill
+    runs notebooks in the root, nbval and JupyterLab in ``notebooks/``)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (REPO_ROOT / p).resolve()
+
+
 def corpus_name(corpus: str | os.PathLike) -> str:
     """Short name used for a corpus' data folders: ``bundled`` or the folder's name."""
     text = str(corpus)

@@ -696,12 +696,6 @@ class FeatureNormalizer:
 
     __call__ = transform
 
-    def fit_transform(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """:meth:`fit` on ``arrays``, then :meth:`transform` each."""
-        arrays = [arrays] if isinstance(arrays, np.ndarray) else list(arrays)
-        self.fit(arrays)
-        return [self.transform(a) for a in arrays]
-
     def inverse_transform(self, z: np.ndarray) -> np.ndarray:
         """Undo the global standardisation (float64); utterance mode has no single inverse."""
         if self.mode == "utterance":

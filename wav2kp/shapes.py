@@ -46,14 +46,6 @@ POLYLINES: list[tuple[str, bool]] = [
 INNER_LIP_PAIRS = np.array([[61, 67], [62, 66], [63, 65]])
 
 
-def part_of(index: int) -> str:
-    """Name of the face part that landmark ``index`` belongs to."""
-    for name, idx in PARTS.items():
-        if idx[0] <= index <= idx[-1]:
-            return name
-    raise IndexError(f"landmark index {index} is outside 0..67")
-
-
 def eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centres of the subject's right and left eye, ``(..., 2)`` each, in pixels."""
     pts = np.asarray(points, dtype=np.float64)
@@ -75,12 +67,6 @@ def mouth_opening(points: np.ndarray) -> np.ndarray:
     pts = np.asarray(points, dtype=np.float64)
     gaps = pts[..., INNER_LIP_PAIRS[:, 1], :] - pts[..., INNER_LIP_PAIRS[:, 0], :]
     return np.linalg.norm(gaps, axis=-1).mean(axis=-1)
-
-
-def mouth_width(points: np.ndarray) -> np.ndarray:
-    """Distance between the outer mouth corners (48 and 54), pixels, ``(...)``."""
-    pts = np.asarray(points, dtype=np.float64)
-    return np.linalg.norm(pts[..., 54, :] - pts[..., 48, :], axis=-1)
 
 
 def polygon_area(poly: np.ndarray) -> np.ndarray:

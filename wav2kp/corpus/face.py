@@ -161,7 +161,6 @@ def _plateau(times: np.ndarray, start: float, end: float, lead: float,
 _JAW_WEIGHTS = {8: 1.0, 7: 0.95, 9: 0.95, 6: 0.85, 10: 0.85, 5: 0.65, 11: 0.65, 4: 0.4, 12: 0.4,
                 3: 0.2, 13: 0.2, 2: 0.05, 14: 0.05}
 _LOWER_LIP = [55, 56, 57, 58, 59, 65, 66, 67]
-_UPPER_LIP = [49, 50, 51, 52, 53, 61, 62, 63]
 _CORNERS = [48, 54, 60, 64]
 _NEAR_CORNERS = [49, 53, 55, 59]
 _NEAR_INNER_CORNERS = [61, 63, 65, 67]
