@@ -35,8 +35,7 @@ def main() -> int:
     corpus_dir = Path(args.corpus) if args.corpus else config.raw_dir("bundled")
     interim = Path(args.interim) if args.interim else config.interim_dir("bundled")
     bundled.build(out_dir=corpus_dir, subset=args.subset, n_jobs=args.jobs, progress=False)
-    clips = corpora.discover(corpus_dir)
-    clips = clips[clips["clip"].isin(bundled.subset_names(args.subset))].reset_index(drop=True)
+    clips = bundled.select(corpora.discover(corpus_dir), args.subset)
     landmarks.extract(clips, corpus="bench", out_dir=interim, n_jobs=args.jobs, progress=False)
     import torch  # noqa: F401  (imported before measuring, as any notebook has it)
 

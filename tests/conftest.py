@@ -55,8 +55,7 @@ def quick_clips(quick_corpus):
     from wav2kp import landmarks
     from wav2kp.corpus import bundled
 
-    clips = corpora.discover(quick_corpus.out_dir)
-    clips = clips[clips["clip"].isin(bundled.subset_names("quick"))].reset_index(drop=True)
+    clips = bundled.select(corpora.discover(quick_corpus.out_dir), "quick")
     report = landmarks.extract(clips, corpus="bundled", n_jobs=2, progress=False)
     assert len(report.failures) == 0, report.failures.to_dict("records")
     return clips

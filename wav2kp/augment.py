@@ -16,7 +16,6 @@ additive noise at an SNR relative to the active speech, gain, clipping to [-1, 1
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,6 +24,9 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
+
+from wav2kp import config
+from wav2kp.manifest import inputs_sha256
 
 __all__ = [
     "AugmentConfig", "AugmentDraw", "draw", "apply", "augment",
@@ -481,20 +483,6 @@ def retime(targets: np.ndarray, valid: np.ndarray, times: np.ndarray, new_times:
 # Dataset
 # --------------------------------------------------------------------------------------------
 
-def _inputs_hash(wav: Path, landmarks: Path) -> str:
-    """What ``build_feature_set`` records per clip in the manifest's ``inputs``."""
-    from wav2kp.manifest import file_sha256
-
-    return hashlib.sha256((file_sha256(wav) + file_sha256(landmarks)).encode()).hexdigest()
-
-
-def _default_interim(out_dir: Path) -> Path:
-    """``data/processed/<corpus>/<set>`` -> ``data/interim/<corpus>`` (the layout of
-    :mod:`wav2kp.config`; a feature set does not record where its interim data was)."""
-    out_dir = Path(out_dir).resolve()
-    return out_dir.parent.parent.parent / "interim" / out_dir.parent.name
-
-
 class AugmentedUtterances(torch.utils.data.Dataset):
     """Whole utterances of a feature set, augmented afresh on every draw.
 
@@ -553,7 +541,7 @@ class AugmentedUtterances(torch.utils.data.Dataset):
         self.normalize = normalize
         self.mfcc = fs.mfcc
         self.interim_dir = (Path(interim_dir) if interim_dir is not None
-                            else _default_interim(fs.out_dir))
+                            else config.interim_dir_of(fs.out_dir))
         self.clips = [str(c) for c in clips]
         utts = {c: fs.load(c) for c in self.clips}
         self._stored = dataset.UtteranceDataset(utts, self.clips, self.normalizer)
@@ -572,7 +560,7 @@ class AugmentedUtterances(torch.utils.data.Dataset):
                 raise FileNotFoundError(
                     f"AugmentedUtterances: clip {clip!r} has no audio at {wav}; pass the "
                     f"extraction folder that built {fs.out_dir} as interim_dir.")
-            if clip in recorded and lm.is_file() and _inputs_hash(wav, lm) != recorded[clip]:
+            if clip in recorded and lm.is_file() and inputs_sha256(wav, lm) != recorded[clip]:
                 raise ValueError(
                     f"AugmentedUtterances: clip {clip!r}: {wav} (or its landmarks) is not what "
                     f"feature set {fs.out_dir} was built from (manifest inputs differ); rebuild "

@@ -116,8 +116,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     fs = sets["original" if args.model in training.ORIGINAL_FEEDING else "default"]
     cfg = training.TrainConfig(max_epochs=args.epochs, seed=args.seed, past_ms=args.past_ms,
                                future_ms=args.future_ms, lr=args.lr)
-    run_dir = Path(args.run) if args.run else \
-        config.models_dir() / f"{config.corpus_name(args.corpus)}_{args.subset}_{args.model}"
+    run_dir = Path(args.run) if args.run else config.run_dir(args.corpus, args.subset, args.model)
     _, metrics = training.train_model(args.model, fs, cfg, run_dir=run_dir,
                                       **training.model_hparams(args.model, args.hidden))
     print(json.dumps({"run": str(run_dir), **metrics}, indent=2, default=float))
@@ -138,10 +137,10 @@ def _parse_fps(text: str):
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from wav2kp import inference, synthesis
+    from wav2kp import config, inference, synthesis
 
     try:
-        predictor = (inference.Predictor(_run_path(args.model)) if args.model
+        predictor = (inference.Predictor(config.find_run(args.model)) if args.model
                      else inference.Predictor.default())
         pred = predictor.predict_file(args.speech, fps=args.fps, emotion=args.emotion)
         face = None
@@ -180,7 +179,7 @@ def _cmd_evaluate_real(args: argparse.Namespace) -> int:
 
     try:
         if args.model:
-            runs = {Path(m).name: _run_path(m) for m in args.model}
+            runs = {Path(m).name: config.find_run(m) for m in args.model}
         else:
             best = inference.Predictor.default().run_dir      # loaded once, to find it
             runs = {best.name: best}
@@ -217,14 +216,6 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     from wav2kp import doctor
 
     return doctor.main()
-
-
-def _run_path(text: str) -> Path:
-    """A run folder, or a run name under data/models."""
-    from wav2kp import config
-
-    path = Path(text)
-    return path if path.exists() else config.models_dir() / text
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -53,6 +53,14 @@ def processed_dir(corpus: str, feature_set: str) -> Path:
     return data_dir() / "processed" / corpus / feature_set
 
 
+def interim_dir_of(feature_set_dir: str | os.PathLike) -> Path:
+    """The extraction folder a processed feature set was built from, in the same tree:
+    ``<data>/processed/<corpus>/<set>`` -> ``<data>/interim/<corpus>`` (a feature set does not
+    record where its interim data was)."""
+    out = Path(feature_set_dir).resolve()
+    return out.parent.parent.parent / "interim" / out.parent.name
+
+
 def models_dir() -> Path:
     return data_dir() / "models"
 
@@ -63,6 +71,18 @@ def resolve(path: str | os.PathLike) -> Path:
     runs notebooks in the root, nbval and JupyterLab in ``notebooks/``)."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else (REPO_ROOT / p).resolve()
+
+
+def run_dir(corpus: str | os.PathLike, subset: str, name: str) -> Path:
+    """``data/models/<corpus name>_<subset>_<name>``: the run folder of the study's model (or
+    ablation run) ``name`` trained on ``subset`` of ``corpus`` (notebooks 03-05, the CLI)."""
+    return models_dir() / f"{corpus_name(corpus)}_{subset}_{name}"
+
+
+def find_run(run: str | os.PathLike) -> Path:
+    """A run given by the user: an existing folder, else a run name under ``data/models``."""
+    path = Path(run).expanduser()
+    return path if path.exists() else models_dir() / str(run)
 
 
 def corpus_name(corpus: str | os.PathLike) -> str:

@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wav2kp.manifest import (package_versions, write_csv_atomic, write_json_atomic,
+from wav2kp.manifest import (inputs_sha256, package_versions, write_csv_atomic, write_json_atomic,
                              write_npz_atomic)
 
 SPLITS = ("train", "val", "test")
@@ -731,8 +731,6 @@ def build_feature_set(clips: pd.DataFrame, interim_dir: str | os.PathLike,
     import time
 
     from wav2kp import features, landmarks, media, shapes
-    from wav2kp.manifest import file_sha256
-
     t0 = time.perf_counter()
     if alignment not in ALIGNMENTS:
         raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}.")
@@ -750,8 +748,7 @@ def build_feature_set(clips: pd.DataFrame, interim_dir: str | os.PathLike,
     table = make_splits(clips[clips["clip"].isin(present)].reset_index(drop=True), seed=seed)
     params = {"mfcc": mfcc_cfg.as_dict(), "alignment": alignment, "targets": targets,
               "pca_variance": pca_variance, "normalization": normalization, "seed": seed}
-    inputs = {c: hashlib.sha256("".join(file_sha256(p) for p in landmarks.clip_paths(
-        interim_dir, c)).encode()).hexdigest() for c in present}
+    inputs = {c: inputs_sha256(*landmarks.clip_paths(interim_dir, c)) for c in present}
     if not force and manifest_matches(out_dir, params, inputs) \
             and (out_dir / "feature_set.json").is_file():
         fs = FeatureSet(out_dir)

@@ -305,12 +305,9 @@ def ablation_feature_set(corpus: str, subset: str | None, seed: int = 0):
     ablation's feature set, built (or reused) beside the study's two."""
     from wav2kp import corpus as corpora
     from wav2kp import dataset, features
-    from wav2kp.corpus import bundled
 
     name = config.corpus_name(corpus)
-    clips = corpora.discover(corpus)
-    if corpus == "bundled" and subset:
-        clips = clips[clips["clip"].isin(bundled.subset_names(subset))].reset_index(drop=True)
+    clips = corpora.study_clips(corpus, subset)
     mfcc_cfg = features.MFCCConfig.original()
     set_name = dataset.feature_set_name(mfcc_cfg, "timestamps", "face")
     fs, _ = dataset.build_feature_set(clips, config.interim_dir(name),
@@ -320,9 +317,9 @@ def ablation_feature_set(corpus: str, subset: str | None, seed: int = 0):
     return fs
 
 
-def train_ablations(sets: dict, cfg, hidden: int | None, prefix: str,
+def train_ablations(sets: dict, cfg, hidden: int | None, corpus: str, subset: str,
                     labels: Iterable[str] | None = None) -> dict[str, Path]:
-    """Train the :data:`ABLATION_RUNS` into ``data/models/<prefix>_<label>``; ``sets`` holds the
+    """Train the :data:`ABLATION_RUNS` into ``config.run_dir(corpus, subset, label)``; ``sets`` holds the
     feature sets by key (``default``, ``original``, ``original_timestamps``). Returns
     ``{label: run dir}``."""
     from wav2kp import features, training
@@ -334,7 +331,7 @@ def train_ablations(sets: dict, cfg, hidden: int | None, prefix: str,
         if hp.get("future_ms", 0.0) is None:
             hp["future_ms"] = features.ORIGINAL_CONTEXT.future_ms
         hp.update(training.model_hparams(name, hidden))
-        run_dir = config.models_dir() / f"{prefix}_{label}"
+        run_dir = config.run_dir(corpus, subset, label)
         print(f"== {label}: {name} on {sets[key].out_dir.name} {hp}", flush=True)
         _, m = training.train_model(name, sets[key], cfg, run_dir=run_dir, **hp)
         print(f"   val M-LMD {m['val_mlmd_pct']:.3f} % IOD in {m['wall_s']:.1f} s", flush=True)

@@ -147,8 +147,7 @@ class Predictor:
         if results.is_file():
             record = json.loads(results.read_text(encoding="utf-8"))
             best, subset = record.get("best_model"), record.get("subset")
-            name = config.corpus_name(record.get("corpus", "bundled"))
-            run = config.models_dir() / f"{name}_{subset}_{best}"
+            run = config.run_dir(record.get("corpus", "bundled"), subset, best)
             if best and (run / "config.json").is_file():
                 return cls(run)
         runs = sorted((p for p in config.models_dir().glob("*/config.json")),

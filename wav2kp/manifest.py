@@ -50,10 +50,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    """Write ``data`` as indented UTF-8 JSON, atomically (:func:`atomic_path`)."""
+def inputs_sha256(*paths: str | os.PathLike) -> str:
+    """One sha256 for several input files (the hash of their hashes, in order): what a derived
+    artefact records about what it was made from."""
+    return hashlib.sha256("".join(file_sha256(p) for p in paths).encode()).hexdigest()
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any, default=str) -> Path:
+    """Write ``data`` as indented UTF-8 JSON, atomically (:func:`atomic_path`); ``default``
+    turns what JSON cannot hold into something it can (``str`` unless given)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str),
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=default),
                        encoding="utf-8")
     return Path(path)
 

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from wav2kp import config
-from wav2kp.manifest import atomic_path, package_versions
+from wav2kp.manifest import atomic_path, package_versions, write_json_atomic
 
 #: ``NN_name.ipynb``: two digits, an underscore, a name.
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_.+\.ipynb$")
@@ -39,6 +39,22 @@ TRACEBACK_LINES = 12
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: Exponent floats PyYAML (YAML 1.1) reads as strings: ``1e-3``, ``2E5``.
 _EXP_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def results_path(notebook: str) -> Path:
+    """``reports/<stage>/<notebook>.json``, where a notebook such as ``"02_features"`` leaves its
+    numbers (the tests read them)."""
+    return config.reports_dir() / notebook.split("_", 1)[1] / f"{notebook}.json"
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as JSON numbers and lists; anything else as text."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def save_results(notebook: str, numbers: dict[str, Any]) -> Path:
+    """Write a notebook's numbers to :func:`results_path` atomically; returns the path."""
+    return write_json_atomic(results_path(notebook), numbers, default=_plain)
 
 
 class StudyError(RuntimeError):

@@ -326,11 +326,6 @@ def evaluate(model, fs, split: str = "val") -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------- a whole run
 
-def default_run_dir(name: str, fs, cfg: TrainConfig) -> Path:
-    """``data/models/<model>_<feature set>_seed<seed>``."""
-    return paths.models_dir() / f"{name}_{fs.out_dir.name}_seed{cfg.seed}"
-
-
 def _feature_set_record(fs) -> dict[str, Any]:
     manifest = fs.out_dir / "manifest.json"
     params = (json.loads(manifest.read_text(encoding="utf-8")).get("params")
@@ -338,8 +333,8 @@ def _feature_set_record(fs) -> dict[str, Any]:
     return {"dir": str(fs.out_dir), "name": fs.out_dir.name, "params": params}
 
 
-def train_model(name: str, fs, cfg: TrainConfig | None = None,
-                run_dir: str | os.PathLike | None = None, **hparams: Any):
+def train_model(name: str, fs, cfg: TrainConfig | None, run_dir: str | os.PathLike,
+                **hparams: Any):
     """Create, fit, save and evaluate (on ``val``) a model; returns ``(model, metrics)``.
 
     The returned model is the one *reloaded from* ``run_dir``, and the metrics (also written to
@@ -348,7 +343,7 @@ def train_model(name: str, fs, cfg: TrainConfig | None = None,
     from wav2kp import models
 
     cfg = cfg or TrainConfig()
-    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(name, fs, cfg)
+    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("metrics.json", "history.csv"):
         (run_dir / stale).unlink(missing_ok=True)
@@ -390,12 +385,9 @@ def feature_sets(corpus: str = "bundled", subset: str = "quick", seed: int = 0) 
     outputs: ``{"default": FeatureSet, "original": FeatureSet}``."""
     from wav2kp import config, dataset, features
     from wav2kp import corpus as corpora
-    from wav2kp.corpus import bundled
 
     name = config.corpus_name(corpus)
-    clips = corpora.discover(corpus)
-    if corpus == "bundled":
-        clips = clips[clips["clip"].isin(bundled.subset_names(subset))].reset_index(drop=True)
+    clips = corpora.study_clips(corpus, subset)
     out = {}
     for key, mfcc_cfg, alignment in (("default", features.MFCCConfig(), "timestamps"),
                                      ("original", features.MFCCConfig.original(),
@@ -419,16 +411,15 @@ def model_hparams(name: str, hidden: int | None) -> dict:
     return {}
 
 
-def train_all(names: list[str], sets: dict, cfg: TrainConfig, hidden: int | None = None,
-              prefix: str = "study") -> list[dict]:
-    """Train every model of ``names`` on its feature set into ``data/models/<prefix>_<name>``;
-    returns ``[{"name", "run", "metrics", "history"}]`` in order. Wall time is in metrics."""
-    from wav2kp import config
-
+def train_all(names: list[str], sets: dict, cfg: TrainConfig, corpus: str, subset: str,
+              hidden: int | None = None) -> list[dict]:
+    """Train every model of ``names`` on its feature set into ``config.run_dir(corpus, subset,
+    name)``; returns ``[{"name", "run", "metrics", "history"}]`` in order. Wall time is in
+    metrics."""
     results = []
     for name in names:
         fs = sets["original" if name in ORIGINAL_FEEDING else "default"]
-        run_dir = config.models_dir() / f"{prefix}_{name}"
+        run_dir = paths.run_dir(corpus, subset, name)
         print(f"== {name} ({fs.out_dir.name})", flush=True)
         model, metrics = train_model(name, fs, cfg, run_dir=run_dir,
                                      **model_hparams(name, hidden))

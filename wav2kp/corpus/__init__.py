@@ -13,5 +13,17 @@ from wav2kp.corpus.discovery import (
     parse_name,
 )
 
-__all__ = ["CLIP_COLUMNS", "VIDEO_EXTENSIONS", "describe", "discover", "emotion_names", "emotion_table",
-           "parse_name"]
+from wav2kp.corpus import bundled
+
+
+def study_clips(corpus: str, subset: str | None = None):
+    """The clip table a study stage works on: ``discover(corpus)``, and for the bundled corpus
+    only the clips of ``subset`` (``quick`` or ``full``; ``None``: every clip built)."""
+    clips = discover(corpus)
+    if str(corpus) == "bundled" and subset:
+        clips = bundled.select(clips, subset)
+    return clips
+
+
+__all__ = ["CLIP_COLUMNS", "VIDEO_EXTENSIONS", "bundled", "describe", "discover", "emotion_names",
+           "emotion_table", "parse_name", "study_clips"]

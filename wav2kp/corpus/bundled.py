@@ -318,6 +318,11 @@ def ensure_built(subset: str | dict = "quick", out_dir: Path | None = None, n_jo
     return build(out_dir=out_dir, subset=subset, n_jobs=n_jobs, seed=seed, progress=progress)
 
 
+def select(clips: "pd.DataFrame", subset: str) -> "pd.DataFrame":
+    """The rows of a bundled clip table that belong to ``subset`` (``quick`` or ``full``)."""
+    return clips[clips["clip"].isin(subset_names(subset))].reset_index(drop=True)
+
+
 def subset_names(subset: str | dict) -> Sequence[str]:
     return [s.name for s in clip_specs(subset)]
 
