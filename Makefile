@@ -19,7 +19,7 @@ PROFILE ?= full
 # Extra arguments for the study runner, e.g. make study ARGS="--only 00"
 ARGS ?=
 
-.PHONY: study test repro lab lock doctor venv clean-venv clean-reports help
+.PHONY: study test lint format repro lab lock doctor venv clean-venv clean-reports help
 
 help:
 	@echo "make study   run the whole study (profile $(PROFILE)); reports in reports/html/index.html"
@@ -27,6 +27,7 @@ help:
 	@echo "make repro   re-run the executed notebooks of the last study and check that the cells"
 	@echo "             marked NBVAL_CHECK_OUTPUT give the same output"
 	@echo "make lab     open JupyterLab on the project's kernel (installs requirements-lab.lock)"
+	@echo "make lint    ruff (lint + format check) and import-linter's layering contracts"
 	@echo "make doctor  check the environment: one line per check, with a fix for each failure"
 	@echo "make lock    re-resolve requirements*.lock from pyproject.toml (then run make test)"
 
@@ -76,9 +77,20 @@ test: $(STAMP)
 	export WAV2KP_HOME=$$home MPLBACKEND=Agg; \
 	echo "test data and reports under $$home"; \
 	$(PY) -m wav2kp doctor && \
+	$(MAKE) --no-print-directory lint && \
 	$(PY) -m pytest -q tests && \
 	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks; \
 	status=$$?; rm -rf $$home; exit $$status
+
+# Lint and format (ruff) and the stage layering (import-linter contracts in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check wav2kp tests benchmarks notebooks
+	$(VENV)/bin/ruff format --check wav2kp tests benchmarks
+	$(VENV)/bin/lint-imports
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix wav2kp tests benchmarks
+	$(VENV)/bin/ruff format wav2kp tests benchmarks
 
 # Re-runs reports/executed/*.ipynb (the last study's notebooks, with its parameters) and compares
 # the outputs of the cells marked NBVAL_CHECK_OUTPUT with what the study recorded.

@@ -8,6 +8,7 @@ own scale, 68-point predictor) on every K-th frame of every clip and compares wi
 truth: detection rate, mean point error and mouth error in % of the inter-ocular distance.
 The last line is one JSON object with the figures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from joblib import Parallel, delayed
 
-from wav2kp import landmarks, media, shapes
+from wav2kp import face68, media, shapes
 from wav2kp.corpus import bundled
 
 
@@ -33,7 +34,7 @@ def score_clip(video: Path, gt_file: Path, every: int) -> dict:
         if k % every:
             continue
         total += 1
-        det = landmarks.detect_68(img, 0)
+        det = face68.detect_68(img, 0)
         if det is None:
             continue
         found += 1
@@ -41,8 +42,13 @@ def score_clip(video: Path, gt_file: Path, every: int) -> dict:
         e = np.linalg.norm(det - truth, axis=1) / shapes.inter_ocular(truth) * 100
         errs.append(e.mean())
         mouth.append(e[shapes.MOUTH].mean())
-    return {"clip": video.stem, "frames": total, "found": found,
-            "err_sum": float(np.sum(errs)), "mouth_sum": float(np.sum(mouth))}
+    return {
+        "clip": video.stem,
+        "frames": total,
+        "found": found,
+        "err_sum": float(np.sum(errs)),
+        "mouth_sum": float(np.sum(mouth)),
+    }
 
 
 def main() -> int:
@@ -58,22 +64,32 @@ def main() -> int:
     t0 = time.perf_counter()
     report = bundled.build(out_dir=out, subset=args.subset, n_jobs=args.jobs, progress=False)
     build_s = time.perf_counter() - t0
-    print(f"build: {report.n_built} built, {report.n_cached} cached, "
-          f"{len(report.failures)} failed in {build_s:.1f} s", file=sys.stderr)
+    print(
+        f"build: {report.n_built} built, {report.n_cached} cached, "
+        f"{len(report.failures)} failed in {build_s:.1f} s",
+        file=sys.stderr,
+    )
 
     names = bundled.subset_names(args.subset)
     t1 = time.perf_counter()
     rows = Parallel(n_jobs=args.jobs)(
-        delayed(score_clip)(out / f"{n}.mp4", bundled.gt_path(out, n), args.every) for n in names)
+        delayed(score_clip)(out / f"{n}.mp4", bundled.gt_path(out, n), args.every) for n in names
+    )
     score_s = time.perf_counter() - t1
     frames = sum(r["frames"] for r in rows)
     found = sum(r["found"] for r in rows)
     worst = min(rows, key=lambda r: r["found"] / max(r["frames"], 1))
     result = {
-        "benchmark": "corpus_build", "subset": args.subset, "clips": len(names),
-        "jobs": args.jobs, "built": report.n_built, "cached": report.n_cached,
-        "failed": len(report.failures), "build_wall_s": round(build_s, 1),
-        "frames_scored": frames, "every": args.every,
+        "benchmark": "corpus_build",
+        "subset": args.subset,
+        "clips": len(names),
+        "jobs": args.jobs,
+        "built": report.n_built,
+        "cached": report.n_cached,
+        "failed": len(report.failures),
+        "build_wall_s": round(build_s, 1),
+        "frames_scored": frames,
+        "every": args.every,
         "detection_rate": round(found / max(frames, 1), 4),
         "worst_clip_detection_rate": round(worst["found"] / max(worst["frames"], 1), 4),
         "mean_error_pct_iod": round(sum(r["err_sum"] for r in rows) / max(found, 1), 3),

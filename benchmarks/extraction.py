@@ -10,6 +10,7 @@ measured for tracking a clip and the same clip made 4 and 16 times longer, in fr
 (frames are streamed, so it should not grow with length).
 The last line is one JSON object with the figures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ from pathlib import Path
 import numpy as np
 from joblib import Parallel, delayed
 
-from wav2kp import config, landmarks, media, shapes
+from wav2kp import config, media, shapes
 from wav2kp.corpus import bundled
+from wav2kp.extraction import landmarks
 
 
 def _original_clip(video: str, out: Path) -> int:
@@ -41,8 +43,11 @@ def _errors(corpus_dir: Path, names: list[str], lm_dir: Path) -> tuple[float, fl
     for name in names:
         gt = bundled.load_groundtruth(bundled.gt_path(corpus_dir, name))
         lm = landmarks.load_landmarks(lm_dir / f"{name}.npz")
-        e = np.linalg.norm(lm.points - gt["points"], axis=2) / \
-            shapes.inter_ocular(gt["points"])[:, None] * 100
+        e = (
+            np.linalg.norm(lm.points - gt["points"], axis=2)
+            / shapes.inter_ocular(gt["points"])[:, None]
+            * 100
+        )
         ok = np.isfinite(e).all(axis=1)
         errs.append(e[ok].mean(axis=1))
         mouth.append(e[ok][:, shapes.MOUTH].mean(axis=1))
@@ -53,11 +58,14 @@ def _errors(corpus_dir: Path, names: list[str], lm_dir: Path) -> tuple[float, fl
 
 def _peak_rss_mb(video: Path) -> float:
     """Peak resident memory (MB) of a fresh process that tracks ``video``."""
-    code = ("import resource, sys; from wav2kp import landmarks; "
-            "landmarks.track_video(sys.argv[1]); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
-    out = subprocess.run([sys.executable, "-c", code, str(video)], check=True,
-                         capture_output=True, text=True).stdout
+    code = (
+        "import resource, sys; from wav2kp import landmarks; "
+        "landmarks.track_video(sys.argv[1]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(video)], check=True, capture_output=True, text=True
+    ).stdout
     return float(out.strip().splitlines()[-1])
 
 
@@ -69,26 +77,33 @@ def _longer(video: Path, times: int, out: Path) -> Path:
     """The same clip ``times`` times over (video only), for the memory check."""
     frames = [img for _, img in media.iter_frames(video)]
     info = media.probe(video)
-    media.write_video(out, (f for _ in range(times) for f in frames), None,
-                      (info["width"], info["height"]), info["fps"])
+    media.write_video(
+        out,
+        (f for _ in range(times) for f in frames),
+        None,
+        (info["width"], info["height"]),
+        info["fps"],
+    )
     return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--corpus", help="a built bundled corpus (default data/raw/bundled, "
-                                     "built if missing)")
+    ap.add_argument(
+        "--corpus", help="a built bundled corpus (default data/raw/bundled, built if missing)"
+    )
     ap.add_argument("--subset", default="full")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--clips", type=int, default=0,
-                    help="use every K-th clip of the subset only (0: all)")
+    ap.add_argument(
+        "--clips", type=int, default=0, help="use every K-th clip of the subset only (0: all)"
+    )
     args = ap.parse_args()
 
     corpus_dir = Path(args.corpus) if args.corpus else config.raw_dir("bundled")
     bundled.build(out_dir=corpus_dir, subset=args.subset, n_jobs=args.jobs, progress=False)
     names = bundled.subset_names(args.subset)
     if args.clips:
-        names = names[::args.clips]
+        names = names[:: args.clips]
     paths = [str(corpus_dir / f"{n}.mp4") for n in names]
     import pandas as pd
 
@@ -96,15 +111,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="wav2kp-bench-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
-        report = landmarks.extract(table, corpus="bench", out_dir=tmp / "tracked",
-                                   n_jobs=args.jobs, progress=False, force=True)
+        report = landmarks.extract(
+            table,
+            corpus="bench",
+            out_dir=tmp / "tracked",
+            n_jobs=args.jobs,
+            progress=False,
+            force=True,
+        )
         tracked_s = time.perf_counter() - t0
         frames = int(report.qc["frames"].sum())
         orig_dir = tmp / "original"
         orig_dir.mkdir()
         t0 = time.perf_counter()
-        orig_frames = sum(Parallel(n_jobs=args.jobs)(
-            delayed(_original_clip)(p, orig_dir) for p in paths))
+        orig_frames = sum(
+            Parallel(n_jobs=args.jobs)(delayed(_original_clip)(p, orig_dir) for p in paths)
+        )
         original_s = time.perf_counter() - t0
         assert orig_frames == frames, (orig_frames, frames)
         t_err, t_mouth, t_have = _errors(corpus_dir, names, tmp / "tracked" / "landmarks")
@@ -116,22 +138,28 @@ def main() -> int:
             rss[times] = _peak_rss_mb(_longer(short, times, tmp / f"long{times}.mp4"))
 
     result = {
-        "benchmark": "extraction", "clips": len(names), "frames": frames, "jobs": args.jobs,
+        "benchmark": "extraction",
+        "clips": len(names),
+        "frames": frames,
+        "jobs": args.jobs,
         "failed": len(report.failures),
         "tracked_fps": round(frames / tracked_s, 1),
         "original_fps": round(frames / original_s, 1),
         "speedup": round(original_s / tracked_s, 2),
-        "tracked_error_pct_iod": round(t_err, 3), "original_error_pct_iod": round(o_err, 3),
+        "tracked_error_pct_iod": round(t_err, 3),
+        "original_error_pct_iod": round(o_err, 3),
         "tracked_mouth_error_pct_iod": round(t_mouth, 3),
         "original_mouth_error_pct_iod": round(o_mouth, 3),
         "tracked_frames_with_face": round(t_have, 4),
         "original_frames_with_face": round(o_have, 4),
         "clip_seconds_for_memory": round(frames_of(short) / float(media.probe(short)["fps"]), 2),
-        "peak_rss_mb_1x": round(rss[1], 1), "peak_rss_mb_4x": round(rss[4], 1),
+        "peak_rss_mb_1x": round(rss[1], 1),
+        "peak_rss_mb_4x": round(rss[4], 1),
         "peak_rss_mb_16x": round(rss[16], 1),
         "peak_rss_ratio_16x_vs_1x": round(rss[16] / rss[1], 3),
         "this_process_peak_rss_mb": round(
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+        ),
     }
     print(json.dumps(result))
     return 0

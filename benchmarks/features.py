@@ -8,6 +8,7 @@ temporary folder, and reports the wall time, the size on disk, and the peak memo
 memory of the process before and after (``ru_maxrss``), and the peak of Python allocations
 during the build (tracemalloc). The last line is one JSON object with the figures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,12 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from wav2kp import config, dataset, features, landmarks
+from wav2kp import config
 from wav2kp import corpus as corpora
 from wav2kp.corpus import bundled
+from wav2kp.extraction import landmarks
+from wav2kp.features import acoustic as features
+from wav2kp.features import dataset
 
 
 def main() -> int:
@@ -50,14 +54,22 @@ def main() -> int:
         tracemalloc.stop()
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         n_frames = sum(len(fs.load(c)["feature_times"]) for c in fs.clips)
-    print(json.dumps({
-        "benchmark": "features", "clips": stats["clips"], "mfcc_frames": n_frames,
-        "valid_frames": stats["frames"], "build_wall_s": round(wall, 2),
-        "bytes_on_disk": stats["bytes_on_disk"],
-        "mb_on_disk": round(stats["bytes_on_disk"] / 2**20, 2),
-        "python_alloc_peak_mb": round(peak / 2**20, 1),
-        "rss_mb_before": round(rss_before, 1), "rss_mb_peak_after": round(rss_after, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "features",
+                "clips": stats["clips"],
+                "mfcc_frames": n_frames,
+                "valid_frames": stats["frames"],
+                "build_wall_s": round(wall, 2),
+                "bytes_on_disk": stats["bytes_on_disk"],
+                "mb_on_disk": round(stats["bytes_on_disk"] / 2**20, 2),
+                "python_alloc_peak_mb": round(peak / 2**20, 1),
+                "rss_mb_before": round(rss_before, 1),
+                "rss_mb_peak_after": round(rss_after, 1),
+            }
+        )
+    )
     return 0
 
 

@@ -7,6 +7,7 @@ Without --run it uses the best model of the last study (``reports/results.json``
 the corpus voice (espeak-ng pt-BR) reading sentences until ``--seconds`` are filled. The last
 line is one JSON object with every figure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ def corpus_voice(seconds: float) -> np.ndarray:
 
 
 def main() -> None:
-    from wav2kp import inference
+    from wav2kp.training import inference
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", help="run folder (default: the last study's best model)")
@@ -48,7 +49,7 @@ def main() -> None:
     predictor = inference.Predictor(args.run) if args.run else inference.Predictor.default()
     audio = corpus_voice(args.seconds)
     duration = len(audio) / inference.RATE
-    predictor.predict_audio(audio[:16000])                  # warm-up (transforms, threads)
+    predictor.predict_audio(audio[:16000])  # warm-up (transforms, threads)
 
     offline = []
     for _ in range(args.repeats):
@@ -56,31 +57,50 @@ def main() -> None:
         pred = predictor.predict_audio(audio)
         offline.append(time.perf_counter() - t0)
     best = min(offline)
-    print(f"offline: {duration:.1f} s of audio in {best * 1000:.1f} ms (best of {args.repeats}) "
-          f"-> {duration / best:.0f}x faster than real time")
+    print(
+        f"offline: {duration:.1f} s of audio in {best * 1000:.1f} ms (best of {args.repeats}) "
+        f"-> {duration / best:.0f}x faster than real time"
+    )
 
     times, pts, streamer = inference.stream(predictor, audio, args.chunk_ms)
-    same = float(np.max(np.abs(pts - pred.normalised))) if pts.shape == pred.normalised.shape \
+    same = (
+        float(np.max(np.abs(pts - pred.normalised)))
+        if pts.shape == pred.normalised.shape
         else float("nan")
+    )
     lat = streamer.latencies_s()
     past, future = predictor.context_s
-    print(f"streaming ({args.chunk_ms:g} ms chunks): latency mean {lat.mean() * 1000:.1f} ms, "
-          f"max {lat.max() * 1000:.1f} ms (model future context {future * 1000:.0f} ms); "
-          f"{duration / streamer.compute_s:.1f}x faster than real time; max difference from "
-          f"offline {same:.2e}")
+    print(
+        f"streaming ({args.chunk_ms:g} ms chunks): latency mean {lat.mean() * 1000:.1f} ms, "
+        f"max {lat.max() * 1000:.1f} ms (model future context {future * 1000:.0f} ms); "
+        f"{duration / streamer.compute_s:.1f}x faster than real time; max difference from "
+        f"offline {same:.2e}"
+    )
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count()
-    print(json.dumps({
-        "model": predictor.name, "run": str(predictor.run_dir), "audio_s": duration,
-        "offline_s": best, "offline_rtf": duration / best,
-        "stream_chunk_ms": args.chunk_ms, "stream_latency_mean_ms": float(lat.mean() * 1000),
-        "stream_latency_max_ms": float(lat.max() * 1000),
-        "model_future_context_ms": future * 1000, "model_past_context_ms": past * 1000,
-        "mfcc_lookahead_ms": predictor.fs.mfcc.fft_size / 2 / inference.RATE * 1000,
-        "stream_rtf": duration / streamer.compute_s,
-        "stream_max_abs_diff_vs_offline": same, "frames": int(len(times)), "cores": cores}))
+    print(
+        json.dumps(
+            {
+                "model": predictor.name,
+                "run": str(predictor.run_dir),
+                "audio_s": duration,
+                "offline_s": best,
+                "offline_rtf": duration / best,
+                "stream_chunk_ms": args.chunk_ms,
+                "stream_latency_mean_ms": float(lat.mean() * 1000),
+                "stream_latency_max_ms": float(lat.max() * 1000),
+                "model_future_context_ms": future * 1000,
+                "model_past_context_ms": past * 1000,
+                "mfcc_lookahead_ms": predictor.fs.mfcc.fft_size / 2 / inference.RATE * 1000,
+                "stream_rtf": duration / streamer.compute_s,
+                "stream_max_abs_diff_vs_offline": same,
+                "frames": int(len(times)),
+                "cores": cores,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Needs the extraction stage of the bundled corpus (``make study`` or notebooks 00
 ``data/models/bench_real_<variant>`` (``--reuse`` keeps runs that exist). The last line is one
 JSON object with every figure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,8 @@ VARIANTS = {
 def main() -> None:
     import pandas as pd
 
-    from wav2kp import config, corpus, evaluation, realeval, training
+    from wav2kp import config, corpus, evaluation, training
+    from wav2kp.evaluation import real as realeval
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--subset", default="full")
@@ -49,38 +51,60 @@ def main() -> None:
         runs[name] = run
         if args.reuse and (run / "metrics.json").is_file():
             continue
-        cfg = training.TrainConfig(max_epochs=args.epochs, seed=0, augment=aug,
-                                   augment_params=params, progress="none")
+        cfg = training.TrainConfig(
+            max_epochs=args.epochs, seed=0, augment=aug, augment_params=params, progress="none"
+        )
         t0 = time.perf_counter()
-        training.train_model("tcn_emotion", sets["default"], cfg, run_dir=run,
-                             feature_norm=norm, **training.model_hparams("tcn_emotion",
-                                                                         args.hidden))
+        training.train_model(
+            "tcn_emotion",
+            sets["default"],
+            cfg,
+            run_dir=run,
+            feature_norm=norm,
+            **training.model_hparams("tcn_emotion", args.hidden),
+        )
         wall[name] = time.perf_counter() - t0
         print(f"trained {name} in {wall[name]:.0f} s", flush=True)
 
-    loaded = evaluation.load_runs(runs)
+    loaded = training.load_runs(runs)
     fs = sets["default"]
-    ev = evaluation.evaluate_runs(loaded, fs.split_clips("test"), "bundled",
-                                  corpus.discover("bundled"), noise_floor=False)
+    ev = evaluation.evaluate_runs(
+        loaded, fs.split_clips("test"), "bundled", corpus.discover("bundled"), noise_floor=False
+    )
     test = evaluation.summarise(ev, n_boot=200)
     real = realeval.evaluate_real(args.real, runs, n_jobs=1)
     rs = realeval.summary(real["videos"])
-    env = real["speech"].groupby("model")["envelope_corr"].mean() if len(real["speech"]) \
+    env = (
+        real["speech"].groupby("model")["envelope_corr"].mean()
+        if len(real["speech"])
         else pd.Series(dtype=float)
+    )
     rows = []
     for name in args.variants:
-        rows.append({"variant": name, "test_mlmd": test.loc[name, "mlmd"],
-                     "test_mouth_corr": test.loc[name, "mouth_corr"],
-                     "real_mouth_corr": rs.loc[name, "mouth_corr"],
-                     "real_area_corr": rs.loc[name, "area_corr"],
-                     "real_median_offset_ms": rs.loc[name, "median_offset_ms"],
-                     "real_abs_offset_ms": rs.loc[name, "abs_offset_ms"],
-                     "speech_envelope_corr": env.get(name, float("nan"))})
+        rows.append(
+            {
+                "variant": name,
+                "test_mlmd": test.loc[name, "mlmd"],
+                "test_mouth_corr": test.loc[name, "mouth_corr"],
+                "real_mouth_corr": rs.loc[name, "mouth_corr"],
+                "real_area_corr": rs.loc[name, "area_corr"],
+                "real_median_offset_ms": rs.loc[name, "median_offset_ms"],
+                "real_abs_offset_ms": rs.loc[name, "abs_offset_ms"],
+                "speech_envelope_corr": env.get(name, float("nan")),
+            }
+        )
     table = pd.DataFrame(rows)
     print(table.round(3).to_string(index=False))
-    print(json.dumps({"variants": table.to_dict("records"), "train_wall_s": wall,
-                      "real_files": int(real["videos"]["file"].nunique())
-                      if len(real["videos"]) else 0}, default=float))
+    print(
+        json.dumps(
+            {
+                "variants": table.to_dict("records"),
+                "train_wall_s": wall,
+                "real_files": int(real["videos"]["file"].nunique()) if len(real["videos"]) else 0,
+            },
+            default=float,
+        )
+    )
 
 
 if __name__ == "__main__":

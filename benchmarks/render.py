@@ -1,4 +1,4 @@
-"""Benchmark: frames per second of the renderers in wav2kp.render.
+"""Benchmark: frames per second of the renderers in wav2kp.synthesis.render.
 
     python benchmarks/render.py [--frames 60]
 
@@ -9,6 +9,7 @@ warm-up frames, in this process (OpenCV uses its own thread pool: the core count
 The goal is a face renderer of at least 30 fps at 256 px on 2 cores. The last line is one JSON
 object with the figures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from wav2kp.render import FaceRenderer, edge_map, open_mouth, sketch_frame
+from wav2kp.synthesis.render import FaceRenderer, edge_map, open_mouth, sketch_frame
 
 GOAL_FPS_256 = 30.0
 WARM_UP = 3
@@ -43,9 +44,12 @@ def main() -> int:
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     opening = 0.3 * np.sin(np.linspace(0.0, np.pi, args.frames))
-    figures: dict[str, float | int | bool] = {"benchmark": "render", "frames": args.frames,
-                                              "cores": cores, "opencv_threads":
-                                              cv2.getNumThreads()}
+    figures: dict[str, float | int | bool] = {
+        "benchmark": "render",
+        "frames": args.frames,
+        "cores": cores,
+        "opencv_threads": cv2.getNumThreads(),
+    }
     seq256 = None
     for size in (256, 512):
         t0 = time.perf_counter()
@@ -54,8 +58,10 @@ def main() -> int:
         seq = open_mouth(np.repeat(renderer.rest[None], args.frames, axis=0), opening)
         figures[f"face_fps_{size}"] = round(fps(renderer.render, seq), 1)
         figures[f"face_setup_s_{size}"] = round(setup, 2)
-        print(f"FaceRenderer.render {size}x{size}: {figures[f'face_fps_{size}']:.1f} fps "
-              f"({len(renderer.triangles)} triangles; setup {setup:.2f} s incl. dlib)")
+        print(
+            f"FaceRenderer.render {size}x{size}: {figures[f'face_fps_{size}']:.1f} fps "
+            f"({len(renderer.triangles)} triangles; setup {setup:.2f} s incl. dlib)"
+        )
         if size == 256:
             seq256 = seq
     figures["sketch_fps_256"] = round(fps(lambda p: sketch_frame(p, (256, 256)), seq256), 1)
@@ -63,8 +69,10 @@ def main() -> int:
     figures["edge_fps_256"] = round(fps(lambda p: edge_map(p, (256, 256)), seq256), 1)
     print(f"edge_map 256x256: {figures['edge_fps_256']:.1f} fps")
     figures["goal_met"] = bool(figures["face_fps_256"] >= GOAL_FPS_256)
-    print(f"goal: face renderer >= {GOAL_FPS_256:.0f} fps at 256 px on 2 cores "
-          f"({cores} here): {'met' if figures['goal_met'] else 'NOT met'}")
+    print(
+        f"goal: face renderer >= {GOAL_FPS_256:.0f} fps at 256 px on 2 cores "
+        f"({cores} here): {'met' if figures['goal_met'] else 'NOT met'}"
+    )
     print(json.dumps(figures))
     return 0
 

@@ -5,6 +5,7 @@ temporary folder unless the caller already set one (``make test`` sets it for py
 together, so the notebooks reuse the corpus built here). A plain ``pytest`` therefore never
 writes to the repository's ``data/`` or ``reports/``.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -52,8 +53,8 @@ def real_samples() -> Path:
 def quick_clips(quick_corpus):
     """The quick corpus' clip table, its clips extracted under ``data/interim/bundled``."""
     from wav2kp import corpus as corpora
-    from wav2kp import landmarks
     from wav2kp.corpus import bundled
+    from wav2kp.extraction import landmarks
 
     clips = bundled.select(corpora.discover(quick_corpus.out_dir), "quick")
     report = landmarks.extract(clips, corpus="bundled", n_jobs=2, progress=False)

@@ -5,6 +5,7 @@ corpus tests share the session's quick corpus (``quick_corpus`` in conftest.py, 
 and check what the files hold: codecs, clock, audio alignment, ground truth, caching, and how
 well dlib finds the ground-truth keypoints in the rendered frames (the corpus' acceptance number).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wav2kp import landmarks, media, shapes
-from wav2kp.corpus import CLIP_COLUMNS, bundled, describe, discover, emotion_names, emotion_table
-from wav2kp.corpus import parse_name
+from wav2kp import face68, media, shapes
+from wav2kp.corpus import (
+    CLIP_COLUMNS,
+    bundled,
+    describe,
+    discover,
+    emotion_names,
+    emotion_table,
+    parse_name,
+)
 
 QUICK_NAMES = bundled.subset_names("quick")
 slow = pytest.mark.slow
@@ -33,6 +41,7 @@ def _touch(folder: Path, *names: str) -> Path:
 
 # =========================================================================== discovery
 
+
 def test_emotion_table_has_the_22_occ_categories() -> None:
     table = emotion_table()
     assert len(table) == 22
@@ -43,34 +52,66 @@ def test_emotion_table_has_the_22_occ_categories() -> None:
     assert names[1] == "Joy" and names[20] == "Anger" and len(names) == 22
 
 
-@pytest.mark.parametrize(("name", "fields"), [
-    ("Em1_Fala1_CarolinaHolly.mp4",
-     {"emotion": 1, "sentence": 1, "neutral": False, "speaker": "CarolinaHolly"}),
-    ("Em1_Fala1_Neutra_CarolinaHolly.mp4",
-     {"emotion": 1, "sentence": 1, "neutral": True, "speaker": "CarolinaHolly"}),
-    ("em12_fala3_neutra_x.MP4", {"emotion": 12, "sentence": 3, "neutral": True, "speaker": "x"}),
-    ("EM20_FALA2_Ana_Maria.avi",
-     {"emotion": 20, "sentence": 2, "neutral": False, "speaker": "Ana_Maria"}),
-    ("some/dir/Em7_Fala10_Neutra_Bob.mkv",
-     {"emotion": 7, "sentence": 10, "neutral": True, "speaker": "Bob"}),
-])
+@pytest.mark.parametrize(
+    ("name", "fields"),
+    [
+        (
+            "Em1_Fala1_CarolinaHolly.mp4",
+            {"emotion": 1, "sentence": 1, "neutral": False, "speaker": "CarolinaHolly"},
+        ),
+        (
+            "Em1_Fala1_Neutra_CarolinaHolly.mp4",
+            {"emotion": 1, "sentence": 1, "neutral": True, "speaker": "CarolinaHolly"},
+        ),
+        (
+            "em12_fala3_neutra_x.MP4",
+            {"emotion": 12, "sentence": 3, "neutral": True, "speaker": "x"},
+        ),
+        (
+            "EM20_FALA2_Ana_Maria.avi",
+            {"emotion": 20, "sentence": 2, "neutral": False, "speaker": "Ana_Maria"},
+        ),
+        (
+            "some/dir/Em7_Fala10_Neutra_Bob.mkv",
+            {"emotion": 7, "sentence": 10, "neutral": True, "speaker": "Bob"},
+        ),
+    ],
+)
 def test_parse_name(name: str, fields: dict) -> None:
     assert parse_name(name) == fields
 
 
-@pytest.mark.parametrize("name", ["Fala1_Em1_X.mp4", "Em1_Fala_X.mp4", "Em1Fala1_X.mp4",
-                                  "Em1_Fala1.mp4", "Emx_Fala1_X.mp4", "grid_bbaf2n.mpg"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Fala1_Em1_X.mp4",
+        "Em1_Fala_X.mp4",
+        "Em1Fala1_X.mp4",
+        "Em1_Fala1.mp4",
+        "Emx_Fala1_X.mp4",
+        "grid_bbaf2n.mpg",
+    ],
+)
 def test_parse_name_rejects_other_names(name: str) -> None:
     assert parse_name(name) is None
 
 
 def test_discover_chunicamp_names(tmp_path: Path) -> None:
-    _touch(tmp_path, "Em1_Fala1_CarolinaHolly.mp4", "Em1_Fala1_Neutra_CarolinaHolly.mp4",
-           "em12_fala3_neutra_x.MP4", "Em20_Fala2_CarolinaHolly.mp4")
+    _touch(
+        tmp_path,
+        "Em1_Fala1_CarolinaHolly.mp4",
+        "Em1_Fala1_Neutra_CarolinaHolly.mp4",
+        "em12_fala3_neutra_x.MP4",
+        "Em20_Fala2_CarolinaHolly.mp4",
+    )
     clips = discover(tmp_path)
     assert list(clips.columns) == CLIP_COLUMNS
-    assert clips["clip"].tolist() == ["Em1_Fala1_CarolinaHolly", "Em1_Fala1_Neutra_CarolinaHolly",
-                                      "em12_fala3_neutra_x", "Em20_Fala2_CarolinaHolly"]
+    assert clips["clip"].tolist() == [
+        "Em1_Fala1_CarolinaHolly",
+        "Em1_Fala1_Neutra_CarolinaHolly",
+        "em12_fala3_neutra_x",
+        "Em20_Fala2_CarolinaHolly",
+    ]
     assert clips["emotion"].tolist() == [1, 1, 12, 20]
     assert clips["emotion_name"].tolist() == ["Joy", "Joy", "Disappointment", "Anger"]
     assert clips["sentence"].tolist() == [1, 1, 3, 2]
@@ -131,8 +172,17 @@ def test_generic_videos_have_unknown_emotion(tmp_path: Path) -> None:
 
 
 def test_non_videos_are_ignored(tmp_path: Path) -> None:
-    _touch(tmp_path, "a.mp4", "notes.txt", "speech.wav", "face.jpg", "README.md", ".hidden.mp4",
-           "mp4", "b.mp4.txt")
+    _touch(
+        tmp_path,
+        "a.mp4",
+        "notes.txt",
+        "speech.wav",
+        "face.jpg",
+        "README.md",
+        ".hidden.mp4",
+        "mp4",
+        "b.mp4.txt",
+    )
     (tmp_path / "folder.mp4").mkdir()
     assert discover(tmp_path)["clip"].tolist() == ["a"]
 
@@ -155,11 +205,25 @@ def test_same_stem_with_two_extensions_gets_unique_ids(tmp_path: Path) -> None:
 
 
 def test_discover_sort_order(tmp_path: Path) -> None:
-    _touch(tmp_path, "zeta.mp4", "Em2_Fala1_B.mp4", "Em10_Fala1_A.mp4", "alpha.avi",
-           "Em2_Fala1_Neutra_A.mp4", "Em2_Fala2_A.mp4", "Em2_Fala1_A.mp4")
+    _touch(
+        tmp_path,
+        "zeta.mp4",
+        "Em2_Fala1_B.mp4",
+        "Em10_Fala1_A.mp4",
+        "alpha.avi",
+        "Em2_Fala1_Neutra_A.mp4",
+        "Em2_Fala2_A.mp4",
+        "Em2_Fala1_A.mp4",
+    )
     assert discover(tmp_path)["clip"].tolist() == [
-        "Em2_Fala1_A", "Em2_Fala1_B", "Em2_Fala1_Neutra_A", "Em2_Fala2_A", "Em10_Fala1_A",
-        "alpha", "zeta"]  # emotion, sentence, neutral, clip; unknown emotions last
+        "Em2_Fala1_A",
+        "Em2_Fala1_B",
+        "Em2_Fala1_Neutra_A",
+        "Em2_Fala2_A",
+        "Em10_Fala1_A",
+        "alpha",
+        "zeta",
+    ]  # emotion, sentence, neutral, clip; unknown emotions last
 
 
 def test_discover_errors_name_the_folder(tmp_path: Path) -> None:
@@ -178,8 +242,9 @@ def test_discover_errors_name_the_folder(tmp_path: Path) -> None:
 @pytest.mark.real_samples
 def test_real_samples_folder(real_samples: Path) -> None:
     clips = discover(real_samples)
-    videos = sorted(p.stem for p in real_samples.iterdir()
-                    if p.suffix.lower() in (".mp4", ".mpg", ".flv"))
+    videos = sorted(
+        p.stem for p in real_samples.iterdir() if p.suffix.lower() in (".mp4", ".mpg", ".flv")
+    )
     assert videos, f"no videos in {real_samples}"
     assert sorted(clips["clip"]) == videos  # every video the folder holds, nothing else
     assert clips["emotion"].isna().all() and (clips["emotion_name"] == "unknown").all()
@@ -187,6 +252,7 @@ def test_real_samples_folder(real_samples: Path) -> None:
 
 
 # =========================================================================== bundled specs
+
 
 def test_full_corpus_specs() -> None:
     specs = bundled.clip_specs("full")
@@ -197,12 +263,17 @@ def test_full_corpus_specs() -> None:
     assert all(len(t.split()) >= 6 for t in texts)
     for e in range(1, 23):
         mine = [s for s in specs if s.emotion == e]
-        assert sorted((s.sentence, s.neutral) for s in mine) == \
-            [(s, n) for s in (1, 2, 3) for n in (False, True)]
+        assert sorted((s.sentence, s.neutral) for s in mine) == [
+            (s, n) for s in (1, 2, 3) for n in (False, True)
+        ]
         assert len({s.text for s in mine}) == 3
     for s in specs:
-        assert parse_name(f"{s.name}.mp4") == {"emotion": s.emotion, "sentence": s.sentence,
-                                               "neutral": s.neutral, "speaker": bundled.SPEAKER}
+        assert parse_name(f"{s.name}.mp4") == {
+            "emotion": s.emotion,
+            "sentence": s.sentence,
+            "neutral": s.neutral,
+            "speaker": bundled.SPEAKER,
+        }
     # both takes of a sentence: same words, same voice
     pairs = {}
     for s in specs:
@@ -223,17 +294,24 @@ def test_quick_subset_specs() -> None:
     assert [s.name for s in custom] == ["Em3_Fala1_Sintetica", "Em3_Fala1_Neutra_Sintetica"]
 
 
-@pytest.mark.parametrize(("subset", "message"), [
-    ("medium", "subset"), (5, "subset"), ({"emotions": [23]}, "emotion 23"),
-    ({"emotions": [0]}, "emotion 0"), ({"emotions": [1], "sentences": [4]}, "sentence 4"),
-    ({"emotions": [1], "sentences": [0]}, "sentence 0"),
-])
+@pytest.mark.parametrize(
+    ("subset", "message"),
+    [
+        ("medium", "subset"),
+        (5, "subset"),
+        ({"emotions": [23]}, "emotion 23"),
+        ({"emotions": [0]}, "emotion 0"),
+        ({"emotions": [1], "sentences": [4]}, "sentence 4"),
+        ({"emotions": [1], "sentences": [0]}, "sentence 0"),
+    ],
+)
 def test_invalid_subsets_are_rejected(subset, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         bundled.clip_specs(subset)
 
 
 # =========================================================================== built corpus
+
 
 @pytest.fixture(scope="module")
 def built(quick_corpus) -> Path:
@@ -256,8 +334,11 @@ def test_discover_bundled_lists_the_quick_clips(built: Path) -> None:
     by_name = clips.set_index("clip")
     for spec in bundled.clip_specs("quick"):
         row = by_name.loc[spec.name]
-        assert (row["emotion"], row["sentence"], row["neutral"]) == \
-            (spec.emotion, spec.sentence, spec.neutral)
+        assert (row["emotion"], row["sentence"], row["neutral"]) == (
+            spec.emotion,
+            spec.sentence,
+            spec.neutral,
+        )
         assert row["emotion_name"] == {1: "Joy", 8: "Fear", 14: "Shame", 20: "Anger"}[spec.emotion]
         assert row["speaker"] == bundled.SPEAKER
         assert Path(row["path"]).parent == built.resolve()
@@ -302,9 +383,14 @@ def test_groundtruth(truth: dict, name: str) -> None:
     assert np.all(end[:-1] <= start[1:] + 1e-9)
     assert start[0] >= bundled.LEAD_S - 1e-9
     assert end[-1] <= gt["duration"] - bundled.TAIL_S + 2e-3
-    assert (gt["emotion"], gt["sentence"], gt["neutral"], gt["speaker"], gt["text"],
-            gt["variant"]) == (spec.emotion, spec.sentence, spec.neutral, spec.speaker,
-                               spec.text, spec.variant)
+    assert (
+        gt["emotion"],
+        gt["sentence"],
+        gt["neutral"],
+        gt["speaker"],
+        gt["text"],
+        gt["variant"],
+    ) == (spec.emotion, spec.sentence, spec.neutral, spec.speaker, spec.text, spec.variant)
     assert gt["key"] == bundled.clip_key(spec, 0)
 
 
@@ -331,7 +417,7 @@ def test_audio_track_is_the_synthesized_audio(built: Path, truth: dict, name: st
     corr = correlate(dec, syn, mode="full", method="fft")
     max_lag = 4410  # search +-100 ms
     centre = len(syn) - 1
-    window = corr[centre - max_lag: centre + max_lag + 1]
+    window = corr[centre - max_lag : centre + max_lag + 1]
     lag = int(np.argmax(window)) - max_lag
     peak = window.max() / np.sqrt(np.dot(dec, dec) * np.dot(syn, syn))
     assert abs(lag) <= 44, f"audio offset {lag / 44.1:.2f} ms"
@@ -383,7 +469,7 @@ def test_dlib_finds_the_groundtruth_keypoints(built: Path, truth: dict) -> None:
             if k % 4:
                 continue
             n_frames += 1
-            found = landmarks.detect_68(image, 0)
+            found = face68.detect_68(image, 0)
             if found is None:
                 continue
             err = np.linalg.norm(found - gt[k], axis=-1) / shapes.inter_ocular(gt[k])
@@ -391,9 +477,11 @@ def test_dlib_finds_the_groundtruth_keypoints(built: Path, truth: dict) -> None:
             mouth.append(err[shapes.MOUTH].mean())
     rate = len(errors) / n_frames
     mean_err, mouth_err = 100 * np.mean(errors), 100 * np.mean(mouth)
-    print(f"\ndlib on the bundled corpus: {len(errors)}/{n_frames} frames ({100 * rate:.1f} %), "
-          f"mean error {mean_err:.2f} % IOD (worst frame {100 * np.max(errors):.2f} %), "
-          f"mouth {mouth_err:.2f} % IOD")
+    print(
+        f"\ndlib on the bundled corpus: {len(errors)}/{n_frames} frames ({100 * rate:.1f} %), "
+        f"mean error {mean_err:.2f} % IOD (worst frame {100 * np.max(errors):.2f} %), "
+        f"mouth {mouth_err:.2f} % IOD"
+    )
     assert n_frames >= 80
     assert rate >= 0.99
     assert mean_err < 5.0
@@ -401,8 +489,9 @@ def test_dlib_finds_the_groundtruth_keypoints(built: Path, truth: dict) -> None:
 
 
 @slow
-def test_a_failing_clip_does_not_stop_the_others(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_clip_does_not_stop_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     subset = {"emotions": [3], "sentences": [1]}
     bad, good = "Em3_Fala1_Sintetica", "Em3_Fala1_Neutra_Sintetica"
     real_build_clip = bundled.build_clip

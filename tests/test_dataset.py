@@ -1,4 +1,5 @@
-"""Splits, processed-set storage and the torch datasets (wav2kp.dataset)."""
+"""Splits, processed-set storage and the torch datasets (wav2kp.features.dataset)."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from wav2kp import dataset as ds
 from wav2kp.corpus.discovery import CLIP_COLUMNS
+from wav2kp.features import dataset as ds
 
 
 def chu_table(emotions, sentences, speaker="Alice") -> pd.DataFrame:
@@ -20,16 +21,33 @@ def chu_table(emotions, sentences, speaker="Alice") -> pd.DataFrame:
         for s in sentences:
             for neutral in (False, True):
                 clip = f"Em{e}_Fala{s}{'_Neutra' if neutral else ''}_{speaker}"
-                rows.append({"clip": clip, "emotion": e, "emotion_name": f"emotion{e}",
-                             "sentence": s, "neutral": neutral, "speaker": speaker,
-                             "path": f"/corpus/{clip}.mp4"})
+                rows.append(
+                    {
+                        "clip": clip,
+                        "emotion": e,
+                        "emotion_name": f"emotion{e}",
+                        "sentence": s,
+                        "neutral": neutral,
+                        "speaker": speaker,
+                        "path": f"/corpus/{clip}.mp4",
+                    }
+                )
     return _typed(rows)
 
 
 def generic_table(n: int) -> pd.DataFrame:
-    rows = [{"clip": f"talk_{i:02d}", "emotion": None, "emotion_name": "unknown",
-             "sentence": None, "neutral": False, "speaker": "unknown",
-             "path": f"/videos/talk_{i:02d}.mp4"} for i in range(n)]
+    rows = [
+        {
+            "clip": f"talk_{i:02d}",
+            "emotion": None,
+            "emotion_name": "unknown",
+            "sentence": None,
+            "neutral": False,
+            "speaker": "unknown",
+            "path": f"/videos/talk_{i:02d}.mp4",
+        }
+        for i in range(n)
+    ]
     return _typed(rows)
 
 
@@ -50,12 +68,13 @@ def splits_per_emotion(table: pd.DataFrame) -> dict[int, dict[str, set]]:
 
 # ---------------------------------------------------------------------------------------- splits
 
+
 def test_full_chu_table_one_sentence_per_holdout_per_emotion():
     clips = chu_table(range(1, 23), (1, 2, 3))
     table = ds.make_splits(clips, seed=0)
     assert list(table["clip"]) == list(clips["clip"])  # same rows, same order
     assert table["split"].value_counts().to_dict() == {"train": 44, "val": 44, "test": 44}
-    for emotion, by_split in splits_per_emotion(table).items():
+    for _emotion, by_split in splits_per_emotion(table).items():
         assert {k: len(v) for k, v in by_split.items()} == {"train": 1, "val": 1, "test": 1}
     # each neutral take shares the split (and group) of its emotional take
     paired = table.groupby(["emotion", "sentence"])
@@ -67,8 +86,9 @@ def test_full_chu_table_one_sentence_per_holdout_per_emotion():
     pd.testing.assert_frame_equal(table, ds.make_splits(clips.copy(), seed=0))
     other = ds.make_splits(clips, seed=1)
     ds.check_no_leak(other)
-    changed = [e for e in range(1, 23)
-               if splits_per_emotion(table)[e] != splits_per_emotion(other)[e]]
+    changed = [
+        e for e in range(1, 23) if splits_per_emotion(table)[e] != splits_per_emotion(other)[e]
+    ]
     assert len(changed) >= 5
     # row order of the input does not matter
     shuffled = ds.make_splits(clips.sample(frac=1, random_state=3), seed=0)
@@ -80,7 +100,7 @@ def test_two_sentences_per_emotion_quick_subset():
     # two sentences per emotion (the quick subset of earlier versions): 8 clips
     table = ds.make_splits(chu_table((1, 20), (1, 2)), seed=0)
     ds.check_no_leak(table)
-    for emotion, by_split in splits_per_emotion(table).items():
+    for _emotion, by_split in splits_per_emotion(table).items():
         assert len(by_split["test"]) == 1  # every emotion keeps a test sentence
     # rule: per emotion test + train; then one train group moves to val (fallback)
     assert table["split"].value_counts().to_dict() == {"test": 4, "val": 2, "train": 2}
@@ -109,8 +129,11 @@ def test_generic_folder_split_by_clip_with_fractions():
         counts = ds.make_splits(generic_table(n), seed=0)["split"].value_counts()
         assert set(counts.index) == {"train", "val", "test"} and counts["train"] == n - 2
     assert set(ds.make_splits(generic_table(2))["split"]) == {"train"}
-    assert ds.make_splits(generic_table(100))["split"].value_counts().to_dict() == \
-        {"train": 70, "val": 15, "test": 15}
+    assert ds.make_splits(generic_table(100))["split"].value_counts().to_dict() == {
+        "train": 70,
+        "val": 15,
+        "test": 15,
+    }
 
 
 def test_mixed_table_splits_each_part_by_its_rule():
@@ -130,8 +153,9 @@ def test_leak_is_reported_with_the_group():
         ds.check_no_leak(table)
     # a second speaker's take of the same sentence is the same sentence
     alice = ds.make_splits(chu_table((2,), (1, 2, 3)))
-    elsewhere = next(s for s in ds.SPLITS
-                     if s != alice.loc[alice["sentence"] == 3, "split"].iloc[0])
+    elsewhere = next(
+        s for s in ds.SPLITS if s != alice.loc[alice["sentence"] == 3, "split"].iloc[0]
+    )
     bob = chu_table((2,), (3,), speaker="Bob").assign(group="Em2_Fala3", split=elsewhere)
     with pytest.raises(ValueError, match=r"Em2_Fala3 \(.*Bob"):
         ds.check_no_leak(pd.concat([alice, bob], ignore_index=True))
@@ -167,16 +191,21 @@ def test_splits_csv_round_trip(tmp_path):
 
 # --------------------------------------------------------------------------------------- storage
 
+
 def utterance(n: int, f: int = 3, d: int = 4, seed: int = 0, invalid=()) -> dict:
     rng = np.random.default_rng(seed)
     targets = rng.normal(size=(n, d)).astype(np.float32)
     valid = np.ones(n, bool)
     valid[list(invalid)] = False
     targets[~valid] = np.nan
-    return {"features": rng.normal(size=(n, f)).astype(np.float32),
-            "feature_times": np.arange(n) * 0.01, "targets": targets,
-            "video_times": np.arange(n // 4) / 25.0, "valid": valid,
-            "pose": rng.normal(size=(n // 4, 2, 3))}
+    return {
+        "features": rng.normal(size=(n, f)).astype(np.float32),
+        "feature_times": np.arange(n) * 0.01,
+        "targets": targets,
+        "video_times": np.arange(n // 4) / 25.0,
+        "valid": valid,
+        "pose": rng.normal(size=(n // 4, 2, 3)),
+    }
 
 
 def test_save_and_load_utterances(tmp_path):
@@ -193,8 +222,9 @@ def test_save_and_load_utterances(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing_clip"):
         ds.load_utterance(tmp_path, "missing_clip")
     with pytest.raises(ValueError, match="video_times"):
-        ds.save_utterances(tmp_path, {"bad": {k: v for k, v in utterance(5).items()
-                                              if k != "video_times"}})
+        ds.save_utterances(
+            tmp_path, {"bad": {k: v for k, v in utterance(5).items() if k != "video_times"}}
+        )
     bad = utterance(5)
     bad["targets"] = bad["targets"][:4]
     with pytest.raises(ValueError, match="targets"):
@@ -227,6 +257,7 @@ def test_manifest_matches_only_same_params_and_inputs(tmp_path):
 
 # -------------------------------------------------------------------------------------- datasets
 
+
 def test_window_dataset_items_padding_and_skipped_frames(tmp_path):
     p, f = 3, 2
     utts = {"a": utterance(10, seed=1, invalid=(4,)), "b": utterance(6, seed=2, invalid=(0, 5))}
@@ -236,8 +267,9 @@ def test_window_dataset_items_padding_and_skipped_frames(tmp_path):
         data = ds.WindowDataset(source, ["a", "b"], n_past=p, n_future=f)
         assert len(data) == 9 + 4
         assert data.window == 6 and data.n_features == 3 and data.n_targets == 4
-        assert list(data.index) == ([("a", n) for n in range(10) if n != 4]
-                                    + [("b", n) for n in range(1, 5)])
+        assert list(data.index) == (
+            [("a", n) for n in range(10) if n != 4] + [("b", n) for n in range(1, 5)]
+        )
         for i, (clip, n) in enumerate(data.index):
             window, target = data[i]
             assert window.dtype == torch.float32 and window.shape == (6, 3)
@@ -291,9 +323,12 @@ def test_window_dataset_normalizer_and_errors():
 
 
 def test_window_dataset_memory_does_not_grow_with_the_window():
-    utts = {"long": {"features": np.random.default_rng(0).normal(size=(2000, 40))
-                     .astype(np.float32),
-                     "targets": np.zeros((2000, 6), np.float32)}}
+    utts = {
+        "long": {
+            "features": np.random.default_rng(0).normal(size=(2000, 40)).astype(np.float32),
+            "targets": np.zeros((2000, 6), np.float32),
+        }
+    }
     feature_bytes = utts["long"]["features"].nbytes
     tracemalloc.start()
     try:
@@ -310,13 +345,15 @@ def test_window_dataset_memory_does_not_grow_with_the_window():
     windows, targets = batches[0]
     assert windows.shape == (64, 81, 40) and targets.shape == (64, 6)
     assert batches[-1][0].shape == (2000 - 31 * 64, 81, 40)
-    np.testing.assert_array_equal(batches[-1][0][-1, 40].numpy(),
-                                  utts["long"]["features"][-1])
+    np.testing.assert_array_equal(batches[-1][0][-1, 40].numpy(), utts["long"]["features"][-1])
 
 
 def test_utterance_dataset_and_collate_padded(tmp_path):
-    utts = {"a": utterance(7, seed=1, invalid=(2,)), "b": utterance(4, seed=2),
-            "c": utterance(5, seed=3, invalid=(0, 4))}
+    utts = {
+        "a": utterance(7, seed=1, invalid=(2,)),
+        "b": utterance(4, seed=2),
+        "c": utterance(5, seed=3, invalid=(0, 4)),
+    }
     ds.save_utterances(tmp_path, utts)
     data = ds.UtteranceDataset(tmp_path, ["b", "a", "c"])
     assert len(data) == 3 and data.clips == ["b", "a", "c"]

@@ -1,5 +1,6 @@
 """`wav2kp doctor`: every check passes in the locked environment, and a broken piece gives one
 FAIL line with a fix and a non-zero exit instead of a traceback."""
+
 from __future__ import annotations
 
 import io
@@ -65,8 +66,13 @@ def test_disk_check_fails_when_the_study_does_not_fit(tmp_path: Path) -> None:
 
 def test_lock_check_names_what_differs(tmp_path: Path) -> None:
     lock = tmp_path / "requirements.lock"
-    lock.write_text("# header\n#    make lock\nnumpy==0.0.1 \\\n    --hash=sha256:" + "0" * 64
-                    + "\nno-such-package-wav2kp==1.0 \\\n    --hash=sha256:" + "1" * 64 + "\n")
+    lock.write_text(
+        "# header\n#    make lock\nnumpy==0.0.1 \\\n    --hash=sha256:"
+        + "0" * 64
+        + "\nno-such-package-wav2kp==1.0 \\\n    --hash=sha256:"
+        + "1" * 64
+        + "\n"
+    )
     result = doctor.check_lock(lock)
     assert result.status == "warn"
     assert "numpy" in result.detail and "(lock 0.0.1)" in result.detail
@@ -78,14 +84,17 @@ def test_lock_check_names_what_differs(tmp_path: Path) -> None:
 
 def test_read_lock_normalises_names_and_skips_hashes(tmp_path: Path) -> None:
     lock = tmp_path / "x.lock"
-    lock.write_text("Foo_Bar==1.2 \\\n    --hash=sha256:ab\nbaz[extra]==3.0 ; sys_platform == 'linux' \\\n"
-                    "    # via foo\n")
+    lock.write_text(
+        "Foo_Bar==1.2 \\\n    --hash=sha256:ab\nbaz[extra]==3.0 ; sys_platform == 'linux' \\\n"
+        "    # via foo\n"
+    )
     assert doctor.read_lock(lock) == {"foo-bar": "1.2", "baz": "3.0"}
 
 
 def test_cli_doctor(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(doctor, "CHECKS", [("python", doctor.check_python),
-                                          ("disk", doctor.check_disk)])
+    monkeypatch.setattr(
+        doctor, "CHECKS", [("python", doctor.check_python), ("disk", doctor.check_disk)]
+    )
     assert cli.main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 3 and "disk" in out

@@ -1,5 +1,6 @@
 """Evaluation: per-clip scoring on hand-made references, and the study's ``results.json`` from a
 quick-profile run of notebooks 03 and 04 with its invariants."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wav2kp import config, evaluation, metrics, study
 from tests.test_metrics import FPS, talking
+from wav2kp import config, evaluation, manifest, metrics, study, training
 
 
 def reference(points: np.ndarray, good: np.ndarray | None = None) -> evaluation.Reference:
@@ -17,10 +18,17 @@ def reference(points: np.ndarray, good: np.ndarray | None = None) -> evaluation.
     silent = np.zeros(n, bool)
     silent[:10] = True
     return evaluation.Reference(
-        clip="c", times=np.arange(n) / FPS, points=points,
-        good=np.ones(n, bool) if good is None else good, source="groundtruth",
-        extracted=None, extracted_good=None, silent=silent, fps=FPS,
-        info={"emotion_name": "Joy", "neutral": False})
+        clip="c",
+        times=np.arange(n) / FPS,
+        points=points,
+        good=np.ones(n, bool) if good is None else good,
+        source="groundtruth",
+        extracted=None,
+        extracted_good=None,
+        silent=silent,
+        fps=FPS,
+        info={"emotion_name": "Joy", "neutral": False},
+    )
 
 
 def test_score_clip_perfect_prediction() -> None:
@@ -37,8 +45,8 @@ def test_flagged_reference_frames_are_not_scored_and_are_counted() -> None:
     seq, _ = talking(120)
     good = np.ones(120, bool)
     good[40:50] = False
-    pred = seq + [0.0, 2.0]                     # 2 % of the 100 px IOD everywhere ...
-    pred[40:50] += 300.0                         # ... and garbage where the reference is bad
+    pred = seq + [0.0, 2.0]  # 2 % of the 100 px IOD everywhere ...
+    pred[40:50] += 300.0  # ... and garbage where the reference is bad
     ref = reference(seq, good)
     s = evaluation.score_clip(pred, ref)
     assert s["scored"] == 110 and s["flagged"] == 10
@@ -58,9 +66,13 @@ def test_late_prediction_has_a_positive_offset() -> None:
 
 
 def test_invariants_checker() -> None:
-    ok = {"models": {"mean_face": {"mlmd": 3.0, "offset_ms": None},
-                     "ridge": {"mlmd": 2.0, "offset_ms": 10.0},
-                     "tcn": {"mlmd": 2.5, "offset_ms": -30.0}}}
+    ok = {
+        "models": {
+            "mean_face": {"mlmd": 3.0, "offset_ms": None},
+            "ridge": {"mlmd": 2.0, "offset_ms": 10.0},
+            "tcn": {"mlmd": 2.5, "offset_ms": -30.0},
+        }
+    }
     assert evaluation.check_invariants(ok) == []
     bad = json.loads(json.dumps(ok))
     bad["models"]["tcn"] = {"mlmd": 3.1, "offset_ms": 40.0}
@@ -75,13 +87,13 @@ def test_quick_study_results(quick_clips) -> None:
     runs = study.run_study(profile="quick", only=["03", "04"])
     assert [r.status for r in runs] == ["ok", "ok"]
     record = evaluation.read_results()
-    assert record["profile"] == "quick" and record["commit"] == study.git_commit()
+    assert record["profile"] == "quick" and record["commit"] == manifest.git_commit()
     assert record["corpus"] == "bundled" and record["split"] == "test"
     assert record["reference"] == "groundtruth"
     assert record["clips"] == 8 and not record["failures"]
     assert record["frames_scored"] > 500 and record["frames_flagged"] == 0
     floor = record["noise_floor"]
-    assert 0 < floor["mlmd"] < 5 and 0 < floor["lmd"] < 5       # dlib vs ground truth
+    assert 0 < floor["mlmd"] < 5 and 0 < floor["lmd"] < 5  # dlib vs ground truth
     names = {"mean_face", "energy", "ridge", "lstm_original", "lstm", "tcn", "tcn_emotion"}
     assert set(record["models"]) == names
     for name, rec in record["models"].items():
@@ -91,50 +103,58 @@ def test_quick_study_results(quick_clips) -> None:
             assert lo <= rec[key] <= hi
         if name != "mean_face":
             assert -1 <= rec["mouth_corr"] <= 1 and rec["offset_ms"] is not None
-    assert record["models"]["mean_face"]["mouth_corr"] is None     # a constant: undefined
+    assert record["models"]["mean_face"]["mouth_corr"] is None  # a constant: undefined
     assert evaluation.check_invariants(record) == []
     best = record["best_model"]
     assert record["ratios"]["best_to_mean_face"] == pytest.approx(
-        record["models"][best]["mlmd"] / record["models"]["mean_face"]["mlmd"])
-    assert set(record["ablations"]) == {"context", "alignment", "targets", "architecture",
-                                        "emotion"}
+        record["models"][best]["mlmd"] / record["models"]["mean_face"]["mlmd"]
+    )
+    assert set(record["ablations"]) == {
+        "context",
+        "alignment",
+        "targets",
+        "architecture",
+        "emotion",
+    }
     for rec in record["ablations"].values():
         d, lo, hi = rec["delta_mlmd"]
         assert lo <= d <= hi and rec["clips"] == 8 and rec["sentence"]
         assert d == pytest.approx(rec["b_metrics"]["mlmd"] - rec["a_metrics"]["mlmd"])
     per_emotion = pd.DataFrame(record["per_emotion_mlmd"])
     assert len(per_emotion) == 4 and set(per_emotion.columns) >= names
-    assert set(pd.DataFrame(record["emotional_vs_neutral_mlmd"]).index) == {"emotional",
-                                                                          "neutral"}
+    assert set(pd.DataFrame(record["emotional_vs_neutral_mlmd"]).index) == {"emotional", "neutral"}
     md = (config.reports_dir() / "results.md").read_text()
     assert best in md and "M-LMD" in md and record["commit"][:12] in md
     reports = config.reports_dir()
     assert (reports / "figures" / "04_boxplots.png").stat().st_size > 10_000
     assert (reports / "media" / "04_comparison.mp4").stat().st_size > 10_000
     # the scores are a pure function of the runs: scoring again gives the same numbers
-    loaded = evaluation.load_runs({n: config.models_dir() / f"bundled_quick_{n}"
-                                   for n in ("mean_face", "ridge")})
+    loaded = training.load_runs(
+        {n: config.models_dir() / f"bundled_quick_{n}" for n in ("mean_face", "ridge")}
+    )
     fs = loaded["ridge"][1]
     from wav2kp import corpus as corpora
-    ev = evaluation.evaluate_runs(loaded, fs.split_clips("test"), "bundled",
-                                  corpora.discover("bundled"))
+
+    ev = evaluation.evaluate_runs(
+        loaded, fs.split_clips("test"), "bundled", corpora.discover("bundled")
+    )
     again = evaluation.summarise(ev)
-    assert again.loc["ridge", "mlmd"] == pytest.approx(record["models"]["ridge"]["mlmd"],
-                                                       rel=1e-12)
+    assert again.loc["ridge", "mlmd"] == pytest.approx(record["models"]["ridge"]["mlmd"], rel=1e-12)
     assert again.loc[evaluation.NOISE_FLOOR, "mlmd"] == pytest.approx(floor["mlmd"], rel=1e-12)
 
 
 @pytest.mark.slow
 def test_a_bad_clip_is_listed_and_the_others_are_scored(quick_clips, tmp_path) -> None:
-    from wav2kp import dataset
+    from wav2kp.features import dataset
 
     out = config.processed_dir("bundled", "test_models")
     fs, _ = dataset.build_feature_set(quick_clips, config.interim_dir("bundled"), out)
-    from wav2kp import models, training
+    from wav2kp import training
+    from wav2kp.training import models
 
     run = tmp_path / "mean_face"
     training.train_model("mean_face", fs, training.TrainConfig(progress="none"), run_dir=run)
-    loaded = evaluation.load_runs({"mean_face": run})
+    loaded = training.load_runs({"mean_face": run})
     clips = fs.split_clips("test")[:2] + ["Em99_Fala1_Nowhere"]
     ev = evaluation.evaluate_runs(loaded, clips, "bundled", quick_clips)
     assert list(ev.failures["clip"]) == ["Em99_Fala1_Nowhere"]
@@ -142,5 +162,5 @@ def test_a_bad_clip_is_listed_and_the_others_are_scored(quick_clips, tmp_path) -
     assert set(ev.clips["clip"]) == set(clips[:2])
     assert isinstance(models.load_run(run), models.MeanFace)
     with pytest.raises(FileNotFoundError, match="no trained run for 'nope'"):
-        evaluation.load_runs({"nope": tmp_path / "nope"})
+        training.load_runs({"nope": tmp_path / "nope"})
     assert np.isfinite(metrics.bootstrap_ci(ev.clips["mlmd"])[0])

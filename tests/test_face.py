@@ -3,6 +3,7 @@
 Fast: no video is encoded. The one slow step is loading the template (dlib on the bundled photo,
 ~2 s, cached for the session by ``load_template``).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -24,8 +25,9 @@ from wav2kp.corpus.face import (
     viseme_of,
 )
 
-JAW, SPREAD, ROUND, CLOSE, LABIO = (PARAMS.index(n) for n in
-                                    ("jaw", "spread", "round", "close", "labio"))
+JAW, SPREAD, ROUND, CLOSE, LABIO = (
+    PARAMS.index(n) for n in ("jaw", "spread", "round", "close", "labio")
+)
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 DT = 1 / 30
 
@@ -35,7 +37,9 @@ def model() -> FaceModel:
     return FaceModel(load_template())
 
 
-def _sequence(symbols: list[tuple[str, float]], start: float = 0.5) -> list[tuple[float, float, str]]:
+def _sequence(
+    symbols: list[tuple[str, float]], start: float = 0.5
+) -> list[tuple[float, float, str]]:
     out, t = [], start
     for sym, dur in symbols:
         out.append((t, t + dur, sym))
@@ -61,22 +65,49 @@ def _opening(model: FaceModel, params: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------- visemes
 
-@pytest.mark.parametrize(("symbol", "viseme"), [
-    ("p", "bilabial"), ("b", "bilabial"), ("m", "bilabial"),
-    ("f", "labiodental"), ("v", "labiodental"),
-    ("_:", "rest"), ("_", "rest"), ("", "rest"), ("  ", "rest"), ("||", "rest"),
-    ("tS", "postalveolar"), ("dZ", "postalveolar"), ("S", "postalveolar"),
-    ("a", "a"), ("'a", "a"), ("&", "schwa"), ("&~", "schwa"), ("@", "schwa"),
-    ("u", "u"), ("w", "u"), ("U", "u"), ("i", "i"), ("eU", "e"), ("o~", "o"),
-    ("t", "dental"), ("s", "sibilant"), ("k", "velar"), ("L", "palatal"),
-    ("9", "dental"), ("?", "dental"),  # unknown symbols: a neutral consonant
-])
+
+@pytest.mark.parametrize(
+    ("symbol", "viseme"),
+    [
+        ("p", "bilabial"),
+        ("b", "bilabial"),
+        ("m", "bilabial"),
+        ("f", "labiodental"),
+        ("v", "labiodental"),
+        ("_:", "rest"),
+        ("_", "rest"),
+        ("", "rest"),
+        ("  ", "rest"),
+        ("||", "rest"),
+        ("tS", "postalveolar"),
+        ("dZ", "postalveolar"),
+        ("S", "postalveolar"),
+        ("a", "a"),
+        ("'a", "a"),
+        ("&", "schwa"),
+        ("&~", "schwa"),
+        ("@", "schwa"),
+        ("u", "u"),
+        ("w", "u"),
+        ("U", "u"),
+        ("i", "i"),
+        ("eU", "e"),
+        ("o~", "o"),
+        ("t", "dental"),
+        ("s", "sibilant"),
+        ("k", "velar"),
+        ("L", "palatal"),
+        ("9", "dental"),
+        ("?", "dental"),  # unknown symbols: a neutral consonant
+    ],
+)
 def test_viseme_of(symbol: str, viseme: str) -> None:
     assert viseme_of(symbol) == viseme
     assert viseme in VISEMES
 
 
 # --------------------------------------------------------------------------- articulation
+
 
 def test_no_phonemes_is_rest() -> None:
     out = articulation([], np.arange(5) * DT)
@@ -103,8 +134,9 @@ def test_a_long_pause_inside_speech_closes_the_mouth() -> None:
 
 
 def test_jaw_is_open_at_an_a_amid_speech() -> None:
-    ph = _sequence([("t", 0.08), ("a", 0.1), ("t", 0.08), ("a", 0.1), ("t", 0.08),
-                    ("a", 0.1), ("t", 0.08)])
+    ph = _sequence(
+        [("t", 0.08), ("a", 0.1), ("t", 0.08), ("a", 0.1), ("t", 0.08), ("a", 0.1), ("t", 0.08)]
+    )
     jaw = _at(ph, _centre(ph[3]))[JAW]
     assert jaw > 0.7
     assert jaw > _at(ph, _centre(ph[2]))[JAW] + 0.1  # more open than at the consonant
@@ -129,8 +161,9 @@ def test_bilabial_closes_the_lips_between_open_vowels(model: FaceModel) -> None:
 def test_vowels_next_to_a_bilabial_still_open(model: FaceModel) -> None:
     apa, ata = _apa("p"), _apa("t")
     for k in (1, 3):
-        assert _opening(model, _at(apa, _centre(apa[k]))) > \
-            0.5 * _opening(model, _at(ata, _centre(ata[k])))
+        assert _opening(model, _at(apa, _centre(apa[k]))) > 0.5 * _opening(
+            model, _at(ata, _centre(ata[k]))
+        )
 
 
 def test_jaw_anticipates_a_vowel_more_than_it_lingers() -> None:
@@ -155,11 +188,12 @@ def test_articulation_is_a_function_of_time_alone() -> None:
     ph = [(0.5, 0.65, "a")]
     times = np.array([0.47, 0.68, 0.5])
     together = articulation(ph, times)
-    alone = np.concatenate([articulation(ph, times[i:i + 1]) for i in range(len(times))])
+    alone = np.concatenate([articulation(ph, times[i : i + 1]) for i in range(len(times))])
     np.testing.assert_allclose(together, alone, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- keypoints
+
 
 def test_zero_parameters_give_the_rest_shape(model: FaceModel) -> None:
     kp = model.keypoints(np.zeros((3, 5)), np.repeat(IDENTITY[None], 3, axis=0))
@@ -198,15 +232,17 @@ def test_rest_warp_reproduces_the_photo(model: FaceModel) -> None:
 def _signed_areas(model: FaceModel, keypoints: np.ndarray) -> np.ndarray:
     ctrl = np.concatenate([keypoints, model._to_px(model.anchors_n)])  # as FaceModel.render
     a, b, c = (ctrl[model.triangles[:, i]] for i in range(3))
-    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1])
-                  - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+    return 0.5 * (
+        (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    )
 
 
 def _flips(model: FaceModel, params, expression: Expression, blink: float) -> list[tuple]:
     """Triangles whose signed area changed sign from the rest shape (ignoring |area| < 1 px^2)."""
     rest = _signed_areas(model, model.template.rest)
-    kp = model.keypoints(np.atleast_2d(np.asarray(params, float)), IDENTITY[None], expression,
-                         np.array([blink]))[0]
+    kp = model.keypoints(
+        np.atleast_2d(np.asarray(params, float)), IDENTITY[None], expression, np.array([blink])
+    )[0]
     now = _signed_areas(model, kp)
     bad = (np.sign(now) != np.sign(rest)) & (np.abs(now) >= 1.0)
     return [tuple(int(i) for i in sorted(model.triangles[k])) for k in np.nonzero(bad)[0]]
@@ -219,16 +255,21 @@ def test_rest_triangulation_is_consistently_oriented(model: FaceModel) -> None:
 
 
 # Jaw, lips spread and rounded, and every viseme without a lip closure or lip-teeth contact.
-OPEN_SHAPES = {"jaw": [1, 0, 0, 0, 0], "spread": [0, 1, 0, 0, 0], "round": [0, 0, 1, 0, 0],
-               "jaw+spread": [1, 1, 0, 0, 0], "jaw+round": [1, 0, 1, 0, 0],
-               **{f"viseme {k}": list(v) for k, v in VISEMES.items()
-                  if k not in ("bilabial", "labiodental")}}
+OPEN_SHAPES = {
+    "jaw": [1, 0, 0, 0, 0],
+    "spread": [0, 1, 0, 0, 0],
+    "round": [0, 0, 1, 0, 0],
+    "jaw+spread": [1, 1, 0, 0, 0],
+    "jaw+round": [1, 0, 1, 0, 0],
+    **{f"viseme {k}": list(v) for k, v in VISEMES.items() if k not in ("bilabial", "labiodental")},
+}
 
 
 def test_no_triangle_flips_for_open_shapes_and_expressions(model: FaceModel) -> None:
     flips = {}
     for (name, params), smile, brow, eyes, blink in itertools.product(
-            OPEN_SHAPES.items(), (-1.0, 0.0, 0.5), (-1.0, 1.0), (-1.0, 1.0), (0.0, 1.0)):
+        OPEN_SHAPES.items(), (-1.0, 0.0, 0.5), (-1.0, 1.0), (-1.0, 1.0), (0.0, 1.0)
+    ):
         found = _flips(model, params, Expression(smile, brow, eyes), blink)
         if found:
             flips[(name, smile, brow, eyes, blink)] = found
@@ -260,6 +301,7 @@ def test_no_triangle_flips_at_extremes(model: FaceModel, case: str) -> None:
 
 
 # --------------------------------------------------------------------------- blinks and clock
+
 
 def _blink_peaks(times: np.ndarray, track: np.ndarray) -> np.ndarray:
     """Times of the maxima of each run of non-zero closure."""
@@ -294,7 +336,7 @@ def test_frame_times() -> None:
     assert len(frame_times(0.0)) == 0
     assert len(frame_times(1e-6)) == 1
     assert len(frame_times(1.0, Fraction(25))) == 25
-    assert FPS == Fraction(30000, 1001)
+    assert Fraction(30000, 1001) == FPS
 
 
 def test_frame_times_of_whole_frame_durations() -> None:

@@ -1,5 +1,6 @@
 """The processed feature set built from the quick corpus: alignment by timestamps against the
 ground truth, the original pairing's drift, invertibility back to pixels, caching, splits."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from wav2kp import config, dataset, features, landmarks, shapes
+from wav2kp import config, shapes
 from wav2kp.corpus import bundled
+from wav2kp.extraction import landmarks
+from wav2kp.features import acoustic as features
+from wav2kp.features import dataset
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +26,12 @@ def face_set(quick_clips):
 def _lag_frames(a: np.ndarray, b: np.ndarray, max_lag: int = 30) -> int:
     """The shift of ``a`` against ``b`` (frames) that maximises their correlation."""
     a, b = a - a.mean(), b - b.mean()
-    best = max(range(-max_lag, max_lag + 1),
-               key=lambda k: np.dot(a[max(k, 0):len(a) + min(k, 0)],
-                                    b[max(-k, 0):len(b) + min(-k, 0)]))
+    best = max(
+        range(-max_lag, max_lag + 1),
+        key=lambda k: np.dot(
+            a[max(k, 0) : len(a) + min(k, 0)], b[max(-k, 0) : len(b) + min(-k, 0)]
+        ),
+    )
     return best
 
 
@@ -65,23 +72,23 @@ def test_targets_follow_the_ground_truth_without_lag(face_set) -> None:
 
 def test_original_pairing_lags_more_and_more(quick_clips) -> None:
     out = config.processed_dir("bundled", "test_orig")
-    fs, _ = dataset.build_feature_set(quick_clips, config.interim_dir("bundled"), out,
-                                      alignment="original_x3")
+    fs, _ = dataset.build_feature_set(
+        quick_clips, config.interim_dir("bundled"), out, alignment="original_x3"
+    )
     clip = max(fs.clips, key=lambda c: len(fs.load(c)["feature_times"]))
     utt = fs.load(clip)
     # rows pair audio frame i with a target row whose true time runs ahead of the audio
     drift = utt["target_times"] - utt["feature_times"]
     assert drift[0] == pytest.approx(0.0, abs=1e-9)
-    assert drift[-1] > 0.2                                   # hundreds of ms after ~4 s
-    assert np.all(np.diff(drift) >= -1e-9)                   # it only grows
+    assert drift[-1] > 0.2  # hundreds of ms after ~4 s
+    assert np.all(np.diff(drift) >= -1e-9)  # it only grows
 
 
 def test_targets_return_to_pixels_exactly(face_set) -> None:
     fs, _ = face_set
     for clip in fs.clips[:3]:
         utt = fs.load(clip)
-        lm = landmarks.load_landmarks(landmarks.clip_paths(config.interim_dir("bundled"),
-                                                           clip)[1])
+        lm = landmarks.load_landmarks(landmarks.clip_paths(config.interim_dir("bundled"), clip)[1])
         back = fs.to_pixels(clip, utt["targets"])
         ok = lm.found | lm.interpolated
         assert back.shape == lm.points.shape
@@ -91,8 +98,9 @@ def test_targets_return_to_pixels_exactly(face_set) -> None:
 
 def test_mouth_targets_cache_and_train_only_fits(face_set, quick_clips) -> None:
     fs, stats = face_set
-    again, stats2 = dataset.build_feature_set(quick_clips, config.interim_dir("bundled"),
-                                              fs.out_dir)
+    again, stats2 = dataset.build_feature_set(
+        quick_clips, config.interim_dir("bundled"), fs.out_dir
+    )
     assert stats2["cached"] and not stats["cached"]
     # the normaliser's statistics come from the training clips alone
     train = [fs.load(c)["features"] for c in fs.split_clips("train")]
@@ -103,11 +111,14 @@ def test_mouth_targets_cache_and_train_only_fits(face_set, quick_clips) -> None:
     assert len(windows) == sum(int(fs.load(c)["valid"].sum()) for c in fs.split_clips("train"))
     window, target = windows[0]
     assert tuple(window.shape) == (41, 40) and tuple(target.shape) == (136,)
-    assert abs(float(window.mean())) < 1.0                    # normalised features
+    assert abs(float(window.mean())) < 1.0  # normalised features
 
-    mouth, _ = dataset.build_feature_set(quick_clips, config.interim_dir("bundled"),
-                                         config.processed_dir("bundled", "test_mouth"),
-                                         targets="mouth")
+    mouth, _ = dataset.build_feature_set(
+        quick_clips,
+        config.interim_dir("bundled"),
+        config.processed_dir("bundled", "test_mouth"),
+        targets="mouth",
+    )
     utt = mouth.load(mouth.clips[0])
     assert utt["targets"].shape[1] == 40
     assert mouth.to_pixels(mouth.clips[0], utt["targets"]).shape[1:] == (68, 2)

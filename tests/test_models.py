@@ -1,5 +1,6 @@
 """Every model trains on the quick feature set, predicts the right shapes, saves and reloads to
 the same numbers; the baselines order as they must; training is deterministic."""
+
 from __future__ import annotations
 
 import json
@@ -9,22 +10,35 @@ import pandas as pd
 import pytest
 import torch
 
-from wav2kp import config, dataset, models, training
+from wav2kp import config, training
+from wav2kp.features import dataset
+from wav2kp.training import models
 
 pytestmark = pytest.mark.slow
 
 #: tiny networks and few epochs: the whole module must stay well under ~90 s on 2 cores
-TINY = {"mean_face": {}, "energy": {}, "ridge": {},
-        "lstm_original": {"hidden": 16, "layers": 2},
-        "lstm": {"hidden": 16, "layers": 1},
-        "tcn": {"channels": 32}, "tcn_emotion": {"channels": 32, "emotion_dim": 4}}
+TINY = {
+    "mean_face": {},
+    "energy": {},
+    "ridge": {},
+    "lstm_original": {"hidden": 16, "layers": 2},
+    "lstm": {"hidden": 16, "layers": 1},
+    "tcn": {"channels": 32},
+    "tcn_emotion": {"channels": 32, "emotion_dim": 4},
+}
 EPOCHS = {"lstm_original": 2, "lstm": 3, "tcn": 25, "tcn_emotion": 5}
 
 
 def _cfg(name: str, **kw) -> training.TrainConfig:
     utterances = name.startswith("tcn")
-    base = dict(max_epochs=EPOCHS.get(name, 1), batch_size=4 if utterances else 128,
-                lr=3e-3, patience=50, progress="none", seed=0)
+    base = dict(
+        max_epochs=EPOCHS.get(name, 1),
+        batch_size=4 if utterances else 128,
+        lr=3e-3,
+        patience=50,
+        progress="none",
+        seed=0,
+    )
     return training.TrainConfig(**{**base, **kw})
 
 
@@ -41,15 +55,23 @@ def runs(fs, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     out = {}
     for name in models.MODELS:
-        model, metrics = training.train_model(name, fs, _cfg(name), run_dir=root / name,
-                                              **TINY[name])
+        model, metrics = training.train_model(
+            name, fs, _cfg(name), run_dir=root / name, **TINY[name]
+        )
         out[name] = (model, metrics, root / name)
     return out
 
 
 def test_registry_and_errors() -> None:
-    assert set(models.MODELS) == {"mean_face", "energy", "ridge", "lstm_original", "lstm",
-                                  "tcn", "tcn_emotion"}
+    assert set(models.MODELS) == {
+        "mean_face",
+        "energy",
+        "ridge",
+        "lstm_original",
+        "lstm",
+        "tcn",
+        "tcn_emotion",
+    }
     with pytest.raises(ValueError, match="Unknown model"):
         models.create("nope")
     with pytest.raises(TypeError, match="unknown hyper-parameters"):
@@ -87,7 +109,7 @@ def test_run_dir_artefacts_and_history(runs) -> None:
         assert list(history.columns[:3]) == ["epoch", "train_loss", "val_loss"]
         assert len(history) == metrics["epochs"]
         if isinstance(runs[name][0], models.NeuralModel):
-            assert len(history) == EPOCHS[name]       # patience 50: no early stop
+            assert len(history) == EPOCHS[name]  # patience 50: no early stop
             assert (np.diff(history["epoch"]) == 1).all() and history["epoch"].iloc[0] == 0
             assert np.isfinite(history[["train_loss", "val_loss", "lr"]]).all().all()
         else:
@@ -101,7 +123,7 @@ def test_load_run_reproduces_predictions_and_metrics(fs, runs) -> None:
         again = models.load_run(run_dir)
         assert type(again) is type(model)
         np.testing.assert_array_equal(again.predict(fs, clip), model.predict(fs, clip))
-        val = training.evaluate(again, fs, "val")
+        val = training.split_metrics(again, fs, "val")
         assert val["mlmd_pct"] == pytest.approx(metrics["val_mlmd_pct"], abs=1e-6), name
         assert val["mse"] == pytest.approx(metrics["val_mse"], rel=1e-9, abs=1e-12), name
 
@@ -121,14 +143,14 @@ def test_baselines_and_models_beat_the_mean_face(fs, runs) -> None:
     # energy drives the mode that tracks the mouth opening
     assert runs["energy"][0].dims["mode_corr_with_opening"] > 0.5
     # the TCN learns something within a few epochs (on the data it saw, at least)
-    tcn_train = training.evaluate(runs["tcn"][0], fs, "train")["mlmd_pct"]
-    mean_train = training.evaluate(runs["mean_face"][0], fs, "train")["mlmd_pct"]
+    tcn_train = training.split_metrics(runs["tcn"][0], fs, "train")["mlmd_pct"]
+    mean_train = training.split_metrics(runs["mean_face"][0], fs, "train")["mlmd_pct"]
     assert tcn_train < 0.9 * mean_train
 
 
 def test_emotion_indices(fs, runs) -> None:
     model = runs["tcn_emotion"][0]
-    emotions = [1, 8, 14, 20]                      # the quick subset's
+    emotions = [1, 8, 14, 20]  # the quick subset's
     assert model.dims["emotions"] == emotions
     for clip in fs.clips:
         idx = model.emotion_index(fs, clip)
@@ -140,8 +162,9 @@ def test_training_is_deterministic(fs, tmp_path) -> None:
     cfg = _cfg("tcn", max_epochs=3)
     weights = []
     for i in range(2):
-        model, metrics = training.train_model("tcn", fs, cfg, run_dir=tmp_path / str(i),
-                                              channels=16)
+        model, metrics = training.train_model(
+            "tcn", fs, cfg, run_dir=tmp_path / str(i), channels=16
+        )
         weights.append(torch.load(tmp_path / str(i) / "weights.pt", weights_only=True))
     assert weights[0].keys() == weights[1].keys()
     for key in weights[0]:
@@ -153,8 +176,12 @@ def test_training_is_deterministic(fs, tmp_path) -> None:
 def test_mouth_weight_and_velocity_losses(fs, tmp_path) -> None:
     """The extra loss terms run and change the objective (mouth points weighted 1 + w)."""
     model, metrics = training.train_model(
-        "tcn", fs, _cfg("tcn", max_epochs=2, mouth_weight=3.0, velocity_weight=1.0),
-        run_dir=tmp_path, channels=16)
+        "tcn",
+        fs,
+        _cfg("tcn", max_epochs=2, mouth_weight=3.0, velocity_weight=1.0),
+        run_dir=tmp_path,
+        channels=16,
+    )
     w = model.head.weights.numpy().reshape(68, 2)
     assert (w[48:] == 4.0).all() and (w[:48] == 1.0).all()
     assert np.isfinite(metrics["val_mlmd_pct"])
@@ -169,7 +196,8 @@ def test_cli_train(quick_clips, tmp_path) -> None:
     code = cli.main(["train", "--model", "mean_face", "--subset", "quick", "--run", str(run)])
     assert code == 0
     metrics = json.loads((run / "metrics.json").read_text())
-    reloaded = training.evaluate(models.load_run(run), training.feature_sets(
-        "bundled", "quick")["default"], "val")
+    reloaded = training.split_metrics(
+        models.load_run(run), training.feature_sets("bundled", "quick")["default"], "val"
+    )
     assert reloaded["mlmd_pct"] == pytest.approx(metrics["val_mlmd_pct"], abs=1e-9)
     assert cli.main(["train", "--model", "nope", "--subset", "quick"]) == 2

@@ -1,5 +1,6 @@
 """The notebooks, run for real: plain papermill with parameters, and the study runner pointed at a
 generic folder of videos. Results are read from the JSON the notebooks write (not cell text)."""
+
 from __future__ import annotations
 
 import json
@@ -27,10 +28,23 @@ def test_plain_papermill_rerun_with_parameters(quick_corpus, tmp_path: Path) -> 
     """The README's papermill example: parameters on the command line, repo root as cwd."""
     papermill = Path(sys.executable).with_name("papermill")
     out = tmp_path / "00_corpus.ipynb"
-    cmd = [str(papermill), str(NB00), str(out), "-p", "corpus", "bundled", "-p", "subset",
-           "quick", "-k", "python3", "--cwd", str(config.REPO_ROOT), "--no-progress-bar"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(),
-                          timeout=300)
+    cmd = [
+        str(papermill),
+        str(NB00),
+        str(out),
+        "-p",
+        "corpus",
+        "bundled",
+        "-p",
+        "subset",
+        "quick",
+        "-k",
+        "python3",
+        "--cwd",
+        str(config.REPO_ROOT),
+        "--no-progress-bar",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert out.is_file()
 
@@ -51,10 +65,23 @@ def test_plain_papermill_rerun_with_parameters(quick_corpus, tmp_path: Path) -> 
     # `make repro`: nbval re-runs the executed notebook and compares the cells marked
     # NBVAL_CHECK_OUTPUT with the outputs recorded in it; a tampered record fails.
     def nbval(notebook: Path) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "-p",
-                               "no:cacheprovider", str(notebook)], capture_output=True,
-                              text=True, env=os.environ.copy(), cwd=config.REPO_ROOT,
-                              timeout=300)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "--nbval-lax",
+                "-p",
+                "no:cacheprovider",
+                str(notebook),
+            ],
+            capture_output=True,
+            text=True,
+            env=os.environ.copy(),
+            cwd=config.REPO_ROOT,
+            timeout=300,
+        )
 
     assert nbval(out).returncode == 0
     record = json.loads(out.read_text())
@@ -84,10 +111,11 @@ def test_study_runner_on_a_generic_folder(quick_corpus, tmp_path: Path) -> None:
     assert numbers["corpus"] == str(folder)
     assert numbers["subset"] is None
     assert numbers["clips"] == 2
-    assert numbers["emotions"] == 0          # no CH-Unicamp names: emotion unknown
+    assert numbers["emotions"] == 0  # no CH-Unicamp names: emotion unknown
     assert numbers["speakers"] == ["unknown"]
-    stats = bundled.statistics(quick_corpus.out_dir, ["Em1_Fala1_Sintetica",
-                                                      "Em20_Fala2_Sintetica"])
+    stats = bundled.statistics(
+        quick_corpus.out_dir, ["Em1_Fala1_Sintetica", "Em20_Fala2_Sintetica"]
+    )
     # durations come from probing the files: the container's duration, within a frame
     assert numbers["total_duration_s"] == pytest.approx(stats["duration_s"].sum(), abs=0.1)
 

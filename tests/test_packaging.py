@@ -1,12 +1,14 @@
 """Packaging and repository hygiene: pyproject.toml and environment.yml agree, notebooks are
 committed clean and parameterised the way papermill and the profiles expect, and the generated
 trees (data/, reports/) hold nothing but their READMEs in git."""
+
 from __future__ import annotations
 
 import ast
 import re
 import shutil
 import subprocess
+import tomllib
 
 import nbformat
 import pytest
@@ -15,8 +17,6 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 from wav2kp import config, doctor, study
-
-import tomllib
 
 ROOT = config.REPO_ROOT
 NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("*.ipynb"))
@@ -47,6 +47,7 @@ def _conda_and_pip(environment: dict) -> tuple[list[str], list[str]]:
 
 # --------------------------------------------------------------------------- pyproject / conda
 
+
 def test_environment_python_satisfies_requires_python(pyproject: dict, environment: dict) -> None:
     conda, _ = _conda_and_pip(environment)
     pythons = [d for d in conda if re.match(r"^python\s*[=<>!]", d)]
@@ -67,6 +68,7 @@ def test_environment_installs_the_lock(environment: dict) -> None:
 
 
 # --------------------------------------------------------------------------- the lock
+
 
 @pytest.fixture(scope="module")
 def lock() -> dict[str, str]:
@@ -90,8 +92,9 @@ def _lock_text(name: str) -> str:
     return (ROOT / name).read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name, extras", [("requirements.lock", ("dev",)),
-                                          ("requirements-lab.lock", ("dev", "lab"))])
+@pytest.mark.parametrize(
+    "name, extras", [("requirements.lock", ("dev",)), ("requirements-lab.lock", ("dev", "lab"))]
+)
 def test_lock_agrees_with_pyproject(pyproject: dict, name: str, extras: tuple[str, ...]) -> None:
     """Every requirement of pyproject.toml (and of its build backend) is pinned in the lock at a
     version the requirement allows: a dependency added or a floor raised without `make lock`
@@ -100,8 +103,9 @@ def test_lock_agrees_with_pyproject(pyproject: dict, name: str, extras: tuple[st
     for req in _requirements(pyproject, *extras):
         key = doctor.normalise(req.name)
         assert key in pins, f"{req.name} is required by pyproject.toml but not in {name}: make lock"
-        assert req.specifier.contains(pins[key], prereleases=True), \
+        assert req.specifier.contains(pins[key], prereleases=True), (
             f"{name} pins {req.name}=={pins[key]}, pyproject.toml asks {req.specifier}: make lock"
+        )
 
 
 @pytest.mark.parametrize("name", ["requirements.lock", "requirements-lab.lock"])
@@ -137,7 +141,9 @@ def test_only_what_is_used_is_installed(pyproject: dict, lock: dict[str, str]) -
 def test_torch_and_torchaudio_are_one_release(pyproject: dict, lock: dict[str, str]) -> None:
     """torchaudio loads only beside the torch it was built for (2.11.1 fails beside 2.11.0):
     both are pinned exactly, to the same release, in pyproject.toml and in the lock."""
-    reqs = {Requirement(r).name.lower(): Requirement(r) for r in pyproject["project"]["dependencies"]}
+    reqs = {
+        Requirement(r).name.lower(): Requirement(r) for r in pyproject["project"]["dependencies"]
+    }
     assert len(reqs) == len(pyproject["project"]["dependencies"])  # no package listed twice
     pins = {name: str(reqs[name].specifier) for name in ("torch", "torchaudio")}
     assert pins["torch"] == pins["torchaudio"] and re.fullmatch(r"==\d+\.\d+\.\d+", pins["torch"])
@@ -151,7 +157,7 @@ def test_installed_torchaudio_computes_an_mfcc() -> None:
     import torch
     import torchaudio
 
-    from wav2kp import features
+    from wav2kp.features import acoustic as features
 
     assert torch.__version__.split("+")[0] == torchaudio.__version__.split("+")[0]
     rate = 16000
@@ -172,6 +178,7 @@ def test_console_script(pyproject: dict) -> None:
 
 # --------------------------------------------------------------------------- notebooks
 
+
 def test_notebook_names_follow_the_pipeline() -> None:
     names = [p.name for p in NOTEBOOKS]
     if not names:
@@ -180,8 +187,10 @@ def test_notebook_names_follow_the_pipeline() -> None:
     parsed = [re.fullmatch(r"(\d\d)_([a-z0-9_]+)\.ipynb", n) for n in names]
     assert all(parsed), names
     numbers = [int(m.group(1)) for m in parsed]
-    assert numbers == list(range(len(numbers))), "notebooks must be numbered 00, 01, ... without gaps"
-    assert [m.group(2) for m in parsed] == STAGES[:len(parsed)]
+    assert numbers == list(range(len(numbers))), (
+        "notebooks must be numbered 00, 01, ... without gaps"
+    )
+    assert [m.group(2) for m in parsed] == STAGES[: len(parsed)]
     assert list(study.find_notebooks(config.NOTEBOOKS_DIR).values()) == NOTEBOOKS
 
 
@@ -238,14 +247,19 @@ def test_profiles_only_set_declared_parameters(path) -> None:
     for name in config.available_profiles():
         profile = config.load_profile(name)
         own = (profile.get("notebooks") or {}).get(key) or {}
-        assert set(own) <= set(defaults), f"profile {name!r} sets undeclared {set(own) - set(defaults)}"
+        assert set(own) <= set(defaults), (
+            f"profile {name!r} sets undeclared {set(own) - set(defaults)}"
+        )
     quick = config.notebook_parameters(config.load_profile("quick"), key)
     for name, value in quick.items():
         if name in defaults:
-            assert defaults[name] == value, f"default {name}={defaults[name]!r}, quick has {value!r}"
+            assert defaults[name] == value, (
+                f"default {name}={defaults[name]!r}, quick has {value!r}"
+            )
 
 
 # --------------------------------------------------------------------------- generated trees
+
 
 def _git(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
@@ -265,14 +279,19 @@ def test_generated_trees_hold_only_their_readmes_in_git(git_repo) -> None:
     for folder in ("data", "reports"):
         assert (ROOT / folder / "README.md").is_file()
     # whatever the study writes there is ignored; the READMEs are not
-    ignored = ["data/raw/bundled/Em1_Fala1_Sintetica.mp4", "data/processed/x/manifest.json",
-               "reports/html/index.html", "reports/results.json"]
+    ignored = [
+        "data/raw/bundled/Em1_Fala1_Sintetica.mp4",
+        "data/processed/x/manifest.json",
+        "reports/html/index.html",
+        "reports/results.json",
+    ]
     out = _git("check-ignore", "--no-index", "--", *ignored, "data/README.md", "reports/README.md")
     assert sorted(out.stdout.split()) == sorted(ignored)
 
 
-def test_relative_paths_resolve_from_the_repository_root(monkeypatch: pytest.MonkeyPatch,
-                                                         tmp_path) -> None:
+def test_relative_paths_resolve_from_the_repository_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
     """papermill runs notebooks in the repository root, nbval in notebooks/: a relative
     parameter such as notebook 04's real_dir must name the same folder in both."""
     monkeypatch.chdir(tmp_path)

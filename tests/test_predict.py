@@ -1,6 +1,7 @@
 """Prediction from any recording: decoding and its errors, padding of short input, streaming
 equal to offline, and `wav2kp predict` end to end (keypoints, sketch video, face video, vid2vid
 export)."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wav2kp import cli, config, dataset, features, inference, media, training
+from wav2kp import cli, config, media, training
+from wav2kp.features import acoustic as features
+from wav2kp.features import dataset
+from wav2kp.training import inference
 
 pytestmark = pytest.mark.slow
 RATE = 16000
@@ -24,12 +28,13 @@ def tone_speech(seconds: float = 2.0, rate: int = RATE, seed: int = 0) -> np.nda
     envelope = np.clip(np.sin(2 * np.pi * 4 * t), 0, None)
     x = 0.2 * buzz * envelope + 0.002 * np.random.default_rng(seed).normal(size=len(t))
     third = len(t) // 3
-    x[third:2 * third] = 0.0
+    x[third : 2 * third] = 0.0
     return x.astype(np.float32)
 
 
-def encode(path: Path, audio: np.ndarray, rate: int, codec: str, channels: int = 1,
-           fmt: str | None = None) -> Path:
+def encode(
+    path: Path, audio: np.ndarray, rate: int, codec: str, channels: int = 1, fmt: str | None = None
+) -> Path:
     """Write ``audio`` with PyAV's encoder ``codec`` (flac, libmp3lame, aac, libopus, ...)."""
     import av
 
@@ -50,22 +55,38 @@ def encode(path: Path, audio: np.ndarray, rate: int, codec: str, channels: int =
 def runs(quick_clips, tmp_path_factory):
     """Tiny trained runs on the quick corpus: {name: run dir}."""
     root = tmp_path_factory.mktemp("predict_runs")
-    fs, _ = dataset.build_feature_set(quick_clips, config.interim_dir("bundled"),
-                                      config.processed_dir("bundled", "test_models"))
+    fs, _ = dataset.build_feature_set(
+        quick_clips, config.interim_dir("bundled"), config.processed_dir("bundled", "test_models")
+    )
     orig, _ = dataset.build_feature_set(
-        quick_clips, config.interim_dir("bundled"), config.processed_dir("bundled", "test_orig"),
-        mfcc_cfg=features.MFCCConfig.original(), alignment="original_x3")
+        quick_clips,
+        config.interim_dir("bundled"),
+        config.processed_dir("bundled", "test_orig"),
+        mfcc_cfg=features.MFCCConfig.original(),
+        alignment="original_x3",
+    )
     cfg = training.TrainConfig(max_epochs=3, batch_size=4, lr=3e-3, progress="none")
     out = {}
-    for name, f, hp in (("tcn", fs, {"channels": 16}),
-                        ("tcn_causal", fs, {"channels": 16, "feature_norm": "causal"}),
-                        ("tcn_utterance", fs, {"channels": 16, "feature_norm": "utterance"}),
-                        ("tcn_emotion", fs, {"channels": 16, "emotion_dim": 4}),
-                        ("mean_face", fs, {}), ("lstm_original", orig, {"hidden": 8})):
-        c = cfg if name != "lstm_original" else training.TrainConfig(
-            max_epochs=1, batch_size=256, progress="none")
-        training.train_model(name.split("_")[0] if name.startswith("tcn_") and
-                             name != "tcn_emotion" else name, f, c, run_dir=root / name, **hp)
+    for name, f, hp in (
+        ("tcn", fs, {"channels": 16}),
+        ("tcn_causal", fs, {"channels": 16, "feature_norm": "causal"}),
+        ("tcn_utterance", fs, {"channels": 16, "feature_norm": "utterance"}),
+        ("tcn_emotion", fs, {"channels": 16, "emotion_dim": 4}),
+        ("mean_face", fs, {}),
+        ("lstm_original", orig, {"hidden": 8}),
+    ):
+        c = (
+            cfg
+            if name != "lstm_original"
+            else training.TrainConfig(max_epochs=1, batch_size=256, progress="none")
+        )
+        training.train_model(
+            name.split("_")[0] if name.startswith("tcn_") and name != "tcn_emotion" else name,
+            f,
+            c,
+            run_dir=root / name,
+            **hp,
+        )
         out[name] = root / name
     return out
 
@@ -78,13 +99,13 @@ def test_load_speech_reads_many_formats(tmp_path: Path) -> None:
         "flac 22.05 kHz": encode(tmp_path / "a.flac", tone_speech(1.5, 22050), 22050, "flac"),
         "mp3 stereo": encode(tmp_path / "a.mp3", x, 44100, "libmp3lame", channels=2),
         "m4a aac": encode(tmp_path / "a.m4a", x, 44100, "aac", fmt="mp4"),
-        "ogg opus 48 kHz": encode(tmp_path / "a.ogg", tone_speech(1.5, 48000), 48000,
-                                  "libopus"),
+        "ogg opus 48 kHz": encode(tmp_path / "a.ogg", tone_speech(1.5, 48000), 48000, "libopus"),
     }
     from scipy.io import wavfile
 
-    wavfile.write(files["stereo int16 wav 44.1 kHz"], 44100,
-                  (np.stack([x, x], 1) * 32767).astype(np.int16))
+    wavfile.write(
+        files["stereo int16 wav 44.1 kHz"], 44100, (np.stack([x, x], 1) * 32767).astype(np.int16)
+    )
     mp4 = tmp_path / "talk.mp4"
     frames = (np.full((64, 64, 3), 90, np.uint8) for _ in range(45))
     media.write_video(mp4, frames, x, (64, 64), fps=Fraction(30), audio_rate=44100)
@@ -92,12 +113,12 @@ def test_load_speech_reads_many_formats(tmp_path: Path) -> None:
     for what, path in files.items():
         audio = inference.load_speech(path)
         assert audio.dtype == np.float32 and audio.ndim == 1, what
-        assert abs(len(audio) - len(ref)) < 0.08 * RATE, what   # codecs pad a little
+        assert abs(len(audio) - len(ref)) < 0.08 * RATE, what  # codecs pad a little
         n = min(len(audio), len(ref)) - 1600
         env = lambda a: np.convolve(np.abs(a), np.ones(400) / 400, "same")  # noqa: E731
         ea, er = env(audio), env(ref)[:n]
         # lossy encoders delay the signal (AAC priming: ~1024 samples): best lag within 100 ms
-        best = max(np.corrcoef(ea[lag:lag + n], er)[0, 1] for lag in range(0, 1600, 40))
+        best = max(np.corrcoef(ea[lag : lag + n], er)[0, 1] for lag in range(0, 1600, 40))
         assert best > 0.9, what
 
 
@@ -109,8 +130,9 @@ def test_load_speech_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(inference.PredictError, match="silent.wav: the recording is silent"):
         inference.load_speech(silent)
     mute = tmp_path / "mute.mp4"
-    media.write_video(mute, (np.zeros((32, 32, 3), np.uint8) for _ in range(10)), None,
-                      (32, 32), fps=Fraction(25))
+    media.write_video(
+        mute, (np.zeros((32, 32, 3), np.uint8) for _ in range(10)), None, (32, 32), fps=Fraction(25)
+    )
     with pytest.raises(inference.PredictError, match="mute.mp4: the file has no audio stream"):
         inference.load_speech(mute)
     junk = tmp_path / "junk.mp3"
@@ -133,7 +155,7 @@ def test_offline_prediction_frames_padding_and_silence(runs) -> None:
     assert short.padded_s > 0 and len(short.times) == 3 and np.isfinite(short.normalised).all()
     assert len(short.audio) == RATE // 10
     # the canvas: IOD 0.3 x size
-    px = pred.on_canvas(200)
+    px = inference.canvas_transform(pred.normalised[0], 200).apply(pred.normalised)
     iod = np.linalg.norm(px[:, 36] - px[:, 45], axis=-1)
     np.testing.assert_allclose(iod, 60, rtol=0.1)
 
@@ -148,11 +170,10 @@ def test_streaming_equals_offline(runs, run) -> None:
         np.testing.assert_allclose(times, offline.times, atol=1e-9)
         np.testing.assert_allclose(pts, offline.normalised, atol=1e-5)
         lat = s.latencies_s()
-        bound = (p.context_s[1] + p.fs.mfcc.fft_size / 2 / RATE + p.fs.mfcc.hop_s
-                 + chunk_ms / 1000)
-        body = lat[: -30]                               # the last frames come at the flush
+        bound = p.context_s[1] + p.fs.mfcc.fft_size / 2 / RATE + p.fs.mfcc.hop_s + chunk_ms / 1000
+        body = lat[:-30]  # the last frames come at the flush
         assert body.max() <= bound + 1e-9, chunk_ms
-        assert body.min() >= p.context_s[1] - 1e-9       # never before the audio it needs
+        assert body.min() >= p.context_s[1] - 1e-9  # never before the audio it needs
     # the original MFCC (clip-wide dB floor) and whole-utterance normalisation cannot stream
     with pytest.raises(inference.PredictError, match="clip-wide dB floor"):
         inference.StreamingPredictor(inference.Predictor(runs["lstm_original"]))
@@ -175,8 +196,21 @@ def test_cli_predict_end_to_end(runs, tmp_path: Path, capsys) -> None:
     speech = tmp_path / "minha fala.wav"
     media.write_wav(speech, tone_speech(2.0, 44100), 44100)
     out = tmp_path / "out"
-    code = cli.main(["predict", str(speech), "--model", str(runs["tcn"]), "--out", str(out),
-                     "--face", "corpus", "--vid2vid", "--fps", "25"])
+    code = cli.main(
+        [
+            "predict",
+            str(speech),
+            "--model",
+            str(runs["tcn"]),
+            "--out",
+            str(out),
+            "--face",
+            "corpus",
+            "--vid2vid",
+            "--fps",
+            "25",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     points = np.load(out / "keypoints.npy")
     assert points.shape == (51, 68, 2) and np.isfinite(points).all()
@@ -193,8 +227,9 @@ def test_cli_predict_end_to_end(runs, tmp_path: Path, capsys) -> None:
     assert not list(out.rglob("*partial*"))
     # a file without audio, and no model trained: clear messages, exit code 2
     mute = tmp_path / "mute.mp4"
-    media.write_video(mute, (np.zeros((32, 32, 3), np.uint8) for _ in range(5)), None,
-                      (32, 32), fps=Fraction(25))
+    media.write_video(
+        mute, (np.zeros((32, 32, 3), np.uint8) for _ in range(5)), None, (32, 32), fps=Fraction(25)
+    )
     assert cli.main(["predict", str(mute), "--model", str(runs["tcn"])]) == 2
     assert "no audio stream" in capsys.readouterr().err
 
@@ -207,19 +242,25 @@ def test_default_model_needs_a_trained_run(tmp_path: Path, monkeypatch) -> None:
 
 # ------------------------------------------------------------------- real speech (issue 8)
 
+
 def test_generated_inputs_are_finite_and_the_mouth_rests_in_silence(runs) -> None:
     from wav2kp import metrics
     from wav2kp.corpus import speech
 
     p = inference.Predictor(runs["tcn"])
     t = np.arange(int(1.5 * RATE)) / RATE
-    voice = speech.synthesize("Amanhã vamos ao mercado comprar frutas.", variant="f1",
-                              prosody=speech.Prosody(pitch=85, rate=200))
+    voice = speech.synthesize(
+        "Amanhã vamos ao mercado comprar frutas.",
+        variant="f1",
+        prosody=speech.Prosody(pitch=85, rate=200),
+    )
     from scipy.signal import resample_poly
 
-    inputs = {"tone": (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32),
-              "noise": (0.1 * np.random.default_rng(0).normal(size=len(t))).astype(np.float32),
-              "voice at another pitch": resample_poly(voice.audio, 160, 220).astype(np.float32)}
+    inputs = {
+        "tone": (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32),
+        "noise": (0.1 * np.random.default_rng(0).normal(size=len(t))).astype(np.float32),
+        "voice at another pitch": resample_poly(voice.audio, 160, 220).astype(np.float32),
+    }
     for what, audio in inputs.items():
         pred = p.predict_audio(audio)
         assert np.isfinite(pred.normalised).all(), what
@@ -237,21 +278,22 @@ def test_generated_inputs_are_finite_and_the_mouth_rests_in_silence(runs) -> Non
 def test_evaluate_real_folder(runs, quick_corpus, tmp_path: Path, capsys) -> None:
     import shutil
 
-    from wav2kp import realeval
+    from wav2kp.evaluation import real as realeval
 
     folder = tmp_path / "real"
     folder.mkdir()
     shutil.copy(quick_corpus.out_dir / "Em1_Fala1_Sintetica.mp4", folder / "someone.mp4")
     media.write_wav(folder / "just_audio.wav", tone_speech(2.0), RATE)
     (folder / "broken.mp4").write_bytes(b"\x00" * 2000)
-    result = realeval.evaluate_real(folder, {"tcn": runs["tcn"], "mean_face": runs["mean_face"]},
-                                    n_jobs=1)
+    result = realeval.evaluate_real(
+        folder, {"tcn": runs["tcn"], "mean_face": runs["mean_face"]}, n_jobs=1
+    )
     videos = result["videos"].set_index(["file", "model"])
     assert set(videos.index) == {("someone.mp4", "tcn"), ("someone.mp4", "mean_face")}
     row = videos.loc[("someone.mp4", "tcn")]
     assert -1 <= row["mouth_corr"] <= 1 and np.isfinite(row["offset_ms"])
     assert row["scored"] == row["frames"] > 50
-    assert np.isnan(videos.loc[("someone.mp4", "mean_face"), "mouth_corr"])   # constant
+    assert np.isnan(videos.loc[("someone.mp4", "mean_face"), "mouth_corr"])  # constant
     speech_rows = result["speech"].set_index(["file", "model"])
     assert ("just_audio.wav", "tcn") in speech_rows.index
     assert speech_rows.loc[("just_audio.wav", "tcn"), "silent_frames"] > 10
@@ -260,8 +302,21 @@ def test_evaluate_real_folder(runs, quick_corpus, tmp_path: Path, capsys) -> Non
     assert summary.loc["tcn", "files"] == 1
     # the command: tables printed, files written, exit 0
     out = tmp_path / "report"
-    assert cli.main(["evaluate-real", str(folder), "--model", str(runs["tcn"]), "--out",
-                     str(out), "--jobs", "1"]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate-real",
+                str(folder),
+                "--model",
+                str(runs["tcn"]),
+                "--out",
+                str(out),
+                "--jobs",
+                "1",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "someone.mp4" in text and "mean over files" in text
     record = json.loads((out / "real.json").read_text())
@@ -271,10 +326,11 @@ def test_evaluate_real_folder(runs, quick_corpus, tmp_path: Path, capsys) -> Non
 def test_augmented_training_is_reproducible(quick_clips, tmp_path: Path) -> None:
     import torch
 
-    from wav2kp import models
+    from wav2kp.training import models
 
-    fs, _ = dataset.build_feature_set(quick_clips, config.interim_dir("bundled"),
-                                      config.processed_dir("bundled", "test_models"))
+    fs, _ = dataset.build_feature_set(
+        quick_clips, config.interim_dir("bundled"), config.processed_dir("bundled", "test_models")
+    )
 
     def train(tag: str, **kw) -> dict:
         cfg = training.TrainConfig(max_epochs=2, batch_size=4, lr=3e-3, progress="none", **kw)

@@ -4,6 +4,7 @@ The notebooks here are tiny and built in a temporary folder; each writes the par
 (plus its working directory and ``WAV2KP_HOME``) to ``$WAV2KP_HOME/out/<NN>.json`` so the tests
 read values, not cell text. A kernel start costs ~2 s: five notebook executions in all.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,9 @@ seen.update(cwd=os.getcwd(), home=os.environ["WAV2KP_HOME"])
 """
 
 
-def _notebook(key: str, params: str | None, names: list[str], extra: list[str] = ()) -> nbformat.NotebookNode:
+def _notebook(
+    key: str, params: str | None, names: list[str], extra: list[str] = ()
+) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata = {
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
@@ -50,11 +53,15 @@ def notebooks(tmp_path: Path) -> Path:
     folder = tmp_path / "notebooks"
     folder.mkdir()
     books = {
-        "00_first": _notebook("00", 'n = 1\nlabel = "default"\nflag = False', ["n", "label", "flag"]),
+        "00_first": _notebook(
+            "00", 'n = 1\nlabel = "default"\nflag = False', ["n", "label", "flag"]
+        ),
         "01_second": _notebook("01", 'm = 2\nlabel = "default"', ["m", "label"]),
         # cells: 0 markdown, 1 parameters, 2 writes JSON, 3 raises, 4 would write a marker
         "02_fails": _notebook(
-            "02", "k = 0", ["k"],
+            "02",
+            "k = 0",
+            ["k"],
             extra=[FAILING_CELL, 'Path(out / "02_after_error").touch()'],
         ),
         "03_after": _notebook("03", None, []),
@@ -91,11 +98,16 @@ def _manifest(home: Path) -> dict:
 
 # --------------------------------------------------------------------------- no kernel
 
+
 def test_notebooks_are_found_in_numeric_order(notebooks: Path) -> None:
     found = study.find_notebooks(notebooks)
     assert list(found) == ["00", "01", "02", "03"]
     assert [p.name for p in found.values()] == [
-        "00_first.ipynb", "01_second.ipynb", "02_fails.ipynb", "03_after.ipynb"]
+        "00_first.ipynb",
+        "01_second.ipynb",
+        "02_fails.ipynb",
+        "03_after.ipynb",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -176,14 +188,26 @@ def test_parse_overrides_malformed_item_is_named(item: str) -> None:
 def test_index_escapes_html(home: Path, tmp_path: Path) -> None:
     reports = home / "reports"
     run = study.NotebookRun(
-        key="00", name="00_<x>.ipynb", path=tmp_path / "00_<x>.ipynb",
-        executed_path=reports / "executed" / "00_<x>.ipynb", html_path=reports / "html" / "00_<x>.html",
-        parameters={"title": "<script>alert(1)</script>"}, status="failed", wall_s=1.25,
+        key="00",
+        name="00_<x>.ipynb",
+        path=tmp_path / "00_<x>.ipynb",
+        executed_path=reports / "executed" / "00_<x>.ipynb",
+        html_path=reports / "html" / "00_<x>.html",
+        parameters={"title": "<script>alert(1)</script>"},
+        status="failed",
+        wall_s=1.25,
         error="ValueError: a < b & c",
     )
-    info = {"profile": "p&q", "overrides": {"title": "<script>"}, "git_commit": "abc1234",
-            "started": "2024-01-01T00:00:00+00:00", "total_wall_s": 1.25, "state": "failed",
-            "versions": {"python": "3"}, "selected": ["00"]}
+    info = {
+        "profile": "p&q",
+        "overrides": {"title": "<script>"},
+        "git_commit": "abc1234",
+        "started": "2024-01-01T00:00:00+00:00",
+        "total_wall_s": 1.25,
+        "state": "failed",
+        "versions": {"python": "3"},
+        "selected": ["00"],
+    }
     index = study.write_index(info, [run]).read_text()
     assert "<script>" not in index
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in index
@@ -206,8 +230,13 @@ def test_git_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (repo / "a.txt").write_text("a")
     subprocess.run([*git, "add", "a.txt"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qm", "a"], cwd=repo, check=True)
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     (repo / "untracked.txt").write_text("u")
     assert study.git_commit(repo) == head
     (repo / "a.txt").write_text("changed")
@@ -217,6 +246,7 @@ def test_git_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --------------------------------------------------------------------------- with kernels
+
 
 @pytest.mark.slow
 def test_run_study_injects_parameters_and_writes_reports(
@@ -251,7 +281,11 @@ def test_run_study_injects_parameters_and_writes_reports(
     assert manifest["profile"] == "tiny" and manifest["overrides"] == {"n": 5}
     assert manifest["state"] == "finished" and manifest["selected"] == ["00", "01"]
     assert [(e["key"], e["status"], e["selected"]) for e in manifest["notebooks"]] == [
-        ("00", "ok", True), ("01", "ok", True), ("02", "skipped", False), ("03", "skipped", False)]
+        ("00", "ok", True),
+        ("01", "ok", True),
+        ("02", "skipped", False),
+        ("03", "skipped", False),
+    ]
     assert manifest["notebooks"][0]["parameters"] == {"n": 5, "label": "from-profile"}
     assert manifest["notebooks"][0]["path"] == str((notebooks / "00_first.ipynb").resolve())
     assert manifest["notebooks"][0]["executed_path"] == "../executed/00_first.ipynb"
@@ -281,7 +315,10 @@ def test_failing_notebook_stops_the_study(
     assert "RuntimeError: boom 42 <b>" in message  # k = 21 from the profile
     assert "\x1b[" not in message
     assert [(r.key, r.status) for r in err.value.runs] == [
-        ("01", "ok"), ("02", "failed"), ("03", "skipped")]
+        ("01", "ok"),
+        ("02", "failed"),
+        ("03", "skipped"),
+    ]
     assert _seen(home, "02")["k"] == 21  # cell 2 ran
     assert not (home / "out" / "02_after_error").exists()  # cell 4 did not
     assert not (home / "out" / "03.json").exists()  # nor did notebook 03

@@ -1,5 +1,6 @@
-"""wav2kp.viewer: drawing keypoints, the side-by-side comparison video and the notebook widget,
+"""wav2kp.evaluation.viewer: drawing keypoints, the side-by-side comparison video and the notebook widget,
 on a tiny synthetic clip (12 frames of 64x48 at 25 fps with a 440 Hz tone)."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -9,9 +10,20 @@ import numpy as np
 import pytest
 
 from wav2kp import media, shapes
-from wav2kp.viewer import (ALL_MODELS, MODEL_COLOURS, TRUTH_COLOUR, ClipView, KeypointViewer,
-                           comparison_frames, comparison_video, draw_keypoints, load_frames,
-                           model_colours, mouth_error, scale_points)
+from wav2kp.evaluation.viewer import (
+    ALL_MODELS,
+    MODEL_COLOURS,
+    TRUTH_COLOUR,
+    ClipView,
+    KeypointViewer,
+    comparison_frames,
+    comparison_video,
+    draw_keypoints,
+    load_frames,
+    model_colours,
+    mouth_error,
+    scale_points,
+)
 
 W, H, N, FPS, RATE = 64, 48, 12, 25, 16000
 SHIFT = np.array([3.0, 3.0])
@@ -19,22 +31,25 @@ SHIFT = np.array([3.0, 3.0])
 
 def _face(cx: float, cy: float, size: float) -> np.ndarray:
     """A 68-point face (dlib layout) centred at ``(cx, cy)``, ``size`` px wide."""
+
     def ellipse(n: int, rx: float, ry: float, x0: float, y0: float) -> np.ndarray:
-        a = np.pi + 2 * np.pi * np.arange(n) / n        # from the left corner, clockwise
+        a = np.pi + 2 * np.pi * np.arange(n) / n  # from the left corner, clockwise
         return np.c_[x0 + rx * np.cos(a), y0 - ry * np.sin(a)]
 
     jaw = np.linspace(np.pi, 0, 17)
-    pts = np.concatenate([
-        np.c_[0.5 * np.cos(jaw), 0.05 + 0.55 * np.sin(jaw)],           # jaw, chin at the bottom
-        np.c_[np.linspace(-0.42, -0.12, 5), np.full(5, -0.30)],        # right brow
-        np.c_[np.linspace(0.12, 0.42, 5), np.full(5, -0.30)],          # left brow
-        np.c_[np.zeros(4), np.linspace(-0.15, 0.08, 4)],               # nose bridge
-        np.c_[np.linspace(-0.10, 0.10, 5), np.full(5, 0.14)],          # nostrils
-        ellipse(6, 0.09, 0.04, -0.25, -0.18),                          # right eye
-        ellipse(6, 0.09, 0.04, 0.25, -0.18),                           # left eye
-        ellipse(12, 0.20, 0.09, 0.0, 0.33),                            # outer lip
-        ellipse(8, 0.12, 0.04, 0.0, 0.33),                             # inner lip
-    ])
+    pts = np.concatenate(
+        [
+            np.c_[0.5 * np.cos(jaw), 0.05 + 0.55 * np.sin(jaw)],  # jaw, chin at the bottom
+            np.c_[np.linspace(-0.42, -0.12, 5), np.full(5, -0.30)],  # right brow
+            np.c_[np.linspace(0.12, 0.42, 5), np.full(5, -0.30)],  # left brow
+            np.c_[np.zeros(4), np.linspace(-0.15, 0.08, 4)],  # nose bridge
+            np.c_[np.linspace(-0.10, 0.10, 5), np.full(5, 0.14)],  # nostrils
+            ellipse(6, 0.09, 0.04, -0.25, -0.18),  # right eye
+            ellipse(6, 0.09, 0.04, 0.25, -0.18),  # left eye
+            ellipse(12, 0.20, 0.09, 0.0, 0.33),  # outer lip
+            ellipse(8, 0.12, 0.04, 0.0, 0.33),  # inner lip
+        ]
+    )
     return pts * size + [cx, cy]
 
 
@@ -55,9 +70,15 @@ def _clip(folder: Path, name: str, n: int = N, audio: bool = True) -> ClipView:
     times = np.arange(n) / FPS
     truth = np.repeat(_face(W / 2, H / 2 - 2, 36)[None], n, axis=0)
     truth[n // 2] = np.nan
-    return ClipView(name, video, times, truth,
-                    {"shifted": truth + SHIFT, "exact": truth.copy()}, audio=wav,
-                    title="synthetic")
+    return ClipView(
+        name,
+        video,
+        times,
+        truth,
+        {"shifted": truth + SHIFT, "exact": truth.copy()},
+        audio=wav,
+        title="synthetic",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,25 +89,26 @@ def clips(tmp_path_factory) -> dict[str, ClipView]:
 
 # ------------------------------------------------------------------------------- drawing
 
+
 def test_draw_keypoints_puts_the_colour_on_every_point_and_skips_nan() -> None:
     img = np.zeros((120, 160, 3), dtype=np.uint8)
     pts = np.round(_face(80, 55, 80))
-    pts[10] = np.nan                                      # a missing point: nothing there
+    pts[10] = np.nan  # a missing point: nothing there
     colour = (255, 0, 0)
     out = draw_keypoints(img, pts, colour=colour, radius=2, lines=False)
-    assert out is not img and not img.any()              # a copy; the input is untouched
+    assert out is not img and not img.any()  # a copy; the input is untouched
     ok = np.isfinite(pts).all(axis=1)
     xy = pts[ok].astype(int)
-    assert (out[xy[:, 1], xy[:, 0]] == colour).all()      # disc centres are fully coloured
-    assert (out[..., 1:] == 0).all()                      # only red was drawn
+    assert (out[xy[:, 1], xy[:, 0]] == colour).all()  # disc centres are fully coloured
+    assert (out[..., 1:] == 0).all()  # only red was drawn
     drawn = out[..., 0] > 0
-    assert 67 * 9 <= drawn.sum() <= 67 * 25               # ~ a radius-2 disc per point
+    assert 67 * 9 <= drawn.sum() <= 67 * 25  # ~ a radius-2 disc per point
     x10, y10 = np.round(_face(80, 55, 80)[10]).astype(int)
-    assert not out[y10 - 1:y10 + 2, x10 - 1:x10 + 2].any()
+    assert not out[y10 - 1 : y10 + 2, x10 - 1 : x10 + 2].any()
 
     with_lines = draw_keypoints(img, pts, colour=colour, radius=2, lines=True)
-    assert with_lines[..., 0].astype(bool).sum() > drawn.sum() + 100   # the polylines
-    nose = _face(80, 55, 80)[27:31]                        # midway along the nose bridge
+    assert with_lines[..., 0].astype(bool).sum() > drawn.sum() + 100  # the polylines
+    nose = _face(80, 55, 80)[27:31]  # midway along the nose bridge
     mid = np.round((nose[0] + nose[1]) / 2).astype(int)
     assert with_lines[mid[1], mid[0], 0] > 100
 
@@ -115,16 +137,17 @@ def test_scale_points_mouth_error_and_colours() -> None:
     np.testing.assert_allclose(scale_points([[1.0, 1.0]], (2.0, 0.5)), [[2.5, 0.25]])
     truth = _face(100, 100, 100)
     iod = float(shapes.inter_ocular(truth))
-    err = mouth_error(truth + [3.0, 4.0], truth)          # 5 px on every mouth point
+    err = mouth_error(truth + [3.0, 4.0], truth)  # 5 px on every mouth point
     assert err.shape == () and float(err) == pytest.approx(100 * 5 / iod)
     moved = truth.copy()
-    moved[:48] += 50                                      # only non-mouth points move
+    moved[:48] += 50  # only non-mouth points move
     assert float(mouth_error(moved, truth)) == 0.0
     seq = mouth_error(np.stack([truth, truth + 1]), np.stack([truth, truth * np.nan]))
     assert seq[0] == 0.0 and np.isnan(seq[1])
     colours = model_colours([f"m{i}" for i in range(len(MODEL_COLOURS) + 1)])
-    assert colours["m0"] == MODEL_COLOURS[0] and colours[f"m{len(MODEL_COLOURS)}"] == \
-        MODEL_COLOURS[0]
+    assert (
+        colours["m0"] == MODEL_COLOURS[0] and colours[f"m{len(MODEL_COLOURS)}"] == MODEL_COLOURS[0]
+    )
 
 
 def test_clip_view_checks_shapes_and_fps(clips) -> None:
@@ -146,19 +169,20 @@ def test_load_frames_shrinks_to_max_size(clips) -> None:
 
 # ------------------------------------------------------------------------------ comparison
 
+
 def test_comparison_frames_panels(clips) -> None:
     a = clips["a"]
     frames = list(comparison_frames(a, panel=100))
     assert len(frames) == N
     # 3 panels of 100 px; 48 * 100 / 64 = 75 rows, padded to 76
     assert all(f.shape == (76, 300, 3) for f in frames)
-    assert not frames[0][75].any()                        # the padding row is black
+    assert not frames[0][75].any()  # the padding row is black
     odd = next(comparison_frames(a, models=["exact"], panel=101, max_frames=1))
-    assert odd.shape == (76, 202, 3)                      # 2 * 101 = 202; 75.75 -> 76
+    assert odd.shape == (76, 202, 3)  # 2 * 101 = 202; 75.75 -> 76
     assert len(list(comparison_frames(a, models=["exact"], panel=64, max_frames=5))) == 5
 
     f = frames[0]
-    panels = [f[:75, i * 100:(i + 1) * 100].astype(int) for i in range(3)]
+    panels = [f[:75, i * 100 : (i + 1) * 100].astype(int) for i in range(3)]
     # in the model panels, the model's colour lies where its (scaled) points are
     for i, (name, off) in enumerate([("shifted", SHIFT), ("exact", 0.0)], start=1):
         colour = np.array(model_colours(["shifted", "exact"])[name])
@@ -171,14 +195,14 @@ def test_comparison_frames_panels(clips) -> None:
     # far from the face (right-hand edge, below the label) every panel is the video frame
     video = frames[0][30:40, 92:100]
     for i in range(3):
-        np.testing.assert_array_equal(f[30:40, i * 100 + 92:i * 100 + 100], video)
+        np.testing.assert_array_equal(f[30:40, i * 100 + 92 : i * 100 + 100], video)
     # the model panels differ (shifted vs exact), the frame without truth has no truth drawn
     assert np.abs(panels[1] - panels[2]).sum() > 1000
     nan_frame = frames[N // 2][:75, :100].astype(int)
     assert np.abs(nan_frame[30:60] - frames[0][:75, :100].astype(int)[30:60]).sum() > 1000
 
     with pytest.raises(ValueError, match=r"clip 'a'.*\['nope'\]"):
-        comparison_frames(a, models=["nope"])             # raised at the call, not lazily
+        comparison_frames(a, models=["nope"])  # raised at the call, not lazily
 
 
 def test_comparison_video_writes_frames_audio_and_size(clips, tmp_path) -> None:
@@ -190,11 +214,12 @@ def test_comparison_video_writes_frames_audio_and_size(clips, tmp_path) -> None:
     assert info["has_audio"] and info["audio_rate"] == RATE
     assert info["duration"] == pytest.approx(N / FPS, abs=0.08)
     audio = media.decode_audio(out, rate=RATE)
-    assert 0.15 < np.sqrt(np.mean(audio[2000:4000] ** 2)) < 0.26   # the tone (RMS 0.21)
+    assert 0.15 < np.sqrt(np.mean(audio[2000:4000] ** 2)) < 0.26  # the tone (RMS 0.21)
     assert not list(tmp_path.glob(".*partial*"))
 
-    short = comparison_video(clips["a"], tmp_path / "short.mp4", models=["exact"], panel=64,
-                             max_seconds=0.2)
+    short = comparison_video(
+        clips["a"], tmp_path / "short.mp4", models=["exact"], panel=64, max_seconds=0.2
+    )
     info = media.probe(short, scan_timestamps=True)
     assert info["n_frames"] == 5 and (info["width"], info["height"]) == (128, 48)
     assert info["duration"] == pytest.approx(0.2, abs=0.08)
@@ -207,12 +232,12 @@ def test_comparison_video_writes_frames_audio_and_size(clips, tmp_path) -> None:
 def test_mismatched_lengths_name_the_clip(clips, tmp_path) -> None:
     a = clips["a"]
     bad = ClipView("clip_x", a.video, a.times, a.truth, dict(a.preds))
-    bad.preds["shifted"] = bad.preds["shifted"][:-2]       # changed after construction
+    bad.preds["shifted"] = bad.preds["shifted"][:-2]  # changed after construction
     with pytest.raises(ValueError, match=r"clip 'clip_x'.*'shifted'"):
         comparison_video(bad, tmp_path / "x.mp4")
     assert not (tmp_path / "x.mp4").exists()
 
-    longer = np.arange(N + 3) / FPS                        # 15 times for a 12-frame video
+    longer = np.arange(N + 3) / FPS  # 15 times for a 12-frame video
     far = ClipView("clip_y", a.video, longer, np.zeros((N + 3, 68, 2)))
     with pytest.raises(ValueError, match=r"clip 'clip_y'.*12 frames.*15 frame times"):
         comparison_video(far, tmp_path / "y.mp4")
@@ -229,6 +254,7 @@ def test_mismatched_lengths_name_the_clip(clips, tmp_path) -> None:
 
 # ---------------------------------------------------------------------------------- widget
 
+
 def test_keypoint_viewer(clips) -> None:
     import ipywidgets as widgets
 
@@ -236,7 +262,7 @@ def test_keypoint_viewer(clips) -> None:
     assert isinstance(v.widget, widgets.VBox)
     assert list(v.model.options) == ["shifted", "exact", ALL_MODELS]
     assert v.clip.value == "a" and v.frame.max == N - 1 and v.play.max == N - 1
-    assert v.play.interval == 40                           # 25 fps
+    assert v.play.interval == 40  # 25 fps
     assert v.audio.value == clips["a"].audio.read_bytes() and v.audio.format == "wav"
     assert v.audio.autoplay is False and v.audio.controls is True
     bundle = v._repr_mimebundle_()
@@ -254,9 +280,9 @@ def test_keypoint_viewer(clips) -> None:
     colours = model_colours(["shifted", "exact"])
     for name, image in (("shifted", shifted), ("exact", exact), (ALL_MODELS, both)):
         counts = {m: int((image == c).all(axis=-1).sum()) for m, c in colours.items()}
-        if name == ALL_MODELS:                             # both models, each in its colour
+        if name == ALL_MODELS:  # both models, each in its colour
             assert counts["shifted"] > 20 and counts["exact"] > 20, counts
-        else:                                              # one model only
+        else:  # one model only
             other = "exact" if name == "shifted" else "shifted"
             assert counts[name] > 20 and counts[other] == 0, (name, counts)
 
@@ -271,7 +297,7 @@ def test_keypoint_viewer(clips) -> None:
 
     v.truth.value = False
     v.select(model="exact")
-    plain = v.render(N // 2)                               # no truth there: just the model
+    plain = v.render(N // 2)  # no truth there: just the model
     v.truth.value = True
     np.testing.assert_array_equal(v.render(N // 2), plain)
 
@@ -306,15 +332,15 @@ def test_keypoint_viewer_missing_model_and_bad_clip(clips) -> None:
     v = KeypointViewer([a, only, far], models=["shifted", "exact"])
     v.select(clip="only_exact", model="shifted")
     assert "shifted: no prediction for this clip" in v.label.value
-    plain = v.render(0)                                    # the truth only
+    plain = v.render(0)  # the truth only
     v.truth.value = False
     np.testing.assert_array_equal(v.render(0), load_frames(a.video)[0][0])
     assert np.abs(plain.astype(int) - v.render(0)).sum() > 1000
     with pytest.raises(ValueError, match="clip 'far'"):
         v.select(clip="far")
-    v.clip.value = "far"                                   # as the dropdown would: no raise
+    v.clip.value = "far"  # as the dropdown would: no raise
     assert "clip &#x27;far&#x27;" in v.label.value and v.image.value == b""
-    v.truth.value = True                                   # still no raise, still the reason
+    v.truth.value = True  # still no raise, still the reason
     assert "clip &#x27;far&#x27;" in v.label.value
-    v.clip.value = "only_exact"                            # and a good clip shows again
+    v.clip.value = "only_exact"  # and a good clip shows again
     assert v.image.value[:4] == b"\x89PNG" and "only_exact" in v.label.value

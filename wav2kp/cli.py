@@ -1,14 +1,15 @@
 """The ``wav2kp`` command.
 
-    wav2kp study --profile quick|full [--only NN] [--from NN] [-p key=value ...]
-    wav2kp corpus build [--profile quick|full] [--out DIR] [--jobs N] [--seed S]
-    wav2kp corpus list [FOLDER]
-    wav2kp extract <folder-or-file|bundled> [--out DIR] [--jobs N] [--force]
-    wav2kp train --model NAME [--epochs N] [--corpus bundled|DIR] [--subset quick|full] ...
-    wav2kp predict SPEECH [--model RUN] [--emotion NAME] [--out DIR] [--face IMAGE] [--fps 29.97]
-    wav2kp evaluate-real FOLDER [--model RUN ...] [--out DIR] [--jobs N]
-    wav2kp doctor
+wav2kp study --profile quick|full [--only NN] [--from NN] [-p key=value ...]
+wav2kp corpus build [--profile quick|full] [--out DIR] [--jobs N] [--seed S]
+wav2kp corpus list [FOLDER]
+wav2kp extract <folder-or-file|bundled> [--out DIR] [--jobs N] [--force]
+wav2kp train --model NAME [--epochs N] [--corpus bundled|DIR] [--subset quick|full] ...
+wav2kp predict SPEECH [--model RUN] [--emotion NAME] [--out DIR] [--face IMAGE] [--fps 29.97]
+wav2kp evaluate-real FOLDER [--model RUN ...] [--out DIR] [--jobs N]
+wav2kp doctor
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,20 +79,35 @@ def _cmd_corpus_list(args: argparse.Namespace) -> int:
 def _cmd_extract(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from wav2kp import landmarks
+    from wav2kp.extraction import landmarks
 
     try:
-        report = landmarks.extract(args.source, out_dir=Path(args.out) if args.out else None,
-                                   n_jobs=args.jobs, progress=True, force=args.force)
+        report = landmarks.extract(
+            args.source,
+            out_dir=Path(args.out) if args.out else None,
+            n_jobs=args.jobs,
+            progress=True,
+            force=args.force,
+        )
     except (FileNotFoundError, NotADirectoryError, ValueError) as err:
         print(f"wav2kp extract: {err}", file=sys.stderr)
         return 2
     qc = report.qc
-    print(f"{len(qc)} clips extracted ({report.n_cached} up to date), "
-          f"{len(report.failures)} failed, in {report.wall_s:.1f} s -> {report.out_dir}")
+    print(
+        f"{len(qc)} clips extracted ({report.n_cached} up to date), "
+        f"{len(report.failures)} failed, in {report.wall_s:.1f} s -> {report.out_dir}"
+    )
     if len(qc):
-        cols = ["clip", "frames", "fps", "detection_rate", "longest_gap", "interpolated",
-                "jitter_still_pct_iod", "redetections"]
+        cols = [
+            "clip",
+            "frames",
+            "fps",
+            "detection_rate",
+            "longest_gap",
+            "interpolated",
+            "jitter_still_pct_iod",
+            "redetections",
+        ]
         with pd.option_context("display.max_rows", 40, "display.width", 200):
             print(qc[cols].round(3).to_string(index=False))
     for row in report.failures.itertuples():
@@ -102,11 +118,15 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     import json
 
-    from wav2kp import config, models, training
+    from wav2kp import config, training
+    from wav2kp.training import models
 
     if args.model not in models.MODELS:
-        print(f"wav2kp train: unknown model {args.model!r}; choose from "
-              f"{', '.join(sorted(models.MODELS))}.", file=sys.stderr)
+        print(
+            f"wav2kp train: unknown model {args.model!r}; choose from "
+            f"{', '.join(sorted(models.MODELS))}.",
+            file=sys.stderr,
+        )
         return 2
     try:
         sets = training.feature_sets(args.corpus, args.subset, args.seed)
@@ -114,11 +134,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"wav2kp train: {err}", file=sys.stderr)
         return 2
     fs = sets["original" if args.model in training.ORIGINAL_FEEDING else "default"]
-    cfg = training.TrainConfig(max_epochs=args.epochs, seed=args.seed, past_ms=args.past_ms,
-                               future_ms=args.future_ms, lr=args.lr)
+    cfg = training.TrainConfig(
+        max_epochs=args.epochs,
+        seed=args.seed,
+        past_ms=args.past_ms,
+        future_ms=args.future_ms,
+        lr=args.lr,
+    )
     run_dir = Path(args.run) if args.run else config.run_dir(args.corpus, args.subset, args.model)
-    _, metrics = training.train_model(args.model, fs, cfg, run_dir=run_dir,
-                                      **training.model_hparams(args.model, args.hidden))
+    _, metrics = training.train_model(
+        args.model, fs, cfg, run_dir=run_dir, **training.model_hparams(args.model, args.hidden)
+    )
     print(json.dumps({"run": str(run_dir), **metrics}, indent=2, default=float))
     return 0
 
@@ -137,21 +163,35 @@ def _parse_fps(text: str):
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from wav2kp import config, inference, synthesis
+    from wav2kp import config, synthesis
+    from wav2kp.training import inference
 
     try:
-        predictor = (inference.Predictor(config.find_run(args.model)) if args.model
-                     else inference.Predictor.default())
+        predictor = (
+            inference.Predictor(config.find_run(args.model))
+            if args.model
+            else inference.Predictor.default()
+        )
         pred = predictor.predict_file(args.speech, fps=args.fps, emotion=args.emotion)
         face = None
         if args.face:
-            from wav2kp import render
+            from wav2kp.synthesis import render
 
-            face = (render.FaceRenderer(size=args.size) if args.face == "corpus"
-                    else render.FaceRenderer.from_file(args.face, size=args.size))
+            face = (
+                render.FaceRenderer(size=args.size)
+                if args.face == "corpus"
+                else render.FaceRenderer.from_file(args.face, size=args.size)
+            )
         out = Path(args.out) if args.out else (Path("predictions") / Path(args.speech).stem)
-        paths = synthesis.write_outputs(pred, out, predictor.rest(), source=args.speech,
-                                        face=face, size=args.size, vid2vid=args.vid2vid)
+        paths = synthesis.write_outputs(
+            pred,
+            out,
+            predictor.rest(),
+            source=args.speech,
+            face=face,
+            size=args.size,
+            vid2vid=args.vid2vid,
+        )
     except inference.PredictError as err:
         print(f"wav2kp predict: {err}", file=sys.stderr)
         return 2
@@ -160,12 +200,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return 2
     if pred.padded_s:
         past, future = predictor.context_s
-        print(f"note: {args.speech} lasts {len(pred.audio) / inference.RATE:.2f} s, shorter "
-              f"than the context of {predictor.name} ({past:.2f} s before + {future:.2f} s after "
-              f"a frame); it was padded with {pred.padded_s:.2f} s of silence on each side, "
-              f"cut from the output again.")
-    print(f"{len(pred.times)} frames at {float(pred.fps):.3f} fps by {predictor.name} "
-          f"({predictor.run_dir}) -> {out}")
+        print(
+            f"note: {args.speech} lasts {len(pred.audio) / inference.RATE:.2f} s, shorter "
+            f"than the context of {predictor.name} ({past:.2f} s before + {future:.2f} s after "
+            f"a frame); it was padded with {pred.padded_s:.2f} s of silence on each side, "
+            f"cut from the output again."
+        )
+    print(
+        f"{len(pred.times)} frames at {float(pred.fps):.3f} fps by {predictor.name} "
+        f"({predictor.run_dir}) -> {out}"
+    )
     for what, path in paths.items():
         print(f"  {what}: {path}")
     return 0
@@ -174,14 +218,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_evaluate_real(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from wav2kp import config, inference, realeval
+    from wav2kp import config
+    from wav2kp.evaluation import real as realeval
     from wav2kp.manifest import write_csv_atomic, write_json_atomic
+    from wav2kp.training import inference
 
     try:
         if args.model:
             runs = {Path(m).name: config.find_run(m) for m in args.model}
         else:
-            best = inference.Predictor.default().run_dir      # loaded once, to find it
+            best = inference.Predictor.default().run_dir  # loaded once, to find it
             runs = {best.name: best}
         result = realeval.evaluate_real(args.folder, runs, n_jobs=args.jobs, progress=True)
     except (inference.PredictError, FileNotFoundError, ValueError) as err:
@@ -203,11 +249,18 @@ def _cmd_evaluate_real(args: argparse.Namespace) -> int:
     if len(result["failures"]):
         print("\nfailures:")
         print(result["failures"].to_string(index=False))
-    write_json_atomic(out / "real.json", {
-        "folder": str(args.folder), "runs": {k: str(v) for k, v in runs.items()},
-        "summary": realeval.summary(videos).reset_index().to_dict("records")
-        if len(videos) else [],
-        "speech": speech.to_dict("records"), "failures": result["failures"].to_dict("records")})
+    write_json_atomic(
+        out / "real.json",
+        {
+            "folder": str(args.folder),
+            "runs": {k: str(v) for k, v in runs.items()},
+            "summary": realeval.summary(videos).reset_index().to_dict("records")
+            if len(videos)
+            else [],
+            "speech": speech.to_dict("records"),
+            "failures": result["failures"].to_dict("records"),
+        },
+    )
     print(f"-> {out}")
     return 0 if (len(videos) or len(speech)) else 1
 
@@ -224,25 +277,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("study", help="run the notebooks headlessly and export HTML reports")
     p.add_argument("--profile", default="quick", help="configs/<profile>.yaml (quick or full)")
-    p.add_argument("--only", action="append", metavar="NN",
-                   help="run only notebook NN (repeatable)")
+    p.add_argument(
+        "--only", action="append", metavar="NN", help="run only notebook NN (repeatable)"
+    )
     p.add_argument("--from", metavar="NN", help="start at notebook NN")
-    p.add_argument("-p", "--param", action="append", metavar="key=value",
-                   help="override a notebook parameter (value parsed as YAML); repeatable")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        metavar="key=value",
+        help="override a notebook parameter (value parsed as YAML); repeatable",
+    )
     p.set_defaults(func=_cmd_study)
 
     pc = sub.add_parser("corpus", help="the bundled corpus and clip tables")
     csub = pc.add_subparsers(dest="corpus_command", required=True)
     b = csub.add_parser("build", help="build (or update) the bundled synthetic corpus")
-    b.add_argument("--profile", default="full", choices=["quick", "full"],
-                   help="quick: 24 clips; full: all 132")
+    b.add_argument(
+        "--profile",
+        default="full",
+        choices=["quick", "full"],
+        help="quick: 24 clips; full: all 132",
+    )
     b.add_argument("--out", help="output folder (default data/raw/bundled)")
     b.add_argument("--jobs", type=int, default=-1, help="parallel workers (-1: all cores)")
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=_cmd_corpus_build)
     ls = csub.add_parser("list", help="print the clip table of a folder")
-    ls.add_argument("folder", nargs="?", default="bundled",
-                    help="a folder of videos, or 'bundled' (default)")
+    ls.add_argument(
+        "folder", nargs="?", default="bundled", help="a folder of videos, or 'bundled' (default)"
+    )
     ls.set_defaults(func=_cmd_corpus_list)
 
     ex = sub.add_parser("extract", help="16 kHz audio and 68 dlib keypoints per frame of videos")
@@ -253,11 +317,17 @@ def build_parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=_cmd_extract)
 
     tr = sub.add_parser("train", help="train one model on the processed features of a corpus")
-    tr.add_argument("--model", required=True, help="mean_face, energy, ridge, lstm_original, "
-                                                   "lstm, tcn or tcn_emotion")
+    tr.add_argument(
+        "--model",
+        required=True,
+        help="mean_face, energy, ridge, lstm_original, lstm, tcn or tcn_emotion",
+    )
     tr.add_argument("--epochs", type=int, default=40, help="cap on epochs (early stopping)")
-    tr.add_argument("--corpus", default="bundled", help="'bundled' or a folder of videos "
-                                                        "(extracted with `wav2kp extract`)")
+    tr.add_argument(
+        "--corpus",
+        default="bundled",
+        help="'bundled' or a folder of videos (extracted with `wav2kp extract`)",
+    )
     tr.add_argument("--subset", default="full", help="bundled corpus subset: quick or full")
     tr.add_argument("--hidden", type=int, help="LSTM hidden size / TCN channels")
     tr.add_argument("--lr", type=float, help="learning rate (default: the model's)")
@@ -267,34 +337,59 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--run", help="run folder (default data/models/<corpus>_<subset>_<model>)")
     tr.set_defaults(func=_cmd_train)
 
-    pr = sub.add_parser("predict", help="keypoints (npy, csv), a sketch video and optionally a "
-                                        "face video from any speech recording")
+    pr = sub.add_parser(
+        "predict",
+        help="keypoints (npy, csv), a sketch video and optionally a "
+        "face video from any speech recording",
+    )
     pr.add_argument("speech", help="an audio or video file (wav, flac, mp3, m4a, ogg, mp4, ...)")
-    pr.add_argument("--model", help="a run folder or run name under data/models (default: the "
-                                    "best model of the last study)")
-    pr.add_argument("--emotion", help="emotion name or number for emotion-conditioned models "
-                                      "(e.g. Joy, Anger, neutral)")
+    pr.add_argument(
+        "--model",
+        help="a run folder or run name under data/models (default: the "
+        "best model of the last study)",
+    )
+    pr.add_argument(
+        "--emotion",
+        help="emotion name or number for emotion-conditioned models (e.g. Joy, Anger, neutral)",
+    )
     pr.add_argument("--out", help="output folder (default predictions/<file name>)")
-    pr.add_argument("--face", help="a photo with a face to animate, or 'corpus' for the "
-                                   "bundled corpus face")
-    pr.add_argument("--fps", type=_parse_fps, default=_parse_fps("29.97"),
-                    help="output frame rate (default 29.97 = 30000/1001)")
+    pr.add_argument(
+        "--face", help="a photo with a face to animate, or 'corpus' for the bundled corpus face"
+    )
+    pr.add_argument(
+        "--fps",
+        type=_parse_fps,
+        default=_parse_fps("29.97"),
+        help="output frame rate (default 29.97 = 30000/1001)",
+    )
     pr.add_argument("--size", type=int, default=256, help="video size in pixels (default 256)")
-    pr.add_argument("--vid2vid", action="store_true",
-                    help="also export keypoints and edge maps in NVIDIA vid2vid's face layout")
+    pr.add_argument(
+        "--vid2vid",
+        action="store_true",
+        help="also export keypoints and edge maps in NVIDIA vid2vid's face layout",
+    )
     pr.set_defaults(func=_cmd_predict)
 
-    er = sub.add_parser("evaluate-real", help="score models on real talking-head videos (and "
-                                              "audio-only files) with identity-free metrics")
+    er = sub.add_parser(
+        "evaluate-real",
+        help="score models on real talking-head videos (and "
+        "audio-only files) with identity-free metrics",
+    )
     er.add_argument("folder", help="a folder of videos and/or audio files")
-    er.add_argument("--model", action="append", help="run folder or name (repeatable; default: "
-                                                     "the best model of the last study)")
+    er.add_argument(
+        "--model",
+        action="append",
+        help="run folder or name (repeatable; default: the best model of the last study)",
+    )
     er.add_argument("--out", help="output folder (default reports/real)")
     er.add_argument("--jobs", type=int, default=-1, help="parallel extraction workers")
     er.set_defaults(func=_cmd_evaluate_real)
 
-    dr = sub.add_parser("doctor", help="check that this environment can run the study: one line "
-                                       "per check, with a fix for each failure")
+    dr = sub.add_parser(
+        "doctor",
+        help="check that this environment can run the study: one line "
+        "per check, with a fix for each failure",
+    )
     dr.set_defaults(func=_cmd_doctor)
     return parser
 

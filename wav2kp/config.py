@@ -7,6 +7,7 @@ notebooks (whatever their working directory) and the CLI agree.
 set it to a temporary folder so that ``make test`` never touches what ``make study`` produced.
 Code (``notebooks/``, ``configs/``) is always read from the repository.
 """
+
 from __future__ import annotations
 
 import os

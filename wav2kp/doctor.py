@@ -9,6 +9,7 @@ of test errors.
 Statuses: ``ok``; ``FAIL`` (the study cannot run: the exit code is 1); ``warn`` (it runs, but not
 in the environment we test, so its numbers may differ); ``info`` (what the study will use).
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -19,9 +20,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from wav2kp import config
 
@@ -34,16 +35,18 @@ LOCK_PYTHON = (3, 11)
 #: leaves room for the atomic writes' temporary copies and rebuilt caches.
 FULL_STUDY_BYTES = 500_000_000
 
-REINSTALL = ("reinstall from the lock: .venv/bin/pip install --require-hashes --no-deps "
-             "-r requirements.lock (or rm -rf .venv && make test)")
+REINSTALL = (
+    "reinstall from the lock: .venv/bin/pip install --require-hashes --no-deps "
+    "-r requirements.lock (or rm -rf .venv && make test)"
+)
 
 
 @dataclass
 class Result:
-    status: str          # "ok" | "FAIL" | "warn" | "info"
+    status: str  # "ok" | "FAIL" | "warn" | "info"
     detail: str
     fix: str = ""
-    name: str = ""       # set by run_check from CHECKS
+    name: str = ""  # set by run_check from CHECKS
     seconds: float = 0.0
 
     def line(self) -> str:
@@ -63,15 +66,21 @@ class CheckFailed(Exception):
 
 # --------------------------------------------------------------------------- the checks
 
+
 def check_python() -> Result:
     here = f"Python {platform.python_version()} on {platform.system()} {platform.machine()}"
-    target = sys.version_info[:2] == LOCK_PYTHON and sys.platform == "linux" \
+    target = (
+        sys.version_info[:2] == LOCK_PYTHON
+        and sys.platform == "linux"
         and platform.machine() == "x86_64"
+    )
     if target:
         return Result("ok", f"{here} (the lock's target)")
-    return Result("warn", f"{here}; the lock and CI are CPython "
-                  f"{'.'.join(map(str, LOCK_PYTHON))} on Linux x86_64",
-                  "use that Python for numbers that match the study's (make PYTHON=python3.11)")
+    return Result(
+        "warn",
+        f"{here}; the lock and CI are CPython {'.'.join(map(str, LOCK_PYTHON))} on Linux x86_64",
+        "use that Python for numbers that match the study's (make PYTHON=python3.11)",
+    )
 
 
 def read_lock(path: Path = LOCK_FILE) -> dict[str, str]:
@@ -91,8 +100,11 @@ def normalise(name: str) -> str:
 
 def check_lock(path: Path = LOCK_FILE) -> Result:
     if not path.is_file():
-        return Result("info", f"no {path.name} beside the package (installed without "
-                      "the repository): versions come from pyproject.toml's floors")
+        return Result(
+            "info",
+            f"no {path.name} beside the package (installed without "
+            "the repository): versions come from pyproject.toml's floors",
+        )
     pins = read_lock(path)
     off, missing = [], []
     for name, version in sorted(pins.items()):
@@ -109,8 +121,9 @@ def check_lock(path: Path = LOCK_FILE) -> Result:
     if off:
         parts.append(f"{len(off)} differ: {', '.join(off[:4])}{' ...' if len(off) > 4 else ''}")
     if missing:
-        parts.append(f"{len(missing)} missing: {', '.join(missing[:4])}"
-                     f"{' ...' if len(missing) > 4 else ''}")
+        parts.append(
+            f"{len(missing)} missing: {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}"
+        )
     return Result("warn", f"not the locked environment: {'; '.join(parts)}", REINSTALL)
 
 
@@ -118,7 +131,9 @@ def _torch_pair() -> tuple[str, str]:
     try:
         import torch
     except Exception as err:  # noqa: BLE001 - any import failure is the finding
-        raise CheckFailed(f"torch does not import ({type(err).__name__}: {err})", REINSTALL)
+        raise CheckFailed(
+            f"torch does not import ({type(err).__name__}: {err})", REINSTALL
+        ) from err
     try:
         import torchaudio
     except Exception as err:  # noqa: BLE001
@@ -126,7 +141,8 @@ def _torch_pair() -> tuple[str, str]:
             f"torchaudio does not load beside torch {torch.__version__} "
             f"({type(err).__name__}: {str(err).splitlines()[0][:160]})",
             "torch and torchaudio must be one release (torchaudio 2.11.1 does not load beside "
-            "torch 2.11.0); " + REINSTALL)
+            "torch 2.11.0); " + REINSTALL,
+        ) from err
     return torch.__version__, torchaudio.__version__
 
 
@@ -134,40 +150,49 @@ def check_torch() -> Result:
     import numpy as np
 
     torch_v, audio_v = _torch_pair()
-    from wav2kp import features
+    from wav2kp.features import acoustic as features
 
     rate = 16000
     t = np.arange(rate, dtype=np.float32) / rate
     feats, times = features.mfcc(0.1 * np.sin(2 * np.pi * 220 * t).astype(np.float32))
     if not np.isfinite(feats).all():
         raise CheckFailed("the MFCC of a 220 Hz tone holds NaN/inf", REINSTALL)
-    return Result("ok",
-                  f"torch {torch_v} and torchaudio {audio_v} load; MFCC of 1 s at 16 kHz: "
-                  f"{feats.shape[0]} frames x {feats.shape[1]} coefficients")
+    return Result(
+        "ok",
+        f"torch {torch_v} and torchaudio {audio_v} load; MFCC of 1 s at 16 kHz: "
+        f"{feats.shape[0]} frames x {feats.shape[1]} coefficients",
+    )
 
 
 def check_dlib() -> Result:
     try:
         import dlib
     except Exception as err:  # noqa: BLE001
-        raise CheckFailed(f"dlib does not import ({type(err).__name__}: {err})",
-                          "dlib comes from the dlib-bin wheel; " + REINSTALL)
-    from wav2kp import landmarks
+        raise CheckFailed(
+            f"dlib does not import ({type(err).__name__}: {err})",
+            "dlib comes from the dlib-bin wheel; " + REINSTALL,
+        ) from err
+    from wav2kp import face68
     from wav2kp.corpus import face
 
     try:
-        model = landmarks.predictor_path()
+        model = face68.predictor_path()
     except FileNotFoundError as err:
-        raise CheckFailed(str(err), "face-recognition-models ships the model; " + REINSTALL)
+        raise CheckFailed(
+            str(err), "face-recognition-models ships the model; " + REINSTALL
+        ) from err
     photo = face._face_photo("grace_hopper")
-    points = landmarks.detect_68(photo)
+    points = face68.detect_68(photo)
     if points is None:
-        raise CheckFailed("dlib found no face in the bundled photo (matplotlib's "
-                          "grace_hopper.jpg)", REINSTALL)
-    return Result("ok",
-                  f"dlib {dlib.__version__} and {model.name} "
-                  f"({model.stat().st_size / 1e6:.0f} MB) find the bundled face "
-                  f"({photo.shape[1]}x{photo.shape[0]} photo)")
+        raise CheckFailed(
+            "dlib found no face in the bundled photo (matplotlib's grace_hopper.jpg)", REINSTALL
+        )
+    return Result(
+        "ok",
+        f"dlib {dlib.__version__} and {model.name} "
+        f"({model.stat().st_size / 1e6:.0f} MB) find the bundled face "
+        f"({photo.shape[1]}x{photo.shape[0]} photo)",
+    )
 
 
 def check_media() -> Result:
@@ -184,19 +209,25 @@ def check_media() -> Result:
         try:
             media.write_video(path, frames, audio, size=(64, 64), fps=fps, audio_rate=rate)
         except Exception as err:  # noqa: BLE001
-            raise CheckFailed(f"PyAV {av.__version__} cannot encode H.264 + AAC "
-                              f"({type(err).__name__}: {err})",
-                              "PyAV's wheel bundles FFmpeg with libx264; " + REINSTALL)
+            raise CheckFailed(
+                f"PyAV {av.__version__} cannot encode H.264 + AAC ({type(err).__name__}: {err})",
+                "PyAV's wheel bundles FFmpeg with libx264; " + REINSTALL,
+            ) from err
         info = media.probe(path)
         decoded = sum(1 for _ in media.iter_frames(path))
         sound = media.decode_audio(path, rate=16000)
     codecs = f"{info['video_codec']} + {info['audio_codec']}"
     if codecs != "h264 + aac" or decoded != n or abs(len(sound) / 16000 - 0.5) > 0.05:
-        raise CheckFailed(f"PyAV {av.__version__} wrote {n} H.264 frames and 0.5 s of AAC but "
-                          f"read back {codecs}, {decoded} frames and {len(sound) / 16000:.3f} s",
-                          REINSTALL)
-    return Result("ok", f"PyAV {av.__version__} writes and reads an H.264 + AAC mp4 "
-                  f"({decoded} frames, {len(sound) / 16000:.2f} s of audio)")
+        raise CheckFailed(
+            f"PyAV {av.__version__} wrote {n} H.264 frames and 0.5 s of AAC but "
+            f"read back {codecs}, {decoded} frames and {len(sound) / 16000:.3f} s",
+            REINSTALL,
+        )
+    return Result(
+        "ok",
+        f"PyAV {av.__version__} writes and reads an H.264 + AAC mp4 "
+        f"({decoded} frames, {len(sound) / 16000:.2f} s of audio)",
+    )
 
 
 def check_espeak() -> Result:
@@ -205,15 +236,22 @@ def check_espeak() -> Result:
     try:
         said = speech.synthesize("Bom dia, tudo bem?")
     except (OSError, RuntimeError, ValueError) as err:
-        raise CheckFailed(f"espeak-ng cannot speak pt-BR ({type(err).__name__}: {err})",
-                          "libespeak-ng and its pt-BR voice come from the espeakng-loader "
-                          "wheel; " + REINSTALL)
+        raise CheckFailed(
+            f"espeak-ng cannot speak pt-BR ({type(err).__name__}: {err})",
+            "libespeak-ng and its pt-BR voice come from the espeakng-loader wheel; " + REINSTALL,
+        ) from err
     seconds = len(said.audio) / said.sample_rate
     if seconds < 0.3 or not said.phonemes:
-        raise CheckFailed(f"espeak-ng spoke {seconds:.2f} s with {len(said.phonemes)} phonemes "
-                          "for a 4-word sentence", REINSTALL)
-    return Result("ok", f"voice {said.voice!r} speaks a sentence: "
-                  f"{seconds:.2f} s, {len(said.phonemes)} phonemes at {said.sample_rate} Hz")
+        raise CheckFailed(
+            f"espeak-ng spoke {seconds:.2f} s with {len(said.phonemes)} phonemes "
+            "for a 4-word sentence",
+            REINSTALL,
+        )
+    return Result(
+        "ok",
+        f"voice {said.voice!r} speaks a sentence: "
+        f"{seconds:.2f} s, {len(said.phonemes)} phonemes at {said.sample_rate} Hz",
+    )
 
 
 def check_kernel() -> Result:
@@ -226,8 +264,9 @@ def check_kernel() -> Result:
     try:
         spec = KernelSpecManager().get_kernel_spec(study.KERNEL_NAME)
     except NoSuchKernel:
-        raise CheckFailed(f"no Jupyter kernel named {study.KERNEL_NAME!r}",
-                          "ipykernel provides it; " + REINSTALL)
+        raise CheckFailed(
+            f"no Jupyter kernel named {study.KERNEL_NAME!r}", "ipykernel provides it; " + REINSTALL
+        ) from None
     km = KernelManager(kernel_name=study.KERNEL_NAME, **study._kernel_config())
     km.start_kernel()
     kc = km.client()
@@ -242,23 +281,30 @@ def check_kernel() -> Result:
             elif msg["msg_type"] == "error":
                 found["error"] = f"{msg['content']['ename']}: {msg['content']['evalue']}"
 
-        kc.execute_interactive("import sys, wav2kp; print(sys.executable)", timeout=60,
-                               output_hook=hook)
+        kc.execute_interactive(
+            "import sys, wav2kp; print(sys.executable)", timeout=60, output_hook=hook
+        )
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
     if "error" in found:
-        raise CheckFailed(f"kernel {study.KERNEL_NAME!r} ({spec.resource_dir}) cannot import "
-                          f"wav2kp: {found['error']}",
-                          "a kernelspec named python3 of another Python shadows this one; remove "
-                          "it (jupyter kernelspec list) or run make test, which installs the "
-                          "project into .venv")
+        raise CheckFailed(
+            f"kernel {study.KERNEL_NAME!r} ({spec.resource_dir}) cannot import "
+            f"wav2kp: {found['error']}",
+            "a kernelspec named python3 of another Python shadows this one; remove "
+            "it (jupyter kernelspec list) or run make test, which installs the "
+            "project into .venv",
+        )
     exe = found.get("out", "").strip()
     same = Path(exe).resolve() == Path(sys.executable).resolve() if exe else False
-    return Result("ok" if same else "warn",
-                  f"papermill's kernel {study.KERNEL_NAME!r} runs {exe} and imports wav2kp",
-                  "" if same else f"it is not this Python ({sys.executable}): a python3 "
-                  "kernelspec of another environment shadows this one (jupyter kernelspec list)")
+    return Result(
+        "ok" if same else "warn",
+        f"papermill's kernel {study.KERNEL_NAME!r} runs {exe} and imports wav2kp",
+        ""
+        if same
+        else f"it is not this Python ({sys.executable}): a python3 "
+        "kernelspec of another environment shadows this one (jupyter kernelspec list)",
+    )
 
 
 def training_device() -> tuple[str, str]:
@@ -276,8 +322,10 @@ def training_device() -> tuple[str, str]:
     elif os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
         why = "CUDA_VISIBLE_DEVICES hides every GPU"
     else:
-        why = (f"torch {torch.__version__} is built for CUDA {torch.version.cuda} but sees no "
-               "NVIDIA GPU (no device or no driver)")
+        why = (
+            f"torch {torch.__version__} is built for CUDA {torch.version.cuda} but sees no "
+            "NVIDIA GPU (no device or no driver)"
+        )
     return "cpu", f"{why}; {torch.get_num_threads()} CPU threads"
 
 
@@ -292,11 +340,11 @@ def check_disk(home: Path | None = None, need: int = FULL_STUDY_BYTES) -> Result
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
-    text = (f"{free / 1e9:.1f} GB free under {home} (the full study needs about "
-            f"{need / 1e9:.1f} GB)")
+    text = f"{free / 1e9:.1f} GB free under {home} (the full study needs about {need / 1e9:.1f} GB)"
     if free < need:
-        raise CheckFailed(text, "free some space there, or set WAV2KP_HOME to a folder on a "
-                          "larger disk")
+        raise CheckFailed(
+            text, "free some space there, or set WAV2KP_HOME to a folder on a larger disk"
+        )
     return Result("ok", text)
 
 
@@ -347,8 +395,12 @@ def main(checks: list[tuple[str, Callable[[], Result]]] | None = None, out=None)
     results = run(checks, out=out)
     failed = sum(r.status == "FAIL" for r in results)
     warned = sum(r.status == "warn" for r in results)
-    print(f"wav2kp doctor: {len(results) - failed - warned} ok or info, {warned} warning(s), "
-          f"{failed} failed, in {time.perf_counter() - t0:.1f} s", file=out, flush=True)
+    print(
+        f"wav2kp doctor: {len(results) - failed - warned} ok or info, {warned} warning(s), "
+        f"{failed} failed, in {time.perf_counter() - t0:.1f} s",
+        file=out,
+        flush=True,
+    )
     if failed:
         print("The study cannot run until the failed check(s) above are fixed.", file=out)
     return 1 if failed else 0

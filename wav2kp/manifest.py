@@ -1,8 +1,9 @@
-"""What produced an artefact: package versions, input hashes, atomic JSON writes.
+"""What produced an artefact: package versions, the git commit, input hashes, atomic writes.
 
 Every artefact directory carries a ``manifest.json`` built from these pieces, so a stage can tell
 whether its cached output is still valid.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -10,9 +11,13 @@ import hashlib
 import json
 import os
 import platform
+import subprocess
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
+
+from wav2kp import config
 
 
 def package_versions(packages: Iterable[str]) -> dict[str, str]:
@@ -60,8 +65,9 @@ def write_json_atomic(path: str | os.PathLike, data: Any, default=str) -> Path:
     """Write ``data`` as indented UTF-8 JSON, atomically (:func:`atomic_path`); ``default``
     turns what JSON cannot hold into something it can (``str`` unless given)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=default),
-                       encoding="utf-8")
+        tmp.write_text(
+            json.dumps(data, indent=2, ensure_ascii=False, default=default), encoding="utf-8"
+        )
     return Path(path)
 
 
@@ -79,3 +85,20 @@ def write_csv_atomic(path: str | os.PathLike, table: Any) -> Path:
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)
     return Path(path)
+
+
+def git_commit(repo: Path | None = None) -> str:
+    """Short commit of ``repo`` (default the repository root), ``-dirty`` if tracked files changed."""
+    repo = repo or config.REPO_ROOT
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=repo, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit

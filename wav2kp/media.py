@@ -20,15 +20,17 @@ Conventions:
   ends. A read error while demuxing raises :class:`MediaError` naming the time reached.
 - Writes are atomic: a temporary ``.<name>.partial.<ext>`` in the same folder, then a rename.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import os
 import warnings
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,6 +46,7 @@ class MediaError(ValueError):
 
 
 # --------------------------------------------------------------------------------------- opening
+
 
 def _ffmpeg_reason(err: Exception) -> str:
     """FFmpeg's error text, plus the detail it logged (e.g. 'moov atom not found') if any."""
@@ -65,8 +68,10 @@ def _open(path: str | Path):
     if not path.is_file():
         raise MediaError(f"{path}: is a folder, not a media file.")
     if path.stat().st_size == 0:
-        raise MediaError(f"{path}: the file is empty (0 bytes); it was probably not written "
-                         "completely. Re-create or re-download it.")
+        raise MediaError(
+            f"{path}: the file is empty (0 bytes); it was probably not written "
+            "completely. Re-create or re-download it."
+        )
     try:
         return av.open(str(path))
     except av.error.FFmpegError as err:
@@ -84,8 +89,10 @@ def _open(path: str | Path):
         pass
     finally:
         av.logging.set_level(level)
-    raise MediaError(f"{path}: not a media file FFmpeg can read ({_ffmpeg_reason(first)}). "
-                     "Is it truncated or not a video/audio file?") from first
+    raise MediaError(
+        f"{path}: not a media file FFmpeg can read ({_ffmpeg_reason(first)}). "
+        "Is it truncated or not a video/audio file?"
+    ) from first
 
 
 def _is_cover(stream) -> bool:
@@ -161,9 +168,11 @@ def _require(container, path, kind: str):
         raise MediaError(f"{path}: its {kind} stream is in a codec this FFmpeg cannot decode.")
     cut = _truncated_at(stream, path)
     if cut is not None:
-        raise MediaError(f"{path}: the file is truncated: its {kind} data stops at about "
-                         f"{cut:.2f} s although its index goes on (an interrupted download or "
-                         "copy?). Re-create or re-download it.")
+        raise MediaError(
+            f"{path}: the file is truncated: its {kind} data stops at about "
+            f"{cut:.2f} s although its index goes on (an interrupted download or "
+            "copy?). Re-create or re-download it."
+        )
     return stream
 
 
@@ -177,15 +186,6 @@ def _start_s(stream) -> float | None:
 
 
 # --------------------------------------------------------------------------------------- probing
-
-def video_timestamps(path: str | Path) -> np.ndarray:
-    """Presentation times (s, sorted) of every video packet, read without decoding.
-
-    Packets without a pts use their dts; packets with neither are left out.
-    """
-    with _open(path) as c:
-        v = _require(c, path, "video")
-        return _scan(c, v, path)[0]
 
 
 def _scan(container, stream, path) -> tuple[np.ndarray, int, int, np.ndarray]:
@@ -204,8 +204,9 @@ def _scan(container, stream, path) -> tuple[np.ndarray, int, int, np.ndarray]:
             else:
                 ticks.append(ts)
     except av.error.FFmpegError as err:
-        raise MediaError(f"{path}: reading failed after {n} video packets "
-                         f"({_ffmpeg_reason(err)}).") from err
+        raise MediaError(
+            f"{path}: reading failed after {n} video packets ({_ffmpeg_reason(err)})."
+        ) from err
     ticks = np.sort(np.asarray(ticks, dtype=np.int64))
     return ticks * float(stream.time_base), n, untimed, ticks
 
@@ -244,8 +245,11 @@ def probe(path: str | Path, scan_timestamps: bool = False) -> dict:
         a = _audio_stream(c)
         duration = float(c.duration / 1e6) if c.duration else None
         if duration is None:
-            ends = [float(s.duration * s.time_base) for s in (v, a)
-                    if s is not None and s.duration and s.time_base]
+            ends = [
+                float(s.duration * s.time_base)
+                for s in (v, a)
+                if s is not None and s.duration and s.time_base
+            ]
             duration = max(ends) if ends else None
         vcc = v.codec_context if v is not None else None
         acc = a.codec_context if a is not None else None
@@ -269,8 +273,10 @@ def probe(path: str | Path, scan_timestamps: bool = False) -> dict:
             "channels": a.channels if a is not None else None,
             "audio_start": _start_s(a),
             "vfr": None,
-            "truncated_at": min((t for t in (_truncated_at(v, path), _truncated_at(a, path))
-                                 if t is not None), default=None),
+            "truncated_at": min(
+                (t for t in (_truncated_at(v, path), _truncated_at(a, path)) if t is not None),
+                default=None,
+            ),
         }
         if scan_timestamps and v is not None:
             times, n, untimed, ticks = _scan(c, v, path)
@@ -285,6 +291,7 @@ def probe(path: str | Path, scan_timestamps: bool = False) -> dict:
 
 
 # -------------------------------------------------------------------------------------- decoding
+
 
 def _packets(container, stream, path, kind: str, clock: list) -> Iterator:
     """Decoded frames of ``stream``; damaged packets are skipped (and counted in a warning).
@@ -301,8 +308,9 @@ def _packets(container, stream, path, kind: str, clock: list) -> Iterator:
         except StopIteration:
             break
         except av.error.FFmpegError as err:
-            raise MediaError(f"{path}: reading failed at {clock[0]:.2f} s "
-                             f"({_ffmpeg_reason(err)}).") from err
+            raise MediaError(
+                f"{path}: reading failed at {clock[0]:.2f} s ({_ffmpeg_reason(err)})."
+            ) from err
         if packet.size:
             n_packets += 1
         try:
@@ -312,12 +320,16 @@ def _packets(container, stream, path, kind: str, clock: list) -> Iterator:
             continue
         yield from frames
     if damaged:
-        warnings.warn(f"{path}: skipped {damaged} damaged {kind} packet(s) of {n_packets}.",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"{path}: skipped {damaged} damaged {kind} packet(s) of {n_packets}.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
-def iter_frames(path: str | Path, gray: bool = False, scale: float = 1.0,
-                threads: bool = False) -> Iterator[tuple[float, np.ndarray]]:
+def iter_frames(
+    path: str | Path, gray: bool = False, scale: float = 1.0, threads: bool = False
+) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(time_s, image)`` for every video frame, streaming (one frame in memory).
 
     ``time_s`` is the frame's presentation time (``pts * time_base``), so variable frame rates
@@ -340,9 +352,11 @@ def iter_frames(path: str | Path, gray: bool = False, scale: float = 1.0,
         kwargs: dict = {"format": "gray" if gray else "rgb24"}
         if scale != 1.0:
             cc = v.codec_context
-            kwargs.update(width=max(1, round(cc.width * scale)),
-                          height=max(1, round(cc.height * scale)),
-                          interpolation="AREA" if scale < 1 else "BICUBIC")
+            kwargs.update(
+                width=max(1, round(cc.width * scale)),
+                height=max(1, round(cc.height * scale)),
+                interpolation="AREA" if scale < 1 else "BICUBIC",
+            )
         clock = [_start_s(v) or 0.0]
         last = None
         for frame in _packets(c, v, path, "video", clock):
@@ -353,8 +367,9 @@ def iter_frames(path: str | Path, gray: bool = False, scale: float = 1.0,
             last = clock[0] = t
             yield t, frame.to_ndarray(**kwargs)
         if last is None:
-            raise MediaError(f"{path}: no video frame could be decoded "
-                             f"(streams: {_streams_text(c)}).")
+            raise MediaError(
+                f"{path}: no video frame could be decoded (streams: {_streams_text(c)})."
+            )
 
 
 def frame_at(path: str | Path, t: float) -> np.ndarray:
@@ -385,8 +400,9 @@ class AudioTrack(NamedTuple):
     gaps_s: float = 0.0
 
 
-def decode_audio_with_start(path: str | Path, rate: int | None = 16000,
-                            mono: bool = True) -> AudioTrack:
+def decode_audio_with_start(
+    path: str | Path, rate: int | None = 16000, mono: bool = True
+) -> AudioTrack:
     """The first audio stream decoded by FFmpeg to float32 at ``rate`` Hz (``None``: the
     stream's own rate), as an :class:`AudioTrack` that also says when it starts.
 
@@ -425,14 +441,18 @@ def decode_audio_with_start(path: str | Path, rate: int | None = 16000,
     samples = np.concatenate(chunks, axis=1) if chunks else np.zeros((n_ch, 0), np.float32)
     samples = samples.astype(np.float32, copy=False)
     if mono:
-        samples = samples.mean(axis=0, dtype=np.float64).astype(np.float32) \
-            if samples.shape[0] > 1 else samples[0]
+        samples = (
+            samples.mean(axis=0, dtype=np.float64).astype(np.float32)
+            if samples.shape[0] > 1
+            else samples[0]
+        )
     return AudioTrack(samples, out_rate, float(start), gaps / native)
 
 
 def _resampled(resampler, frame) -> list[np.ndarray]:
-    return [out.to_ndarray().reshape(out.layout.nb_channels, -1)
-            for out in resampler.resample(frame)]
+    return [
+        out.to_ndarray().reshape(out.layout.nb_channels, -1) for out in resampler.resample(frame)
+    ]
 
 
 def _silence(like, n: int):
@@ -455,12 +475,19 @@ def decode_audio(path: str | Path, rate: int | None = 16000, mono: bool = True) 
 
 # --------------------------------------------------------------------------------------- writing
 
+
 def _partial(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
-def export_frames_png(path: str | Path, out_dir: str | Path, pattern: str = "frame_{:06d}.png",
-                      every: int = 1, gray: bool = False, scale: float = 1.0) -> list[Path]:
+def export_frames_png(
+    path: str | Path,
+    out_dir: str | Path,
+    pattern: str = "frame_{:06d}.png",
+    every: int = 1,
+    gray: bool = False,
+    scale: float = 1.0,
+) -> list[Path]:
     """Write every ``every``-th video frame of ``path`` as a PNG in ``out_dir`` (as the original
     project did for vid2vid), named ``pattern.format(index)`` with the frame's index in the
     video (from 0), plus ``frames.csv`` (``index,time_s,file``). Each file is written atomically;
@@ -502,9 +529,15 @@ def _write_bytes_atomic(target: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_video(path: str | Path, frames: Iterable[np.ndarray], audio: np.ndarray | None,
-                size: tuple[int, int], fps: Fraction | int, audio_rate: int | None = None,
-                crf: int = 18) -> None:
+def write_video(
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    audio: np.ndarray | None,
+    size: tuple[int, int],
+    fps: Fraction | int,
+    audio_rate: int | None = None,
+    crf: int = 18,
+) -> None:
     """Encode RGB uint8 frames ``(h, w, 3)`` (H.264, yuv420p, CRF ``crf``, preset veryfast, one
     thread so the bytes do not depend on the machine) and float32 audio (AAC 128 kb/s; 1-D mono
     or ``(C, N)`` with 1 or 2 channels; ``None`` for video only) into an mp4 at ``path``.
@@ -526,8 +559,9 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], audio: np.ndarra
         audio = np.asarray(audio, dtype=np.float32)
         audio = audio[None] if audio.ndim == 1 else audio
         if audio.ndim != 2 or audio.shape[0] not in (1, 2):
-            raise ValueError(f"{path}: audio must be 1-D or (C, N) with C in (1, 2), "
-                             f"got shape {audio.shape}.")
+            raise ValueError(
+                f"{path}: audio must be 1-D or (C, N) with C in (1, 2), got shape {audio.shape}."
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _partial(path)
     try:
@@ -543,7 +577,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], audio: np.ndarra
                 aus.bit_rate = 128000
                 chunk = 4096
                 for s in range(0, audio.shape[1], chunk):
-                    block = np.ascontiguousarray(audio[:, s:s + chunk])
+                    block = np.ascontiguousarray(audio[:, s : s + chunk])
                     af = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
                     af.sample_rate = int(audio_rate)
                     af.pts = s
@@ -554,8 +588,9 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], audio: np.ndarra
             for k, img in enumerate(frames):
                 img = np.asarray(img)
                 if img.shape != (h, w, 3) or img.dtype != np.uint8:
-                    raise ValueError(f"{path}: frame {k} is {img.dtype} {img.shape}, "
-                                     f"expected uint8 {(h, w, 3)}.")
+                    raise ValueError(
+                        f"{path}: frame {k} is {img.dtype} {img.shape}, expected uint8 {(h, w, 3)}."
+                    )
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
                 vf.pts = k
                 vf.time_base = 1 / fps

@@ -3,6 +3,7 @@
 The inter-ocular distance is always the *ground truth's* (outer eye corners, 36-45), frame by
 frame, so a prediction cannot shrink its own error by shrinking the face.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -27,8 +28,10 @@ def part_errors(errors: np.ndarray) -> dict[str, float]:
     (NaN when nothing was scored)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN input: NaN, said above
-        out = {"all": float(np.nanmean(errors)),
-               "mouth": float(np.nanmean(errors[..., shapes.MOUTH]))}
+        out = {
+            "all": float(np.nanmean(errors)),
+            "mouth": float(np.nanmean(errors[..., shapes.MOUTH])),
+        }
         for name, idx in shapes.PARTS.items():
             out[name] = float(np.nanmean(errors[..., idx]))
     return out
@@ -39,6 +42,7 @@ def part_errors(errors: np.ndarray) -> dict[str, float]:
 # Sequences are pixel keypoints ``(T, 68, 2)`` at the video frame times; ``mask (T,)`` selects
 # the frames that are scored (the reference's good frames); every distance is divided by the
 # *reference's* inter-ocular distance (IOD) of the same frame and given in %.
+
 
 def _mask(n: int, mask: np.ndarray | None) -> np.ndarray:
     if mask is None:
@@ -53,8 +57,10 @@ def _check_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.nda
     pred = np.asarray(pred, dtype=np.float64)
     truth = np.asarray(truth, dtype=np.float64)
     if pred.shape != truth.shape or pred.ndim != 3 or pred.shape[1:] != (shapes.N_POINTS, 2):
-        raise ValueError(f"expected two (T, 68, 2) sequences of the same length, got "
-                         f"{pred.shape} and {truth.shape}.")
+        raise ValueError(
+            f"expected two (T, 68, 2) sequences of the same length, got "
+            f"{pred.shape} and {truth.shape}."
+        )
     return pred, truth
 
 
@@ -64,8 +70,12 @@ def _nanmean(x: np.ndarray) -> float:
         return float(np.nanmean(x)) if np.size(x) else float("nan")
 
 
-def lmd(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None,
-        points: np.ndarray | None = None) -> float:
+def lmd(
+    pred: np.ndarray,
+    truth: np.ndarray,
+    mask: np.ndarray | None = None,
+    points: np.ndarray | None = None,
+) -> float:
     """Landmark distance: mean Euclidean error of ``points`` (default all 68) over the masked
     frames, % of the truth's inter-ocular distance."""
     pred, truth = _check_pair(pred, truth)
@@ -79,8 +89,12 @@ def mlmd(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) ->
     return lmd(pred, truth, mask, shapes.MOUTH)
 
 
-def velocity_error(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None,
-                   points: np.ndarray | None = None) -> float:
+def velocity_error(
+    pred: np.ndarray,
+    truth: np.ndarray,
+    mask: np.ndarray | None = None,
+    points: np.ndarray | None = None,
+) -> float:
     """Velocity error (MakeItTalk's D-V): mean distance between the predicted and true
     frame-to-frame displacements of ``points`` (default all 68), over consecutive frame pairs
     that are both masked, % of the truth's IOD (mean of the pair's two frames) per frame."""
@@ -97,8 +111,7 @@ def velocity_error(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None 
     return _nanmean(err if points is None else err[:, points])
 
 
-def mouth_area_error(pred: np.ndarray, truth: np.ndarray,
-                     mask: np.ndarray | None = None) -> float:
+def mouth_area_error(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mouth-area error (MakeItTalk's D-A): mean absolute difference of the inner-lip polygon
     areas (points 60-67), % of the truth's squared IOD."""
     pred, truth = _check_pair(pred, truth)
@@ -162,9 +175,14 @@ def lag_correlation(pred, truth, max_lag: int, masks=None) -> tuple[np.ndarray, 
     preds, truths = _as_list(pred), _as_list(truth)
     if len(preds) != len(truths):
         raise ValueError(f"{len(preds)} predicted series but {len(truths)} true ones.")
-    mlist = ([None] * len(preds) if masks is None else
-             [np.asarray(m, dtype=bool).ravel() for m in (masks if isinstance(masks, (list, tuple))
-                                                          else [masks])])
+    mlist = (
+        [None] * len(preds)
+        if masks is None
+        else [
+            np.asarray(m, dtype=bool).ravel()
+            for m in (masks if isinstance(masks, (list, tuple)) else [masks])
+        ]
+    )
     lags = np.arange(-int(max_lag), int(max_lag) + 1)
     corr = np.full(len(lags), np.nan)
     for i, lag in enumerate(lags):
@@ -174,7 +192,7 @@ def lag_correlation(pred, truth, max_lag: int, masks=None) -> tuple[np.ndarray, 
                 raise ValueError(f"a predicted series has {len(p)} frames, its truth {len(t)}.")
             n = len(t)
             m = np.ones(n, bool) if m is None else m
-            lo, hi = max(0, -lag), min(n, n - lag)      # truth index t with t + lag inside
+            lo, hi = max(0, -lag), min(n, n - lag)  # truth index t with t + lag inside
             if hi <= lo:
                 continue
             idx = np.arange(lo, hi)
@@ -186,8 +204,9 @@ def lag_correlation(pred, truth, max_lag: int, masks=None) -> tuple[np.ndarray, 
     return lags, corr
 
 
-def lipsync_offset(pred, truth, fps: float, max_lag_ms: float = 300.0, masks=None,
-                   refine: bool = True) -> tuple[float, float]:
+def lipsync_offset(
+    pred, truth, fps: float, max_lag_ms: float = 300.0, masks=None, refine: bool = True
+) -> tuple[float, float]:
     """The lip-sync offset: the lag (ms) that maximises the correlation between predicted and
     true mouth opening (:func:`lag_correlation`; one series or lists of clips, pooled).
 
@@ -203,7 +222,7 @@ def lipsync_offset(pred, truth, fps: float, max_lag_ms: float = 300.0, masks=Non
         return float("nan"), float("nan")
     k = int(np.nanargmax(corr))
     shift = float(lags[k])
-    if refine and 0 < k < len(lags) - 1 and np.isfinite(corr[k - 1:k + 2]).all():
+    if refine and 0 < k < len(lags) - 1 and np.isfinite(corr[k - 1 : k + 2]).all():
         left, mid, right = corr[k - 1], corr[k], corr[k + 1]
         den = left - 2 * mid + right
         if den < 0:
@@ -211,9 +230,15 @@ def lipsync_offset(pred, truth, fps: float, max_lag_ms: float = 300.0, masks=Non
     return 1000.0 * shift / fps, float(corr[k])
 
 
-def silent_frames(audio: np.ndarray, rate: int, times: np.ndarray, window_s: float = 0.05,
-                  threshold_db: float = -35.0, min_frames: int = 3,
-                  floor_margin_db: float = 6.0) -> np.ndarray:
+def silent_frames(
+    audio: np.ndarray,
+    rate: int,
+    times: np.ndarray,
+    window_s: float = 0.05,
+    threshold_db: float = -35.0,
+    min_frames: int = 3,
+    floor_margin_db: float = 6.0,
+) -> np.ndarray:
     """Frames ``(T,)`` in silence: the RMS of the audio in a ``window_s`` window centred on each
     frame time is more than ``-threshold_db`` dB below the clip's loud level (95th percentile of
     the frames' RMS) -- or, in a noisy recording, within ``floor_margin_db`` of its noise floor
@@ -234,7 +259,7 @@ def silent_frames(audio: np.ndarray, rate: int, times: np.ndarray, window_s: flo
         return np.ones(len(times), dtype=bool)
     level = 20 * np.log10(np.maximum(rms, 1e-12) / loud)
     floor = float(np.percentile(level, 10)) + floor_margin_db
-    quiet = level < max(threshold_db, min(floor, -20.0))      # never closer than 20 dB to loud
+    quiet = level < max(threshold_db, min(floor, -20.0))  # never closer than 20 dB to loud
     out = np.zeros_like(quiet)
     start = None
     for i, q in enumerate(np.append(quiet, False)):
@@ -247,8 +272,9 @@ def silent_frames(audio: np.ndarray, rate: int, times: np.ndarray, window_s: flo
     return out
 
 
-def jitter(points: np.ndarray, mask: np.ndarray | None = None,
-           which: np.ndarray = shapes.MOUTH) -> float:
+def jitter(
+    points: np.ndarray, mask: np.ndarray | None = None, which: np.ndarray = shapes.MOUTH
+) -> float:
     """Mean frame-to-frame displacement of the ``which`` points (default the mouth) after
     :func:`pose_free`, over consecutive frame pairs that are both masked, % of IOD per frame.
 
@@ -265,8 +291,10 @@ def jitter(points: np.ndarray, mask: np.ndarray | None = None,
 
 # --------------------------------------------------------------------------- intervals
 
-def bootstrap_ci(values, n_boot: int = 2000, level: float = 0.95, seed: int = 0
-                 ) -> tuple[float, float, float]:
+
+def bootstrap_ci(
+    values, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
     """Mean of ``values`` (one per clip) and its percentile bootstrap interval over clips:
     ``(mean, low, high)``. NaNs are dropped; a single value gives ``(v, v, v)``."""
     v = np.asarray(values, dtype=np.float64).ravel()
@@ -279,8 +307,9 @@ def bootstrap_ci(values, n_boot: int = 2000, level: float = 0.95, seed: int = 0
     return float(v.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
 
 
-def paired_bootstrap(a, b, n_boot: int = 2000, level: float = 0.95, seed: int = 0
-                     ) -> tuple[float, float, float]:
+def paired_bootstrap(
+    a, b, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
     """Mean of ``b - a`` over clips scored by both and its bootstrap interval (clips resampled
     together): an interval excluding 0 says the difference is not clip-sampling noise."""
     a = np.asarray(a, dtype=np.float64).ravel()

@@ -13,6 +13,7 @@ invertible so that model output always returns to pixels::
     mouth = pca.inverse_transform(z).reshape(-1, 20, 2)   # back to normalised mouth points
     pixels = denormalise(complete_with(reference, mouth), pose)
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -38,8 +39,14 @@ MOUTH = np.arange(48, 68)
 
 #: Polylines for drawing: (part, closed?)
 POLYLINES: list[tuple[str, bool]] = [
-    ("jaw", False), ("right_brow", False), ("left_brow", False), ("nose", False),
-    ("right_eye", True), ("left_eye", True), ("outer_lip", True), ("inner_lip", True),
+    ("jaw", False),
+    ("right_brow", False),
+    ("left_brow", False),
+    ("nose", False),
+    ("right_eye", True),
+    ("left_eye", True),
+    ("outer_lip", True),
+    ("inner_lip", True),
 ]
 
 #: Upper/lower inner-lip pairs whose gaps define the mouth opening.
@@ -72,8 +79,7 @@ def mouth_opening(points: np.ndarray) -> np.ndarray:
 def polygon_area(poly: np.ndarray) -> np.ndarray:
     """Unsigned shoelace area of polygons ``(..., N, 2)``, square pixels, ``(...)``."""
     x, y = poly[..., 0], poly[..., 1]
-    return 0.5 * np.abs(np.sum(x * np.roll(y, -1, axis=-1) - np.roll(x, -1, axis=-1) * y,
-                               axis=-1))
+    return 0.5 * np.abs(np.sum(x * np.roll(y, -1, axis=-1) - np.roll(x, -1, axis=-1) * y, axis=-1))
 
 
 def mouth_area(points: np.ndarray) -> np.ndarray:
@@ -115,8 +121,9 @@ POINT_SETS: dict[str, np.ndarray] = {
 }
 
 
-def point_indices(which: str | Sequence[int] | np.ndarray | None,
-                  default: np.ndarray = STABLE_POINTS) -> np.ndarray:
+def point_indices(
+    which: str | Sequence[int] | np.ndarray | None, default: np.ndarray = STABLE_POINTS
+) -> np.ndarray:
     """Landmark indices ``(P,)`` for a point-set name (``"face"``, ``"mouth"``, ``"stable"`` or a
     :data:`PARTS` name), an explicit index list, or ``None`` (``default``)."""
     if which is None:
@@ -125,8 +132,10 @@ def point_indices(which: str | Sequence[int] | np.ndarray | None,
         try:
             return POINT_SETS[which]
         except KeyError:
-            raise ValueError(f"Unknown point set {which!r}: use one of {sorted(POINT_SETS)} "
-                             "or a list of landmark indices.") from None
+            raise ValueError(
+                f"Unknown point set {which!r}: use one of {sorted(POINT_SETS)} "
+                "or a list of landmark indices."
+            ) from None
     idx = np.asarray(which, dtype=np.intp).ravel()
     if idx.size == 0 or idx.min() < 0 or idx.max() >= N_POINTS:
         raise ValueError(f"Landmark indices must be a non-empty list within 0..67, got {which!r}.")
@@ -153,13 +162,19 @@ class Similarity:
         self.translation = np.asarray(self.translation, dtype=np.float64)
         b = self.scale.shape
         if self.rotation.shape != b + (2, 2) or self.translation.shape != b + (2,):
-            raise ValueError(f"Similarity arrays disagree: scale {self.scale.shape}, rotation "
-                             f"{self.rotation.shape}, translation {self.translation.shape}; "
-                             "expected B, B+(2, 2), B+(2,).")
+            raise ValueError(
+                f"Similarity arrays disagree: scale {self.scale.shape}, rotation "
+                f"{self.rotation.shape}, translation {self.translation.shape}; "
+                "expected B, B+(2, 2), B+(2,)."
+            )
 
     @classmethod
-    def from_params(cls, scale: np.ndarray | float, angle: np.ndarray | float,
-                    translation: np.ndarray | Sequence[float]) -> "Similarity":
+    def from_params(
+        cls,
+        scale: np.ndarray | float,
+        angle: np.ndarray | float,
+        translation: np.ndarray | Sequence[float],
+    ) -> Similarity:
         """Build from scale ``B``, angle ``B`` (radians, counter-clockwise in x-right/y-up axes,
         i.e. clockwise on screen where y points down) and translation ``B + (2,)``."""
         s = np.asarray(scale, dtype=np.float64)
@@ -167,11 +182,14 @@ class Similarity:
         c, sn = np.cos(a), np.sin(a)
         rot = np.stack([np.stack([c, -sn], -1), np.stack([sn, c], -1)], -2)
         b = np.broadcast_shapes(s.shape, a.shape)
-        return cls(np.broadcast_to(s, b).copy(), np.broadcast_to(rot, b + (2, 2)).copy(),
-                   np.broadcast_to(np.asarray(translation, dtype=np.float64), b + (2,)).copy())
+        return cls(
+            np.broadcast_to(s, b).copy(),
+            np.broadcast_to(rot, b + (2, 2)).copy(),
+            np.broadcast_to(np.asarray(translation, dtype=np.float64), b + (2,)).copy(),
+        )
 
     @classmethod
-    def identity(cls, shape: tuple[int, ...] = ()) -> "Similarity":
+    def identity(cls, shape: tuple[int, ...] = ()) -> Similarity:
         """Identity transforms for a batch ``shape``."""
         return cls.from_params(np.ones(shape), np.zeros(shape), np.zeros(shape + (2,)))
 
@@ -183,7 +201,7 @@ class Similarity:
     def __len__(self) -> int:
         return len(self.scale)
 
-    def __getitem__(self, index: int | slice | np.ndarray) -> "Similarity":
+    def __getitem__(self, index: int | slice | np.ndarray) -> Similarity:
         """The transforms of some frames (numpy indexing on the batch axes)."""
         return Similarity(self.scale[index], self.rotation[index], self.translation[index])
 
@@ -191,10 +209,12 @@ class Similarity:
         """Transform points ``B + (P, 2)`` (or anything broadcasting against it, e.g. one shape
         ``(P, 2)`` under ``T`` transforms gives ``(T, P, 2)``). Returns float64."""
         pts = np.asarray(points, dtype=np.float64)
-        return (self.scale[..., None, None] * (pts @ np.swapaxes(self.rotation, -1, -2))
-                + self.translation[..., None, :])
+        return (
+            self.scale[..., None, None] * (pts @ np.swapaxes(self.rotation, -1, -2))
+            + self.translation[..., None, :]
+        )
 
-    def inverse(self) -> "Similarity":
+    def inverse(self) -> Similarity:
         """The inverse transforms: ``x -> R^T (x - t) / s``."""
         rt = np.swapaxes(self.rotation, -1, -2)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -206,40 +226,35 @@ class Similarity:
         """Undo :meth:`apply`: points ``B + (P, 2)`` in output units back to input units."""
         return self.inverse().apply(points)
 
-    def compose(self, other: "Similarity") -> "Similarity":
-        """The transform ``x -> self.apply(other.apply(x))`` (``other`` first)."""
-        return Similarity(self.scale * other.scale, self.rotation @ other.rotation,
-                          self.apply(other.translation[..., None, :])[..., 0, :])
-
     def as_affine(self) -> np.ndarray:
         """Affine matrices ``B + (2, 3)``: ``[s R | t]`` (the layout of
         :meth:`wav2kp.corpus.face.FaceModel.head_transforms`)."""
-        return np.concatenate([self.scale[..., None, None] * self.rotation,
-                               self.translation[..., None]], axis=-1)
-
-    @classmethod
-    def from_affine(cls, matrix: np.ndarray) -> "Similarity":
-        """From affine matrices ``B + (2, 3)`` that are similarities (``[s R | t]``, det > 0);
-        scale is ``sqrt(det)`` of the linear part."""
-        m = np.asarray(matrix, dtype=np.float64)
-        s = np.sqrt(np.linalg.det(m[..., :2, :2]))
-        return cls(s, m[..., :2, :2] / s[..., None, None], m[..., :, 2].copy())
+        return np.concatenate(
+            [self.scale[..., None, None] * self.rotation, self.translation[..., None]], axis=-1
+        )
 
     def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
         """Arrays for ``np.savez``: ``{prefix}scale``, ``{prefix}rotation``,
         ``{prefix}translation`` (a prefix lets several live in one npz)."""
-        return {f"{prefix}scale": self.scale, f"{prefix}rotation": self.rotation,
-                f"{prefix}translation": self.translation}
+        return {
+            f"{prefix}scale": self.scale,
+            f"{prefix}rotation": self.rotation,
+            f"{prefix}translation": self.translation,
+        }
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str = "") -> "Similarity":
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str = "") -> Similarity:
         """Inverse of :meth:`to_arrays` (takes a dict or an opened ``np.load`` npz)."""
-        return cls(np.asarray(arrays[f"{prefix}scale"]), np.asarray(arrays[f"{prefix}rotation"]),
-                   np.asarray(arrays[f"{prefix}translation"]))
+        return cls(
+            np.asarray(arrays[f"{prefix}scale"]),
+            np.asarray(arrays[f"{prefix}rotation"]),
+            np.asarray(arrays[f"{prefix}translation"]),
+        )
 
 
-def similarity_fit(src: np.ndarray, dst: np.ndarray,
-                   points: str | Sequence[int] | np.ndarray | None = None) -> Similarity:
+def similarity_fit(
+    src: np.ndarray, dst: np.ndarray, points: str | Sequence[int] | np.ndarray | None = None
+) -> Similarity:
     """Least-squares similarity (Umeyama 1991, restricted to rotations) mapping ``src`` onto
     ``dst``: minimises ``sum_i |s R src_i + t - dst_i|^2`` over the landmarks ``points``.
 
@@ -262,7 +277,7 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray,
     xc, yc = x - mx[..., None, :], y - my[..., None, :]
     a = np.sum(xc[..., 0] * yc[..., 0] + xc[..., 1] * yc[..., 1], axis=-1)
     b = np.sum(xc[..., 0] * yc[..., 1] - xc[..., 1] * yc[..., 0], axis=-1)
-    var = np.sum(xc ** 2, axis=(-2, -1))
+    var = np.sum(xc**2, axis=(-2, -1))
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(var > 0, np.hypot(a, b) / var, np.nan)
     angle = np.where(np.isfinite(scale), np.arctan2(b, a), np.nan)
@@ -279,8 +294,11 @@ def canonical_transform(shape: np.ndarray) -> Similarity:
     d = pts[..., 45, :] - pts[..., 36, :]
     iod = np.hypot(d[..., 0], d[..., 1])
     with np.errstate(divide="ignore", invalid="ignore"):
-        sim = Similarity.from_params(np.where(iod > 0, 1.0 / iod, np.nan),
-                                     -np.arctan2(d[..., 1], d[..., 0]), np.zeros(iod.shape + (2,)))
+        sim = Similarity.from_params(
+            np.where(iod > 0, 1.0 / iod, np.nan),
+            -np.arctan2(d[..., 1], d[..., 0]),
+            np.zeros(iod.shape + (2,)),
+        )
     sim.translation = -sim.apply(pts.mean(axis=-2)[..., None, :])[..., 0, :]
     return sim
 
@@ -291,9 +309,11 @@ def canonicalise(shape: np.ndarray) -> np.ndarray:
     return canonical_transform(shape).apply(shape)
 
 
-def normalise(points: np.ndarray, reference: np.ndarray,
-              fit_points: str | Sequence[int] | np.ndarray | None = None
-              ) -> tuple[np.ndarray, Similarity]:
+def normalise(
+    points: np.ndarray,
+    reference: np.ndarray,
+    fit_points: str | Sequence[int] | np.ndarray | None = None,
+) -> tuple[np.ndarray, Similarity]:
     """Remove head position, rotation and scale: align every frame to ``reference``.
 
     ``points`` ``(T, 68, 2)`` (or ``(68, 2)``) in pixels; ``reference`` ``(68, 2)``, usually
@@ -314,8 +334,12 @@ def denormalise(normalised: np.ndarray, pose: Similarity) -> np.ndarray:
     return pose.apply_inverse(normalised)
 
 
-def mean_shape(shapes: np.ndarray, iterations: int = 20, tol: float = 1e-10,
-               fit_points: str | Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+def mean_shape(
+    shapes: np.ndarray,
+    iterations: int = 20,
+    tol: float = 1e-10,
+    fit_points: str | Sequence[int] | np.ndarray | None = None,
+) -> np.ndarray:
     """Generalised Procrustes mean ``(68, 2)`` of ``shapes`` ``(N, 68, 2)`` (pixels).
 
     Start from the first complete frame in the canonical frame (:func:`canonicalise`); then
@@ -347,23 +371,28 @@ def mean_shape(shapes: np.ndarray, iterations: int = 20, tol: float = 1e-10,
 # Targets: whole face or mouth only
 # --------------------------------------------------------------------------------------------
 
-def select_points(points: np.ndarray, which: str | Sequence[int] | np.ndarray = "face"
-                  ) -> np.ndarray:
+
+def select_points(
+    points: np.ndarray, which: str | Sequence[int] | np.ndarray = "face"
+) -> np.ndarray:
     """Points ``(..., 68, 2)`` -> the subset ``(..., P, 2)``: ``"face"`` (68), ``"mouth"``
     (20, :data:`MOUTH`), ``"stable"``, a :data:`PARTS` name or an index list."""
     return np.asarray(points)[..., point_indices(which), :]
 
 
-def insert_points(base: np.ndarray, subset: np.ndarray,
-                  which: str | Sequence[int] | np.ndarray = "mouth") -> np.ndarray:
+def insert_points(
+    base: np.ndarray, subset: np.ndarray, which: str | Sequence[int] | np.ndarray = "mouth"
+) -> np.ndarray:
     """A copy of ``base`` ``(68, 2)`` or ``(..., 68, 2)`` with the points ``which`` replaced by
     ``subset`` ``(..., P, 2)``; batch shapes broadcast (one base face under ``T`` subsets gives
     ``(T, 68, 2)``). Inverse of :func:`select_points` on the selected points."""
     idx = point_indices(which)
     sub = np.asarray(subset, dtype=np.float64)
     if sub.shape[-2:] != (len(idx), 2):
-        raise ValueError(f"insert_points: subset has shape {sub.shape}, expected (..., "
-                         f"{len(idx)}, 2) for {len(idx)} points.")
+        raise ValueError(
+            f"insert_points: subset has shape {sub.shape}, expected (..., "
+            f"{len(idx)}, 2) for {len(idx)} points."
+        )
     b = np.asarray(base, dtype=np.float64)
     batch = np.broadcast_shapes(b.shape[:-2], sub.shape[:-2])
     out = np.broadcast_to(b, batch + b.shape[-2:]).copy()
@@ -371,8 +400,9 @@ def insert_points(base: np.ndarray, subset: np.ndarray,
     return out
 
 
-def complete_with(mean_face: np.ndarray, mouth_points: np.ndarray,
-                  pca: "ShapePCA | None" = None) -> np.ndarray:
+def complete_with(
+    mean_face: np.ndarray, mouth_points: np.ndarray, pca: ShapePCA | None = None
+) -> np.ndarray:
     """Full faces ``(..., 68, 2)`` from predicted mouth points ``(..., 20, 2)`` (normalised
     coordinates, :data:`MOUTH` order), for drawing mouth-only predictions.
 
@@ -386,11 +416,13 @@ def complete_with(mean_face: np.ndarray, mouth_points: np.ndarray,
     if pca is None:
         return insert_points(mean_face, mouth, "mouth")
     if pca.mean.shape != (2 * N_POINTS,):
-        raise ValueError("complete_with: the PCA must be a whole-face one (D = 136, fitted on "
-                         f"all 68 points), got D = {pca.mean.shape[0]}.")
+        raise ValueError(
+            "complete_with: the PCA must be a whole-face one (D = 136, fitted on "
+            f"all 68 points), got D = {pca.mean.shape[0]}."
+        )
     cols = np.stack([2 * MOUTH, 2 * MOUTH + 1], axis=-1).ravel()
     resid = mouth.reshape(mouth.shape[:-2] + (-1,)) - pca.mean[cols]
-    coef = resid @ np.linalg.pinv(pca.components[:, cols])           # (..., k)
+    coef = resid @ np.linalg.pinv(pca.components[:, cols])  # (..., k)
     full = (pca.mean + coef @ pca.components).reshape(mouth.shape[:-2] + (N_POINTS, 2))
     return insert_points(full, mouth, "mouth")
 
@@ -398,6 +430,7 @@ def complete_with(mean_face: np.ndarray, mouth_points: np.ndarray,
 # --------------------------------------------------------------------------------------------
 # PCA basis
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass(eq=False)
 class ShapePCA:
@@ -427,11 +460,6 @@ class ShapePCA:
         return int(self.components.shape[0])
 
     @property
-    def n_points(self) -> int:
-        """``P = D / 2``, the number of landmarks per shape."""
-        return int(self.mean.shape[0] // 2)
-
-    @property
     def cumulative_variance_ratio(self) -> np.ndarray:
         """Cumulative explained-variance ratio ``(min(N, D),)``: entry ``j`` is the fraction kept
         by ``j + 1`` components."""
@@ -447,8 +475,13 @@ class ShapePCA:
         return x
 
     @classmethod
-    def fit(cls, X: np.ndarray, k: int | None = None, variance: float | None = None,
-            indices: Sequence[int] | None = None) -> "ShapePCA":
+    def fit(
+        cls,
+        X: np.ndarray,
+        k: int | None = None,
+        variance: float | None = None,
+        indices: Sequence[int] | None = None,
+    ) -> ShapePCA:
         """Fit on ``X`` ``(N, D)`` (or points ``(N, P, 2)``, flattened); rows with any NaN
         (missing faces) are dropped.
 
@@ -464,10 +497,10 @@ class ShapePCA:
         if n < 2:
             raise ValueError(f"ShapePCA.fit needs at least 2 complete rows, got {n}.")
         mean = x.mean(axis=0)
-        _, sv, vt = np.linalg.svd(x - mean, full_matrices=False)   # vt (min(N, D), D)
+        _, sv, vt = np.linalg.svd(x - mean, full_matrices=False)  # vt (min(N, D), D)
         pick = np.argmax(np.abs(vt), axis=1)
         vt = vt * np.sign(vt[np.arange(len(vt)), pick])[:, None]
-        var_all = sv ** 2 / (n - 1)
+        var_all = sv**2 / (n - 1)
         total = var_all.sum()
         ratio = var_all / total if total > 0 else np.zeros_like(var_all)
         if variance is not None:
@@ -479,9 +512,14 @@ class ShapePCA:
             k = len(sv)
         if not 1 <= k <= len(sv):
             raise ValueError(f"ShapePCA.fit: k must be in 1..{len(sv)} (min(N, D)), got {k}.")
-        return cls(mean=mean, components=vt[:k].copy(), explained_variance=var_all[:k].copy(),
-                   explained_variance_ratio=ratio, n_samples=n,
-                   indices=None if indices is None else [int(i) for i in indices])
+        return cls(
+            mean=mean,
+            components=vt[:k].copy(),
+            explained_variance=var_all[:k].copy(),
+            explained_variance_ratio=ratio,
+            n_samples=n,
+            indices=None if indices is None else [int(i) for i in indices],
+        )
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Coefficients ``(N, k)`` of ``X`` ``(N, D)`` or ``(N, P, 2)``; NaN rows stay NaN."""
@@ -505,20 +543,28 @@ class ShapePCA:
     def state_dict(self) -> dict:
         """JSON-able state (plain lists and numbers; ``json.dumps`` round-trips float64
         exactly). :meth:`from_state_dict` restores it."""
-        return {"mean": self.mean.tolist(), "components": self.components.tolist(),
-                "explained_variance": self.explained_variance.tolist(),
-                "explained_variance_ratio": self.explained_variance_ratio.tolist(),
-                "n_samples": int(self.n_samples), "indices": self.indices}
+        return {
+            "mean": self.mean.tolist(),
+            "components": self.components.tolist(),
+            "explained_variance": self.explained_variance.tolist(),
+            "explained_variance_ratio": self.explained_variance_ratio.tolist(),
+            "n_samples": int(self.n_samples),
+            "indices": self.indices,
+        }
 
     @classmethod
-    def from_state_dict(cls, state: Mapping) -> "ShapePCA":
+    def from_state_dict(cls, state: Mapping) -> ShapePCA:
         """Inverse of :meth:`state_dict` (also accepts arrays, e.g. from an npz)."""
         d = len(state["mean"])
         comps = np.asarray(state["components"], dtype=np.float64).reshape(-1, d)
         idx = state.get("indices")
-        return cls(mean=np.asarray(state["mean"], dtype=np.float64), components=comps,
-                   explained_variance=np.asarray(state["explained_variance"], dtype=np.float64),
-                   explained_variance_ratio=np.asarray(state["explained_variance_ratio"],
-                                                       dtype=np.float64),
-                   n_samples=int(state.get("n_samples", 0)),
-                   indices=None if idx is None else [int(i) for i in np.asarray(idx).ravel()])
+        return cls(
+            mean=np.asarray(state["mean"], dtype=np.float64),
+            components=comps,
+            explained_variance=np.asarray(state["explained_variance"], dtype=np.float64),
+            explained_variance_ratio=np.asarray(
+                state["explained_variance_ratio"], dtype=np.float64
+            ),
+            n_samples=int(state.get("n_samples", 0)),
+            indices=None if idx is None else [int(i) for i in np.asarray(idx).ravel()],
+        )

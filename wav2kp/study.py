@@ -9,6 +9,7 @@ every notebook, so that even an interrupted study leaves a valid index.
 The kernel is ``python3`` with the repository root as working directory; it inherits this process'
 environment, so ``WAV2KP_HOME`` (where ``data/`` and ``reports/`` go) reaches the notebooks.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,18 +17,17 @@ import html
 import json
 import os
 import re
-import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from wav2kp import config
-from wav2kp.manifest import atomic_path, package_versions, write_json_atomic
+from wav2kp.manifest import atomic_path, git_commit, package_versions, write_json_atomic
 
 #: ``NN_name.ipynb``: two digits, an underscore, a name.
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_.+\.ipynb$")
@@ -91,6 +91,7 @@ class NotebookRun:
 
 # --------------------------------------------------------------------------- overrides
 
+
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
     """Parse ``["key=value", ...]``; each value is read as YAML (``n=3`` -> 3, ``flag=true`` -> True).
 
@@ -112,11 +113,14 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
             raise ValueError(
                 f"Malformed parameter {item!r}: the value is not valid YAML ({err})."
             ) from err
-        overrides[key] = float(value) if isinstance(value, str) and _EXP_FLOAT.match(value) else value
+        overrides[key] = (
+            float(value) if isinstance(value, str) and _EXP_FLOAT.match(value) else value
+        )
     return overrides
 
 
 # --------------------------------------------------------------------------- notebooks
+
 
 def find_notebooks(notebooks_dir: Path | None = None) -> dict[str, Path]:
     """``{"00": .../00_corpus.ipynb, ...}`` for every ``NN_*.ipynb`` in ``notebooks_dir``, in order."""
@@ -130,7 +134,9 @@ def find_notebooks(notebooks_dir: Path | None = None) -> dict[str, Path]:
             continue
         key = match.group(1)
         if key in found:
-            raise ValueError(f"Two notebooks numbered {key} in {folder}: {found[key].name}, {path.name}.")
+            raise ValueError(
+                f"Two notebooks numbered {key} in {folder}: {found[key].name}, {path.name}."
+            )
         found[key] = path
     if not found:
         raise FileNotFoundError(f"No NN_*.ipynb notebooks in {folder}.")
@@ -206,6 +212,7 @@ def resolve_parameters(
 
 # --------------------------------------------------------------------------- execution
 
+
 def _atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a hidden temp file in the same folder and a rename."""
     with atomic_path(path) as tmp:
@@ -244,7 +251,9 @@ def _source_cell_index(source: Path, executed_index: int, injected: bool) -> int
     import nbformat
 
     cells = nbformat.read(str(source), as_version=4).cells
-    tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    tagged = [
+        i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])
+    ]
     injected_at = tagged[0] + 1 if tagged else 0
     return executed_index - 1 if executed_index > injected_at else executed_index
 
@@ -318,22 +327,6 @@ def execute(run: NotebookRun) -> None:
 
 # --------------------------------------------------------------------------- index
 
-def git_commit(repo: Path | None = None) -> str:
-    """Short commit of ``repo`` (default the repository root), ``-dirty`` if tracked files changed."""
-    repo = repo or config.REPO_ROOT
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=repo, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{commit}-dirty" if dirty else commit
-
 
 def _versions() -> dict[str, str]:
     return package_versions(("wav2kp", "papermill", "nbconvert"))
@@ -400,12 +393,16 @@ def _row(entry: dict[str, Any]) -> str:
         f"<li><code>{esc(k)} = {esc(json.dumps(v, default=str))}</code></li>"
         for k, v in entry["parameters"].items()
     )
-    params = f'<ul class="params">{params}</ul>' if params else '<span class="muted">defaults</span>'
+    params = (
+        f'<ul class="params">{params}</ul>' if params else '<span class="muted">defaults</span>'
+    )
     error = ""
     if entry["error"]:
         headline = [ln for ln in entry["error"].splitlines() if not ln.startswith(" ")][:2]
-        error = (f"<details><summary>{esc(' '.join(headline))}</summary>"
-                 f"<pre>{esc(entry['error'])}</pre></details>")
+        error = (
+            f"<details><summary>{esc(' '.join(headline))}</summary>"
+            f"<pre>{esc(entry['error'])}</pre></details>"
+        )
     return (
         f"<tr><td>{esc(entry['key'])}</td><td>{link}{error}</td>"
         f'<td><span class="status {esc(status)}">{esc(status)}</span>'
@@ -416,7 +413,9 @@ def _row(entry: dict[str, Any]) -> str:
 def render_index(manifest: dict[str, Any]) -> str:
     """``index.html`` for a :func:`study_manifest`: self-contained (inline CSS, no scripts)."""
     esc = html.escape
-    overrides = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in manifest["overrides"].items())
+    overrides = ", ".join(
+        f"{k}={json.dumps(v, default=str)}" for k, v in manifest["overrides"].items()
+    )
     versions = ", ".join(f"{k} {v}" for k, v in manifest["versions"].items())
     facts = {
         "Profile": manifest["profile"],
@@ -434,7 +433,7 @@ def render_index(manifest: dict[str, Any]) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>wav2kp study ({esc(manifest['profile'])})</title>
+<title>wav2kp study ({esc(manifest["profile"])})</title>
 <style>{_CSS}</style>
 </head>
 <body>
@@ -463,6 +462,7 @@ def write_index(info: dict[str, Any], runs: list[NotebookRun]) -> Path:
 
 
 # --------------------------------------------------------------------------- the study
+
 
 def _plan(
     profile_name: str,
@@ -514,7 +514,7 @@ def run_study(
         "profile": profile,
         "overrides": overrides,
         "git_commit": git_commit(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "total_wall_s": 0.0,
         "state": "running",
         "versions": _versions(),
@@ -554,6 +554,9 @@ def run_study(
             f"Executed notebook: {failed.executed_path}\nHTML page: {failed.html_path}",
             runs,
         )
-    print(f"{len(runs)} notebook(s) ok in {info['total_wall_s']:.1f} s -> "
-          f"{config.reports_dir() / 'html' / 'index.html'}", flush=True)
+    print(
+        f"{len(runs)} notebook(s) ok in {info['total_wall_s']:.1f} s -> "
+        f"{config.reports_dir() / 'html' / 'index.html'}",
+        flush=True,
+    )
     return runs

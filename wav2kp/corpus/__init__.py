@@ -3,6 +3,8 @@
 ``discover(folder)`` reads CH-Unicamp-style names (``Em<E>_Fala<S>[_Neutra]_<Speaker>.mp4``)
 and any other folder of videos; ``bundled.build()`` makes the bundled corpus of the same shape.
 """
+
+from wav2kp.corpus import bundled
 from wav2kp.corpus.discovery import (
     CLIP_COLUMNS,
     VIDEO_EXTENSIONS,
@@ -12,8 +14,6 @@ from wav2kp.corpus.discovery import (
     emotion_table,
     parse_name,
 )
-
-from wav2kp.corpus import bundled
 
 
 def study_clips(corpus: str, subset: str | None = None):
@@ -25,5 +25,14 @@ def study_clips(corpus: str, subset: str | None = None):
     return clips
 
 
-__all__ = ["CLIP_COLUMNS", "VIDEO_EXTENSIONS", "bundled", "describe", "discover", "emotion_names",
-           "emotion_table", "parse_name", "study_clips"]
+__all__ = [
+    "CLIP_COLUMNS",
+    "VIDEO_EXTENSIONS",
+    "bundled",
+    "describe",
+    "discover",
+    "emotion_names",
+    "emotion_table",
+    "parse_name",
+    "study_clips",
+]

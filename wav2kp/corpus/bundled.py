@@ -12,22 +12,29 @@ Per clip, ``groundtruth/<clip>.npz`` holds the keypoints that the frames were re
 articulatory ``params`` ``(T, 5)``, ``blink`` and ``head`` transforms, and the clip's metadata.
 Built clips are cached by a key of everything that produced them; writes are atomic.
 """
+
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
 
-from wav2kp import config
+from wav2kp import config, shapes
+from wav2kp.corpus import face as face_mod
+from wav2kp.corpus import speech
+from wav2kp.corpus.discovery import emotion_table
+from wav2kp.corpus.face import Expression, FaceModel, load_template
+from wav2kp.corpus.speech import Prosody, is_pause
 from wav2kp.manifest import package_versions, write_json_atomic, write_npz_atomic
 from wav2kp.media import write_video
 
@@ -40,8 +47,8 @@ FPS = Fraction(30000, 1001)
 AUDIO_RATE = 44100
 FRAME_SIZE = 384
 FACE = "grace_hopper"
-VARIANTS = ("f1", "f2", "f3", "f4")   # espeak-ng female variants: four voices, one "actress"
-LEAD_S, TAIL_S = 0.4, 0.4              # silence before and after the sentence
+VARIANTS = ("f1", "f2", "f3", "f4")  # espeak-ng female variants: four voices, one "actress"
+LEAD_S, TAIL_S = 0.4, 0.4  # silence before and after the sentence
 QUICK = {"emotions": [1, 8, 14, 20], "sentences": [1, 2, 3]}  # 24 clips: joy, fear, shame, anger
 
 
@@ -58,8 +65,10 @@ class ClipSpec:
 
     @property
     def name(self) -> str:
-        return f"Em{self.emotion}_Fala{self.sentence}{'_Neutra' if self.neutral else ''}_" \
-               f"{self.speaker}"
+        return (
+            f"Em{self.emotion}_Fala{self.sentence}{'_Neutra' if self.neutral else ''}_"
+            f"{self.speaker}"
+        )
 
 
 def sentences() -> dict[int, list[str]]:
@@ -93,9 +102,6 @@ def clip_specs(subset: str | dict = "full") -> list[ClipSpec]:
 
 def style(spec: ClipSpec):
     """Prosody, facial expression and head-motion amplitude of a clip (neutral: all default)."""
-    from wav2kp.corpus.discovery import emotion_table
-    from wav2kp.corpus.face import Expression
-    from wav2kp.corpus.speech import Prosody
 
     if spec.neutral:
         return Prosody(rate=165), Expression(), 0.5
@@ -107,22 +113,37 @@ def style(spec: ClipSpec):
         pitch_range=int(np.clip(round(50 + 50 * (a - 0.4)), 0, 100)),
         volume=int(np.clip(round(100 + 50 * (a - 0.5)), 0, 200)),
     )
-    return prosody, Expression(smile=v, brow=float(row["brow"]), eyes=float(row["eyes"])), \
-        0.4 + 0.6 * a
+    return (
+        prosody,
+        Expression(smile=v, brow=float(row["brow"]), eyes=float(row["eyes"])),
+        0.4 + 0.6 * a,
+    )
 
 
 def _versions() -> dict[str, str]:
-    return package_versions(("espeakng-loader", "dlib-bin", "av", "numpy",
-                             "opencv-python-headless"))
+    return package_versions(
+        ("espeakng-loader", "dlib-bin", "av", "numpy", "opencv-python-headless")
+    )
 
 
 def clip_key(spec: ClipSpec, seed: int) -> str:
     """Cache key: a hash of everything that decides the clip's bytes."""
     prosody, expression, amp = style(spec)
-    payload = {"generator": GENERATOR_VERSION, "spec": asdict(spec), "seed": seed,
-               "prosody": asdict(prosody), "expression": asdict(expression), "amp": amp,
-               "face": FACE, "size": FRAME_SIZE, "fps": str(FPS), "audio_rate": AUDIO_RATE,
-               "lead": LEAD_S, "tail": TAIL_S, "versions": _versions()}
+    payload = {
+        "generator": GENERATOR_VERSION,
+        "spec": asdict(spec),
+        "seed": seed,
+        "prosody": asdict(prosody),
+        "expression": asdict(expression),
+        "amp": amp,
+        "face": FACE,
+        "size": FRAME_SIZE,
+        "fps": str(FPS),
+        "audio_rate": AUDIO_RATE,
+        "lead": LEAD_S,
+        "tail": TAIL_S,
+        "versions": _versions(),
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -136,8 +157,9 @@ def frame_times(duration: float | Fraction, fps: Fraction = FPS) -> np.ndarray:
     Pass an exact ``Fraction`` (e.g. ``Fraction(n_samples, rate)``) where you have one; a float
     duration within 1 ns of a whole number of frames counts as that number.
     """
-    exact = duration if isinstance(duration, Fraction) else \
-        Fraction(duration).limit_denominator(10**9)
+    exact = (
+        duration if isinstance(duration, Fraction) else Fraction(duration).limit_denominator(10**9)
+    )
     n = max(math.ceil(exact * fps), 0)
     return np.arange(n) * float(1 / fps)
 
@@ -147,22 +169,19 @@ class ClipData:
     """A rendered clip in memory (before it is written)."""
 
     spec: ClipSpec
-    audio: np.ndarray          # float32 mono at AUDIO_RATE
-    times: np.ndarray          # (T,) s
-    points: np.ndarray         # (T, 68, 2) float32 px
-    params: np.ndarray         # (T, 5)
-    blink: np.ndarray          # (T,)
-    head: np.ndarray           # (T, 2, 3)
-    phonemes: list             # [(start, end, symbol)]
+    audio: np.ndarray  # float32 mono at AUDIO_RATE
+    times: np.ndarray  # (T,) s
+    points: np.ndarray  # (T, 68, 2) float32 px
+    params: np.ndarray  # (T, 5)
+    blink: np.ndarray  # (T,)
+    head: np.ndarray  # (T, 2, 3)
+    phonemes: list  # [(start, end, symbol)]
     prosody: dict = field(default_factory=dict)
 
 
 def synthesize_clip(spec: ClipSpec, seed: int = 0) -> ClipData:
     """Speech, timeline and keypoints of a clip (no pixels yet)."""
     from scipy.signal import resample_poly
-
-    from wav2kp.corpus import face as face_mod
-    from wav2kp.corpus import speech
 
     prosody, expression, amp = style(spec)
     sp = speech.synthesize(spec.text, variant=spec.variant, prosody=prosody)
@@ -187,8 +206,6 @@ _MODEL = None
 def _face_model():
     global _MODEL
     if _MODEL is None:
-        from wav2kp.corpus.face import FaceModel, load_template
-
         _MODEL = FaceModel(load_template(FACE, FRAME_SIZE))
     return _MODEL
 
@@ -217,23 +234,47 @@ def build_clip(spec: ClipSpec, out_dir: Path, seed: int = 0) -> dict:
     clip = synthesize_clip(spec, seed)
     model = _face_model()
     frames = (model.render(p, h) for p, h in zip(clip.points.astype(np.float64), clip.head))
-    write_video(out_dir / f"{spec.name}.mp4", frames, clip.audio, model.template.size,
-                fps=FPS, audio_rate=AUDIO_RATE)  # atomic
+    write_video(
+        out_dir / f"{spec.name}.mp4",
+        frames,
+        clip.audio,
+        model.template.size,
+        fps=FPS,
+        audio_rate=AUDIO_RATE,
+    )  # atomic
     starts = np.array([p[0] for p in clip.phonemes])
     write_npz_atomic(
         gt_path(out_dir, spec.name),
-        points=clip.points, times=clip.times, params=clip.params.astype(np.float32),
-        blink=clip.blink.astype(np.float32), head=clip.head.astype(np.float32),
-        phoneme_start=starts, phoneme_end=np.array([p[1] for p in clip.phonemes]),
+        points=clip.points,
+        times=clip.times,
+        params=clip.params.astype(np.float32),
+        blink=clip.blink.astype(np.float32),
+        head=clip.head.astype(np.float32),
+        phoneme_start=starts,
+        phoneme_end=np.array([p[1] for p in clip.phonemes]),
         phoneme_symbol=np.array([p[2] for p in clip.phonemes]),
-        fps_num=FPS.numerator, fps_den=FPS.denominator, size=np.array(model.template.size),
-        audio_rate=AUDIO_RATE, duration=len(clip.audio) / AUDIO_RATE,
-        text=spec.text, variant=spec.variant, emotion=spec.emotion, sentence=spec.sentence,
-        neutral=spec.neutral, speaker=spec.speaker, prosody=json.dumps(clip.prosody),
-        key=clip_key(spec, seed), generator=GENERATOR_VERSION, face=FACE,
+        fps_num=FPS.numerator,
+        fps_den=FPS.denominator,
+        size=np.array(model.template.size),
+        audio_rate=AUDIO_RATE,
+        duration=len(clip.audio) / AUDIO_RATE,
+        text=spec.text,
+        variant=spec.variant,
+        emotion=spec.emotion,
+        sentence=spec.sentence,
+        neutral=spec.neutral,
+        speaker=spec.speaker,
+        prosody=json.dumps(clip.prosody),
+        key=clip_key(spec, seed),
+        generator=GENERATOR_VERSION,
+        face=FACE,
     )
-    return {"clip": spec.name, "frames": len(clip.times),
-            "duration_s": len(clip.audio) / AUDIO_RATE, "build_s": time.perf_counter() - t0}
+    return {
+        "clip": spec.name,
+        "frames": len(clip.times),
+        "duration_s": len(clip.audio) / AUDIO_RATE,
+        "build_s": time.perf_counter() - t0,
+    }
 
 
 def _build_one(spec: ClipSpec, out_dir: Path, seed: int) -> tuple[ClipSpec, dict | None, str]:
@@ -253,8 +294,14 @@ class BuildReport:
     built: list[dict]
 
 
-def build(out_dir: Path | None = None, subset: str | dict = "full", n_jobs: int = -1,
-          seed: int = 0, progress: bool = True, force: bool = False) -> BuildReport:
+def build(
+    out_dir: Path | None = None,
+    subset: str | dict = "full",
+    n_jobs: int = -1,
+    seed: int = 0,
+    progress: bool = True,
+    force: bool = False,
+) -> BuildReport:
     """Build the bundled corpus (or a subset) into ``out_dir`` (default ``data/raw/bundled``).
 
     Clips already built from the same inputs are kept; the rest are rendered in parallel
@@ -276,15 +323,22 @@ def build(out_dir: Path | None = None, subset: str | dict = "full", n_jobs: int 
     if todo:
         jobs = Parallel(n_jobs=n_jobs if len(todo) > 1 else 1, return_as="generator_unordered")
         results = jobs(delayed(_build_one)(s, out_dir, seed) for s in todo)
-        for spec, row, error in tqdm(results, total=len(todo), disable=not progress,
-                                     desc="bundled corpus", unit="clip"):
+        for spec, row, error in tqdm(
+            results, total=len(todo), disable=not progress, desc="bundled corpus", unit="clip"
+        ):
             if row is None:
                 failures.append((spec.name, error))
             else:
                 built.append(row)
     _write_manifest(out_dir, seed)
-    return BuildReport(out_dir, len(built), len(specs) - len(todo), failures,
-                       time.perf_counter() - t0, sorted(built, key=lambda r: r["clip"]))
+    return BuildReport(
+        out_dir,
+        len(built),
+        len(specs) - len(todo),
+        failures,
+        time.perf_counter() - t0,
+        sorted(built, key=lambda r: r["clip"]),
+    )
 
 
 def _write_manifest(out_dir: Path, seed: int) -> None:
@@ -292,12 +346,27 @@ def _write_manifest(out_dir: Path, seed: int) -> None:
     clips = []
     for spec in clip_specs("full"):
         if is_current(out_dir, spec, seed):
-            clips.append({"clip": spec.name, "key": clip_key(spec, seed), "text": spec.text,
-                          "variant": spec.variant})
-    manifest = {"corpus": "bundled", "generator": GENERATOR_VERSION, "seed": seed,
-                "face": FACE, "frame_size": FRAME_SIZE, "fps": str(FPS),
-                "audio_rate": AUDIO_RATE, "speaker": SPEAKER, "variants": list(VARIANTS),
-                "versions": _versions(), "clips": clips}
+            clips.append(
+                {
+                    "clip": spec.name,
+                    "key": clip_key(spec, seed),
+                    "text": spec.text,
+                    "variant": spec.variant,
+                }
+            )
+    manifest = {
+        "corpus": "bundled",
+        "generator": GENERATOR_VERSION,
+        "seed": seed,
+        "face": FACE,
+        "frame_size": FRAME_SIZE,
+        "fps": str(FPS),
+        "audio_rate": AUDIO_RATE,
+        "speaker": SPEAKER,
+        "variants": list(VARIANTS),
+        "versions": _versions(),
+        "clips": clips,
+    }
     write_json_atomic(out_dir / "corpus.json", manifest)
 
 
@@ -312,13 +381,18 @@ def load_groundtruth(path: Path) -> dict:
     return out
 
 
-def ensure_built(subset: str | dict = "quick", out_dir: Path | None = None, n_jobs: int = -1,
-                 seed: int = 0, progress: bool = True) -> BuildReport:
+def ensure_built(
+    subset: str | dict = "quick",
+    out_dir: Path | None = None,
+    n_jobs: int = -1,
+    seed: int = 0,
+    progress: bool = True,
+) -> BuildReport:
     """Build whatever is missing of ``subset`` (a no-op when everything is current)."""
     return build(out_dir=out_dir, subset=subset, n_jobs=n_jobs, seed=seed, progress=progress)
 
 
-def select(clips: "pd.DataFrame", subset: str) -> "pd.DataFrame":
+def select(clips: pd.DataFrame, subset: str) -> pd.DataFrame:
     """The rows of a bundled clip table that belong to ``subset`` (``quick`` or ``full``)."""
     return clips[clips["clip"].isin(subset_names(subset))].reset_index(drop=True)
 
@@ -327,18 +401,20 @@ def subset_names(subset: str | dict) -> Sequence[str]:
     return [s.name for s in clip_specs(subset)]
 
 
-def statistics(out_dir: Path | None = None, clips: Sequence[str] | None = None) -> "pd.DataFrame":
+def statistics(out_dir: Path | None = None, clips: Sequence[str] | None = None) -> pd.DataFrame:
     """Per-clip statistics of a built bundled corpus, from its ground truth: duration (s),
     frames, spoken phonemes, phonemes per second, mouth opening (mean and max, % of the
     inter-ocular distance), face width (px), voice variant and prosody."""
     import pandas as pd
 
-    from wav2kp import shapes
-    from wav2kp.corpus.speech import is_pause
-
     out_dir = Path(out_dir) if out_dir else config.raw_dir("bundled")
-    names = clips if clips is not None else sorted(
-        p.stem for p in (out_dir / "groundtruth").glob("*.npz") if not p.name.startswith("."))
+    names = (
+        clips
+        if clips is not None
+        else sorted(
+            p.stem for p in (out_dir / "groundtruth").glob("*.npz") if not p.name.startswith(".")
+        )
+    )
     rows = []
     for name in names:
         gt = load_groundtruth(gt_path(out_dir, name))
@@ -347,13 +423,21 @@ def statistics(out_dir: Path | None = None, clips: Sequence[str] | None = None) 
         spoken = [s for s in gt["phoneme_symbol"] if not is_pause(str(s))]
         speech_s = float(gt["phoneme_end"][-1] - gt["phoneme_start"][0])
         prosody = json.loads(gt["prosody"])
-        rows.append({
-            "clip": name, "emotion": int(gt["emotion"]), "neutral": bool(gt["neutral"]),
-            "variant": gt["variant"], "duration_s": float(gt["duration"]),
-            "frames": len(gt["times"]), "phonemes": len(spoken),
-            "phonemes_per_s": len(spoken) / speech_s if speech_s > 0 else float("nan"),
-            "mouth_open_mean": float(opening.mean()), "mouth_open_max": float(opening.max()),
-            "face_width_px": float(np.linalg.norm(pts[:, 16] - pts[:, 0], axis=-1).min()),
-            "rate_wpm": prosody["rate"], "pitch": prosody["pitch"],
-        })
+        rows.append(
+            {
+                "clip": name,
+                "emotion": int(gt["emotion"]),
+                "neutral": bool(gt["neutral"]),
+                "variant": gt["variant"],
+                "duration_s": float(gt["duration"]),
+                "frames": len(gt["times"]),
+                "phonemes": len(spoken),
+                "phonemes_per_s": len(spoken) / speech_s if speech_s > 0 else float("nan"),
+                "mouth_open_mean": float(opening.mean()),
+                "mouth_open_max": float(opening.max()),
+                "face_width_px": float(np.linalg.norm(pts[:, 16] - pts[:, 0], axis=-1).min()),
+                "rate_wpm": prosody["rate"],
+                "pitch": prosody["pitch"],
+            }
+        )
     return pd.DataFrame(rows)

@@ -5,17 +5,20 @@ CH-Unicamp names its clips ``Em<E>_Fala<S>[_Neutra]_<Speaker>.<ext>``: emotion n
 optional ``_Neutra`` for the neutral take of the same sentence, and the speaker's name. Any other
 video in a folder is read too, with an unknown emotion.
 """
+
 from __future__ import annotations
 
 import csv
 import os
 import re
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Mapping, Union
 
 import pandas as pd
 import yaml
+
+from wav2kp import config, media
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".webm", ".flv", ".m4v")
 
@@ -27,7 +30,7 @@ CHU_PATTERN = re.compile(
     re.IGNORECASE,
 )
 
-EmotionsArg = Union[None, Mapping[int, str], str, os.PathLike]
+EmotionsArg = None | Mapping[int, str] | str | os.PathLike
 
 
 def emotion_table() -> pd.DataFrame:
@@ -81,8 +84,9 @@ def parse_name(path: str | os.PathLike) -> dict | None:
     }
 
 
-def discover(folder: str | os.PathLike, emotions: EmotionsArg = None,
-             recursive: bool = True) -> pd.DataFrame:
+def discover(
+    folder: str | os.PathLike, emotions: EmotionsArg = None, recursive: bool = True
+) -> pd.DataFrame:
     """Read a folder of talking-head videos into the clip table.
 
     Parameters
@@ -107,8 +111,6 @@ def discover(folder: str | os.PathLike, emotions: EmotionsArg = None,
         when the folder is missing or not a folder; ``ValueError`` when it holds no video.
     """
     if str(folder) == "bundled":
-        from wav2kp import config
-
         folder = config.raw_dir("bundled")
     root = Path(folder).expanduser()
     if not root.exists():
@@ -120,9 +122,11 @@ def discover(folder: str | os.PathLike, emotions: EmotionsArg = None,
         raise NotADirectoryError(f"Corpus path {root} is not a folder.")
     names = emotion_names(emotions)
     pattern = "**/*" if recursive else "*"
-    files = sorted(p for p in root.glob(pattern)
-                   if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-                   and not p.name.startswith("."))
+    files = sorted(
+        p
+        for p in root.glob(pattern)
+        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
+    )
     if not files:
         raise ValueError(
             f"No videos in {root} (looked for {', '.join(VIDEO_EXTENSIONS)}"
@@ -138,16 +142,29 @@ def discover(folder: str | os.PathLike, emotions: EmotionsArg = None,
             clip = f"{clip}_{path.suffix.lstrip('.').lower()}"
         seen[clip] = path
         if fields:
-            rows.append({
-                "clip": clip, "emotion": fields["emotion"],
-                "emotion_name": names.get(fields["emotion"], "unknown"),
-                "sentence": fields["sentence"], "neutral": fields["neutral"],
-                "speaker": fields["speaker"], "path": str(path.resolve()),
-            })
+            rows.append(
+                {
+                    "clip": clip,
+                    "emotion": fields["emotion"],
+                    "emotion_name": names.get(fields["emotion"], "unknown"),
+                    "sentence": fields["sentence"],
+                    "neutral": fields["neutral"],
+                    "speaker": fields["speaker"],
+                    "path": str(path.resolve()),
+                }
+            )
         else:
-            rows.append({"clip": clip, "emotion": None, "emotion_name": "unknown",
-                         "sentence": None, "neutral": False, "speaker": "unknown",
-                         "path": str(path.resolve())})
+            rows.append(
+                {
+                    "clip": clip,
+                    "emotion": None,
+                    "emotion_name": "unknown",
+                    "sentence": None,
+                    "neutral": False,
+                    "speaker": "unknown",
+                    "path": str(path.resolve()),
+                }
+            )
     table = pd.DataFrame(rows, columns=CLIP_COLUMNS)
     table["emotion"] = table["emotion"].astype("Int64")
     table["sentence"] = table["sentence"].astype("Int64")
@@ -159,7 +176,6 @@ def discover(folder: str | os.PathLike, emotions: EmotionsArg = None,
 def describe(clips: pd.DataFrame) -> pd.DataFrame:
     """What each clip's file holds (duration, frame rate, size, codecs, audio rate, channels),
     one row per clip; a file that cannot be read gets its error in ``problem``."""
-    from wav2kp import media
 
     rows = []
     for clip, path in zip(clips["clip"], clips["path"]):

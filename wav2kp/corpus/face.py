@@ -10,12 +10,13 @@ Three pieces, each a plain function of arrays:
    (f/v) dominate their own parameters so the lips really close.
 2. **Keypoints** (:class:`FaceModel`): the parameters, emotion offsets (brows, mouth corners, eye
    opening), blinks and small head motion move the photo's rest keypoints (from dlib).
-3. **Pixels**: :class:`wav2kp.render.PiecewiseAffineWarp` moves the photo to those keypoints,
-   and :func:`wav2kp.render.draw_mouth_interior` paints the open mouth dark with upper teeth.
+3. **Pixels**: :class:`wav2kp.draw.PiecewiseAffineWarp` moves the photo to those keypoints,
+   and :func:`wav2kp.draw.draw_mouth_interior` paints the open mouth dark with upper teeth.
 
 Displacements are in units of the inter-ocular distance (outer eye corners) in a face-aligned
 frame (x towards the subject's left eye, y down the face).
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wav2kp import shapes
-from wav2kp.render import PiecewiseAffineWarp, draw_mouth_interior, triangulate
+from wav2kp import face68, shapes
+from wav2kp.draw import PiecewiseAffineWarp, draw_mouth_interior, triangulate
 
 PARAMS = ("jaw", "spread", "round", "close", "labio")
 _P = {name: i for i, name in enumerate(PARAMS)}
@@ -64,17 +65,58 @@ for _v in ("a", "schwa", "E", "e", "i", "O", "o", "u"):
 for _v in ("dental", "sibilant", "velar", "palatal"):
     DOMINANCE[_v] = _DOM_CONS
 
-_VOWEL_CLASS = {"a": "a", "6": "schwa", "@": "schwa", "E": "E", "e": "e", "i": "i", "I": "i",
-                "O": "O", "o": "o", "u": "u", "U": "u", "y": "i", "&": "schwa", "A": "a", "V": "schwa",
-                "3": "schwa", "Y": "i", "Q": "O", "W": "O", "0": "O"}
-_CONS_CLASS = {"p": "bilabial", "b": "bilabial", "m": "bilabial",
-               "f": "labiodental", "v": "labiodental",
-               "t": "dental", "d": "dental", "n": "dental", "l": "dental", "r": "dental",
-               "s": "sibilant", "z": "sibilant",
-               "S": "postalveolar", "Z": "postalveolar",
-               "*": "dental", "R": "dental",
-               "k": "velar", "g": "velar", "x": "velar", "h": "velar", "Q": "velar",
-               "N": "velar", "L": "palatal", "J": "palatal", "c": "palatal", "j": "i", ";": "i", "w": "u"}
+_VOWEL_CLASS = {
+    "a": "a",
+    "6": "schwa",
+    "@": "schwa",
+    "E": "E",
+    "e": "e",
+    "i": "i",
+    "I": "i",
+    "O": "O",
+    "o": "o",
+    "u": "u",
+    "U": "u",
+    "y": "i",
+    "&": "schwa",
+    "A": "a",
+    "V": "schwa",
+    "3": "schwa",
+    "Y": "i",
+    "Q": "O",
+    "W": "O",
+    "0": "O",
+}
+_CONS_CLASS = {
+    "p": "bilabial",
+    "b": "bilabial",
+    "m": "bilabial",
+    "f": "labiodental",
+    "v": "labiodental",
+    "t": "dental",
+    "d": "dental",
+    "n": "dental",
+    "l": "dental",
+    "r": "dental",
+    "s": "sibilant",
+    "z": "sibilant",
+    "S": "postalveolar",
+    "Z": "postalveolar",
+    "*": "dental",
+    "R": "dental",
+    "k": "velar",
+    "g": "velar",
+    "x": "velar",
+    "h": "velar",
+    "Q": "velar",
+    "N": "velar",
+    "L": "palatal",
+    "J": "palatal",
+    "c": "palatal",
+    "j": "i",
+    ";": "i",
+    "w": "u",
+}
 
 
 def viseme_of(symbol: str) -> str:
@@ -99,9 +141,13 @@ def viseme_of(symbol: str) -> str:
     return "dental"
 
 
-def articulation(phonemes: list[tuple[float, float, str]], times: np.ndarray,
-                 anticipation: float = 1.6, lead_s: float = 0.06,
-                 release_s: float = 0.04) -> np.ndarray:
+def articulation(
+    phonemes: list[tuple[float, float, str]],
+    times: np.ndarray,
+    anticipation: float = 1.6,
+    lead_s: float = 0.06,
+    release_s: float = 0.04,
+) -> np.ndarray:
     """Articulatory parameters ``(T, 5)`` (:data:`PARAMS`) at ``times`` (seconds).
 
     ``phonemes`` are ``(start_s, end_s, symbol)``, pauses included (they are rest); time before
@@ -130,10 +176,10 @@ def articulation(phonemes: list[tuple[float, float, str]], times: np.ndarray,
         split.extend((edges[i], edges[i + 1], v) for i in range(n))
     centres = np.array([(a + b) / 2 for a, b, _ in split])
     durs = np.array([b - a for a, b, _ in split])
-    targets = np.array([VISEMES[v] for _, _, v in split])       # (K, 5)
-    strength = np.array([DOMINANCE[v] for _, _, v in split])   # (K, 5)
+    targets = np.array([VISEMES[v] for _, _, v in split])  # (K, 5)
+    strength = np.array([DOMINANCE[v] for _, _, v in split])  # (K, 5)
     tau = 0.025 + 0.5 * np.minimum(durs, 0.15)
-    dt = times[:, None] - centres[None, :]                     # (T, K)
+    dt = times[:, None] - centres[None, :]  # (T, K)
     scale = np.where(dt < 0, anticipation * tau[None, :], tau[None, :])
     dom = np.exp(-np.abs(dt) / scale)[:, :, None] * strength[None]  # (T, K, 5)
     out = (dom * targets[None]).sum(axis=1) / np.maximum(dom.sum(axis=1), 1e-12)
@@ -146,8 +192,9 @@ def articulation(phonemes: list[tuple[float, float, str]], times: np.ndarray,
     return out
 
 
-def _plateau(times: np.ndarray, start: float, end: float, lead: float,
-             release: float) -> np.ndarray:
+def _plateau(
+    times: np.ndarray, start: float, end: float, lead: float, release: float
+) -> np.ndarray:
     """1 on [start, end], raised-cosine ramps of ``lead`` s before and ``release`` s after."""
     up = np.clip((times - (start - lead)) / lead, 0.0, 1.0)
     down = np.clip(((end + release) - times) / release, 0.0, 1.0)
@@ -158,14 +205,27 @@ def _plateau(times: np.ndarray, start: float, end: float, lead: float,
 # ---------------------------------------------------------------------------------------------
 # Keypoints from parameters
 
-_JAW_WEIGHTS = {8: 1.0, 7: 0.95, 9: 0.95, 6: 0.85, 10: 0.85, 5: 0.65, 11: 0.65, 4: 0.4, 12: 0.4,
-                3: 0.2, 13: 0.2, 2: 0.05, 14: 0.05}
+_JAW_WEIGHTS = {
+    8: 1.0,
+    7: 0.95,
+    9: 0.95,
+    6: 0.85,
+    10: 0.85,
+    5: 0.65,
+    11: 0.65,
+    4: 0.4,
+    12: 0.4,
+    3: 0.2,
+    13: 0.2,
+    2: 0.05,
+    14: 0.05,
+}
 _LOWER_LIP = [55, 56, 57, 58, 59, 65, 66, 67]
 _CORNERS = [48, 54, 60, 64]
 _NEAR_CORNERS = [49, 53, 55, 59]
 _NEAR_INNER_CORNERS = [61, 63, 65, 67]
 _UPPER_LIDS = [37, 38, 43, 44]
-_LOWER_LIDS = [41, 40, 47, 46]   # below 37, 38, 43, 44 respectively
+_LOWER_LIDS = [41, 40, 47, 46]  # below 37, 38, 43, 44 respectively
 
 JAW_DROP = 0.30  # inter-ocular distances of chin / lower-lip travel at jaw = 1
 
@@ -174,14 +234,17 @@ JAW_DROP = 0.30  # inter-ocular distances of chin / lower-lip travel at jaw = 1
 class Expression:
     """Emotion offsets, each in -1..1 (see ``emotions.yaml``): 0 everywhere is neutral."""
 
-    smile: float = 0.0   # mouth corners up (+) or down (-)
-    brow: float = 0.0    # brows raised (+) or lowered and drawn together (-)
-    eyes: float = 0.0    # eyes widened (+) or narrowed (-)
+    smile: float = 0.0  # mouth corners up (+) or down (-)
+    brow: float = 0.0  # brows raised (+) or lowered and drawn together (-)
+    eyes: float = 0.0  # eyes widened (+) or narrowed (-)
 
 
-def local_displacement(params: np.ndarray, expression: Expression = Expression(),
-                       blink: np.ndarray | None = None,
-                       rest: np.ndarray | None = None) -> np.ndarray:
+def local_displacement(
+    params: np.ndarray,
+    expression: Expression = Expression(),
+    blink: np.ndarray | None = None,
+    rest: np.ndarray | None = None,
+) -> np.ndarray:
     """Keypoint displacements ``(T, 68, 2)`` in inter-ocular units, face-aligned frame.
 
     ``params`` is ``(T, 5)`` from :func:`articulation`; ``blink`` ``(T,)`` in 0..1 closes the
@@ -201,10 +264,10 @@ def local_displacement(params: np.ndarray, expression: Expression = Expression()
         d[:, i, 1] += lip_drop
     # The inner lips never cross: closure and lip-teeth contact only stop the lower lip's
     # drop (above) and thin the lips from outside (outer points move, inner ones stay).
-    d[:, [55, 56, 57, 58, 59], 1] -= 0.02 * labio[:, None]     # lower lip folds under the teeth
-    d[:, [50, 51, 52], 1] += 0.01 * close[:, None]             # lips pressed together
+    d[:, [55, 56, 57, 58, 59], 1] -= 0.02 * labio[:, None]  # lower lip folds under the teeth
+    d[:, [50, 51, 52], 1] += 0.01 * close[:, None]  # lips pressed together
     d[:, [56, 57, 58], 1] -= 0.01 * close[:, None]
-    d[:, [61, 62, 63], 1] -= 0.015 * rnd[:, None]              # rounded lips pout open
+    d[:, [61, 62, 63], 1] -= 0.015 * rnd[:, None]  # rounded lips pout open
     d[:, [50, 51, 52], 1] -= 0.02 * rnd[:, None]
     d[:, [56, 57, 58], 1] += 0.02 * rnd[:, None]
     # Corners: half the jaw drop, plus spread / rounding.
@@ -230,7 +293,7 @@ def local_displacement(params: np.ndarray, expression: Expression = Expression()
     d[:, _UPPER_LIDS, 1] -= 0.03 * ey
     d[:, _LOWER_LIDS, 1] += 0.008 * ey
     if blink is not None and rest is not None:
-        gap = rest[_LOWER_LIDS, 1] - rest[_UPPER_LIDS, 1]            # (4,)
+        gap = rest[_LOWER_LIDS, 1] - rest[_UPPER_LIDS, 1]  # (4,)
         cur = gap[None] - d[:, _UPPER_LIDS, 1] + d[:, _LOWER_LIDS, 1]
         d[:, _UPPER_LIDS, 1] += 0.92 * np.asarray(blink)[:, None] * cur
     return d
@@ -243,8 +306,13 @@ def mouth_scale(params: np.ndarray, expression: Expression = Expression()) -> np
     return 1.0 + 0.10 * params[:, 1] - 0.24 * params[:, 2] + 0.06 * max(expression.smile, 0.0)
 
 
-def blink_track(times: np.ndarray, rng: np.random.Generator, mean_interval: float = 3.2,
-                close_s: float = 0.07, open_s: float = 0.11) -> np.ndarray:
+def blink_track(
+    times: np.ndarray,
+    rng: np.random.Generator,
+    mean_interval: float = 3.2,
+    close_s: float = 0.07,
+    open_s: float = 0.11,
+) -> np.ndarray:
     """Blink closure ``(T,)`` in 0..1: blinks every ~``mean_interval`` s (at least 1.2 s apart)."""
     times = np.asarray(times, dtype=np.float64)
     out = np.zeros(len(times))
@@ -259,8 +327,9 @@ def blink_track(times: np.ndarray, rng: np.random.Generator, mean_interval: floa
     return out
 
 
-def smooth_noise(times: np.ndarray, rng: np.random.Generator, n: int,
-                 freqs: tuple[float, float] = (0.15, 0.9)) -> np.ndarray:
+def smooth_noise(
+    times: np.ndarray, rng: np.random.Generator, n: int, freqs: tuple[float, float] = (0.15, 0.9)
+) -> np.ndarray:
     """``n`` smooth random signals ``(T, n)`` in -1..1 (sums of a few slow sinusoids)."""
     times = np.asarray(times, dtype=np.float64)
     f = rng.uniform(*freqs, size=(n, 3))
@@ -274,8 +343,8 @@ def smooth_noise(times: np.ndarray, rng: np.random.Generator, n: int,
 class FaceTemplate:
     """A reference photo cropped and scaled to the video frame, with its dlib rest keypoints."""
 
-    image: np.ndarray        # uint8 (H, W, 3)
-    rest: np.ndarray         # float64 (68, 2) pixels
+    image: np.ndarray  # uint8 (H, W, 3)
+    rest: np.ndarray  # float64 (68, 2) pixels
     name: str
 
     @property
@@ -289,21 +358,22 @@ def _face_photo(name: str) -> np.ndarray:
         from matplotlib import cbook
 
         return np.asarray(mpimg.imread(cbook.get_sample_data("grace_hopper.jpg")))[..., :3]
-    raise ValueError(f"Unknown face photo {name!r}: the bundled corpus uses 'grace_hopper' "
-                     "(for any other photo, see render.FaceRenderer.from_file).")
+    raise ValueError(
+        f"Unknown face photo {name!r}: the bundled corpus uses 'grace_hopper' "
+        "(for any other photo, see render.FaceRenderer.from_file)."
+    )
 
 
 @functools.lru_cache(maxsize=4)
-def load_template(name: str = "grace_hopper", size: int = 384,
-                  face_fraction: float = 0.57) -> FaceTemplate:
+def load_template(
+    name: str = "grace_hopper", size: int = 384, face_fraction: float = 0.57
+) -> FaceTemplate:
     """Crop a bundled photo around its face so the jaw spans ``face_fraction`` of a ``size``
     px square frame, and detect its rest keypoints with dlib on the cropped image."""
     import cv2
 
-    from wav2kp import landmarks
-
     photo = _face_photo(name)
-    pts = landmarks.detect_68(photo)
+    pts = face68.detect_68(photo)
     if pts is None:
         raise RuntimeError(f"dlib found no face in the bundled photo {name!r}.")
     width = float(np.linalg.norm(pts[16] - pts[0]))
@@ -311,8 +381,9 @@ def load_template(name: str = "grace_hopper", size: int = 384,
     cx, cy = pts[:, 0].mean(), pts[:, 1].mean() - 0.08 * side
     scale = size / side
     m = np.array([[scale, 0, size / 2 - scale * cx], [0, scale, size / 2 - scale * cy]])
-    image = cv2.warpAffine(photo, m, (size, size), flags=cv2.INTER_CUBIC,
-                           borderMode=cv2.BORDER_REFLECT101)
+    image = cv2.warpAffine(
+        photo, m, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101
+    )
     rest = consensus_keypoints(image)
     if rest is None:
         raise RuntimeError(f"dlib lost the face after cropping the photo {name!r}.")
@@ -327,10 +398,8 @@ def consensus_keypoints(image: np.ndarray, n_jitter: int = 12, seed: int = 0) ->
     detector scales, shifted by up to 6 % and scaled by up to 10 %, is a rest shape that no
     particular extractor setting is biased towards.
     """
-    from wav2kp import landmarks
 
-    boxes = [faces[0][0] for faces in (landmarks.detect_faces(image, up) for up in (0, 1))
-             if faces]
+    boxes = [faces[0][0] for faces in (face68.detect_faces(image, up) for up in (0, 1)) if faces]
     if not boxes:
         return None
     rng = np.random.default_rng(seed)
@@ -341,8 +410,7 @@ def consensus_keypoints(image: np.ndarray, n_jitter: int = 12, seed: int = 0) ->
             half = width * (1 + rng.uniform(-0.1, 0.1)) / 2
             cx, cy = (left + right) / 2, (top + bottom) / 2
             cx, cy = cx + rng.uniform(-0.06, 0.06) * width, cy + rng.uniform(-0.06, 0.06) * width
-            preds.append(landmarks.predict_points(image, (cx - half, cy - half,
-                                                          cx + half, cy + half)))
+            preds.append(face68.predict_points(image, (cx - half, cy - half, cx + half, cy + half)))
     return np.mean(preds, axis=0, dtype=np.float64)
 
 
@@ -354,7 +422,7 @@ class FaceModel:
         rest = template.rest
         self.origin, self.ex, self.ey = (np.asarray(v) for v in shapes.face_frame(rest))
         self.iod = float(shapes.inter_ocular(rest))
-        self.rot = np.stack([self.ex, self.ey])                 # rows: face axes in pixels
+        self.rot = np.stack([self.ex, self.ey])  # rows: face axes in pixels
         self.rest_n = (rest - self.origin) @ self.rot.T / self.iod
         self.anchors_n = self._anchors()
         # Triangulate on a half-open, slightly spread mouth so no triangle flips between the
@@ -378,13 +446,18 @@ class FaceModel:
         w, h = self.template.size
         m = 0.25 * max(w, h)
         xs, ys = np.linspace(-m, w + m, 5), np.linspace(-m, h + m, 5)
-        border = np.array([(x, y) for x in xs for y in ys
-                           if x in (xs[0], xs[-1]) or y in (ys[0], ys[-1])])
+        border = np.array(
+            [(x, y) for x in xs for y in ys if x in (xs[0], xs[-1]) or y in (ys[0], ys[-1])]
+        )
         border_n = (border - self.origin) @ self.rot.T / self.iod
         return np.concatenate([ring, border_n])
 
-    def normalised_shape(self, params: np.ndarray, expression: Expression = Expression(),
-                         blink: np.ndarray | None = None) -> np.ndarray:
+    def normalised_shape(
+        self,
+        params: np.ndarray,
+        expression: Expression = Expression(),
+        blink: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Keypoints ``(T, 68, 2)`` in normalised face coordinates."""
         params = np.atleast_2d(params)
         pts = self.rest_n[None] + local_displacement(params, expression, blink, self.rest_n)
@@ -393,8 +466,9 @@ class FaceModel:
         pts[:, mouth, 0] = cx + (pts[:, mouth, 0] - cx) * mouth_scale(params, expression)[:, None]
         return pts
 
-    def head_transforms(self, times: np.ndarray, rng: np.random.Generator,
-                        amplitude: float = 1.0) -> np.ndarray:
+    def head_transforms(
+        self, times: np.ndarray, rng: np.random.Generator, amplitude: float = 1.0
+    ) -> np.ndarray:
         """Similarity transforms ``(T, 2, 3)`` in pixels: rotation within +-3 degrees (times
         ``amplitude`` <= 1), translation within +-3 % of the frame, scale within +-2 %."""
         n = smooth_noise(times, rng, 4)
@@ -409,9 +483,13 @@ class FaceModel:
         out[:, :, 2] = pivot - np.einsum("tij,j->ti", out[:, :, :2], pivot) + np.c_[tx, ty]
         return out
 
-    def keypoints(self, params: np.ndarray, head: np.ndarray,
-                  expression: Expression = Expression(),
-                  blink: np.ndarray | None = None) -> np.ndarray:
+    def keypoints(
+        self,
+        params: np.ndarray,
+        head: np.ndarray,
+        expression: Expression = Expression(),
+        blink: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Pixel keypoints ``(T, 68, 2)`` of the animated face (the ground truth)."""
         pts = self._to_px(self.normalised_shape(params, expression, blink))
         return np.einsum("tij,tkj->tki", head[:, :, :2], pts) + head[:, None, :, 2]

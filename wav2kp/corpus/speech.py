@@ -61,6 +61,7 @@ Timing
     before ``p t k``. At rate 160 with the ``f3`` variant a sentence of 8 words lasts
     2.1-3.5 s (median 2.8 s over 25 sentences).
 """
+
 from __future__ import annotations
 
 import _ctypes
@@ -96,25 +97,68 @@ VOICE = "pt-br"
 #: sentences; see the module docstring for what each looks like on the lips.
 PTBR_PHONEME_IPA: dict[str, str] = {
     # vowels
-    "a": "a", "&": "ɐ", "E": "ɛ", "e": "e", "i": "i", "y": "ɪ", "O": "ɔ", "o": "o", "u": "u",
-    "U": "ʊ", "@-": "ə",
+    "a": "a",
+    "&": "ɐ",
+    "E": "ɛ",
+    "e": "e",
+    "i": "i",
+    "y": "ɪ",
+    "O": "ɔ",
+    "o": "o",
+    "u": "u",
+    "U": "ʊ",
+    "@-": "ə",
     # nasal vowels
-    "&~": "ɐ̃", "o~": "õ", "u~": "ũ",
+    "&~": "ɐ̃",
+    "o~": "õ",
+    "u~": "ũ",
     # diphthongs
-    "aI": "aɪ", "aU": "aʊ", "eI": "eɪ", "eU": "eʊ", "EI": "ɛɪ", "EU": "ɛʊ", "iU": "iʊ",
-    "oI": "oɪ", "OI": "ɔɪ", "uI": "uɪ", "&U~": "ɐ̃ʊ̃",
+    "aI": "aɪ",
+    "aU": "aʊ",
+    "eI": "eɪ",
+    "eU": "eʊ",
+    "EI": "ɛɪ",
+    "EU": "ɛʊ",
+    "iU": "iʊ",
+    "oI": "oɪ",
+    "OI": "ɔɪ",
+    "uI": "uɪ",
+    "&U~": "ɐ̃ʊ̃",
     # glides
-    "j": "j", "w": "w", ";": "j",
+    "j": "j",
+    "w": "w",
+    ";": "j",
     # stops and affricates
-    "p": "p", "b": "b", "t": "t", "d": "d", "k": "k", "g": "ɡ", "tS": "tʃ", "dZ": "dʒ",
+    "p": "p",
+    "b": "b",
+    "t": "t",
+    "d": "d",
+    "k": "k",
+    "g": "ɡ",
+    "tS": "tʃ",
+    "dZ": "dʒ",
     # fricatives
-    "f": "f", "v": "v", "s": "s", "s#": "s", "z": "z", "S": "ʃ", "Z": "ʒ", "x": "x",
+    "f": "f",
+    "v": "v",
+    "s": "s",
+    "s#": "s",
+    "z": "z",
+    "S": "ʃ",
+    "Z": "ʒ",
+    "x": "x",
     # nasals
-    "m": "m", "n": "n", "n^": "ɲ", "N": "ŋ",
+    "m": "m",
+    "n": "n",
+    "n^": "ɲ",
+    "N": "ŋ",
     # liquids
-    "l": "l", "*": "ɾ", "r": "r", "R": "r",
+    "l": "l",
+    "*": "ɾ",
+    "r": "r",
+    "R": "r",
     # pauses
-    "_:": "", "_": "",
+    "_:": "",
+    "_": "",
 }
 PTBR_PHONEMES_SEEN: frozenset[str] = frozenset(PTBR_PHONEME_IPA)
 
@@ -151,11 +195,18 @@ class Prosody:
     volume: int = 100
 
     def __post_init__(self) -> None:
-        for name, low, high in (("rate", 80, 450), ("pitch", 0, 100), ("pitch_range", 0, 100),
-                                ("volume", 0, 200)):
+        for name, low, high in (
+            ("rate", 80, 450),
+            ("pitch", 0, 100),
+            ("pitch_range", 0, 100),
+            ("volume", 0, 200),
+        ):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) \
-                    or not low <= value <= high:
+            if (
+                not isinstance(value, (int, np.integer))
+                or isinstance(value, bool)
+                or not low <= value <= high
+            ):
                 raise ValueError(f"Prosody.{name}={value!r}: use an integer in {low}..{high}")
 
 
@@ -198,10 +249,14 @@ class Speech:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Speech):
             return NotImplemented
-        return (self.sample_rate == other.sample_rate and self.text == other.text
-                and self.voice == other.voice and self.phonemes == other.phonemes
-                and self.audio.dtype == other.audio.dtype
-                and np.array_equal(self.audio, other.audio))
+        return (
+            self.sample_rate == other.sample_rate
+            and self.text == other.text
+            and self.voice == other.voice
+            and self.phonemes == other.phonemes
+            and self.audio.dtype == other.audio.dtype
+            and np.array_equal(self.audio, other.audio)
+        )
 
 
 def is_pause(symbol: str) -> bool:
@@ -222,8 +277,10 @@ def _data_path() -> Path:
 def _variants() -> tuple[str, ...]:
     folder = _data_path() / "voices" / "!v"
     if not folder.is_dir():
-        raise RuntimeError(f"{folder}: espeak-ng voice variants folder missing; reinstall "
-                           "espeakng-loader (pip install --force-reinstall espeakng-loader)")
+        raise RuntimeError(
+            f"{folder}: espeak-ng voice variants folder missing; reinstall "
+            "espeakng-loader (pip install --force-reinstall espeakng-loader)"
+        )
     return tuple(sorted(p.name for p in folder.iterdir() if p.is_file()))
 
 
@@ -236,8 +293,9 @@ def available_variants() -> list[str]:
     return list(_variants())
 
 
-def synthesize(text: str, variant: str | None = "f3", prosody: Prosody = Prosody(),
-               voice: str = VOICE) -> Speech:
+def synthesize(
+    text: str, variant: str | None = "f3", prosody: Prosody = Prosody(), voice: str = VOICE
+) -> Speech:
     """Speak ``text`` with espeak-ng and return the audio and the phoneme timing.
 
     ``variant`` is one of ``available_variants()`` (``None`` for the plain voice); ``prosody``
@@ -252,8 +310,9 @@ def synthesize(text: str, variant: str | None = "f3", prosody: Prosody = Prosody
     if "\0" in text:
         raise ValueError("text contains a NUL character; remove it")
     if variant is not None and variant not in _variants():
-        raise ValueError(f"unknown espeak variant {variant!r}: use None or one of "
-                         f"{', '.join(_variants())}")
+        raise ValueError(
+            f"unknown espeak variant {variant!r}: use None or one of {', '.join(_variants())}"
+        )
     name = voice if variant is None else f"{voice}+{variant}"
     samples, events, sample_rate = _run_espeak(text, name, prosody)
 
@@ -269,34 +328,45 @@ def synthesize(text: str, variant: str | None = "f3", prosody: Prosody = Prosody
         marks = prefix.group(0) if prefix else ""
         stress = 2 if "'" in marks else 1 if "," in marks else 0
         starts.append(start)
-        symbols.append((raw[len(marks):], stress))
+        symbols.append((raw[len(marks) :], stress))
     ends = starts[1:] + [duration]
-    phonemes = [Phoneme(start, end, symbol, stress)
-                for start, end, (symbol, stress) in zip(starts, ends, symbols) if end > start]
+    phonemes = [
+        Phoneme(start, end, symbol, stress)
+        for start, end, (symbol, stress) in zip(starts, ends, symbols)
+        if end > start
+    ]
     if all(is_pause(p.symbol) for p in phonemes):
-        raise ValueError(f"text={text!r}: espeak found nothing to speak in it (only pauses); "
-                         "give words")
+        raise ValueError(
+            f"text={text!r}: espeak found nothing to speak in it (only pauses); give words"
+        )
     return Speech(audio=audio, sample_rate=sample_rate, phonemes=phonemes, text=text, voice=name)
 
 
 # --- libespeak-ng through ctypes ------------------------------------------------------------
 
+
 class _EventId(ctypes.Union):
-    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p),
-                ("string", ctypes.c_char * 8)]
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
 
 
 class _Event(ctypes.Structure):
     """``espeak_EVENT`` of speak_lib.h (40 bytes on 64-bit: the union is pointer-aligned)."""
 
-    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint),
-                ("text_position", ctypes.c_int), ("length", ctypes.c_int),
-                ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
-                ("user_data", ctypes.c_void_p), ("id", _EventId)]
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
 
 
-_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                                  ctypes.POINTER(_Event))
+_SynthCallback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
+)
 
 _LOCK = threading.Lock()
 _chunks: list[np.ndarray] = []
@@ -369,29 +439,46 @@ def _check(result: int, call: str) -> None:
         raise RuntimeError(f"{call} failed with {_ERRORS.get(result, 'error')} ({result})")
 
 
-def _run_espeak(text: str, voice_name: str, prosody: Prosody
-                ) -> tuple[np.ndarray, list[tuple[int, str]], int]:
+def _run_espeak(
+    text: str, voice_name: str, prosody: Prosody
+) -> tuple[np.ndarray, list[tuple[int, str]], int]:
     """int16 samples, phoneme events ``(audio_position ms, raw mnemonic)`` and the sample rate."""
     with _LOCK:
         lib = ctypes.CDLL(_library_path(), mode=ctypes.RTLD_LOCAL)
         initialised = False
         try:
-            lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p,
-                                              ctypes.c_int]
+            lib.espeak_Initialize.argtypes = [
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_int,
+            ]
             lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
             lib.espeak_SetSynthCallback.restype = None
             lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
             lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-            lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint,
-                                         ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
-                                         ctypes.c_void_p, ctypes.c_void_p]
+            lib.espeak_Synth.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_size_t,
+                ctypes.c_uint,
+                ctypes.c_int,
+                ctypes.c_uint,
+                ctypes.c_uint,
+                ctypes.c_void_p,
+                ctypes.c_void_p,
+            ]
             data = str(_data_path()).encode()
             sample_rate = lib.espeak_Initialize(
-                _AUDIO_OUTPUT_SYNCHRONOUS, 0, data,
-                _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT)
+                _AUDIO_OUTPUT_SYNCHRONOUS,
+                0,
+                data,
+                _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT,
+            )
             if sample_rate <= 0:
-                raise RuntimeError(f"espeak_Initialize failed ({sample_rate}) with data folder "
-                                   f"{data.decode()}; reinstall espeakng-loader")
+                raise RuntimeError(
+                    f"espeak_Initialize failed ({sample_rate}) with data folder "
+                    f"{data.decode()}; reinstall espeakng-loader"
+                )
             initialised = True
             lib.espeak_SetSynthCallback(_CALLBACK)
             if hasattr(lib, "espeak_ng_SetRandSeed"):  # breath noise of some variants
@@ -403,19 +490,28 @@ def _run_espeak(text: str, voice_name: str, prosody: Prosody
                 raise RuntimeError(
                     f"espeak_SetVoiceByName({voice_name!r}) failed with "
                     f"{_ERRORS.get(result, 'error')} ({result}); use a language voice such as "
-                    f"{VOICE!r} and a variant from available_variants()")
-            for parameter, value, name in ((_RATE, prosody.rate, "espeakRATE"),
-                                           (_VOLUME, prosody.volume, "espeakVOLUME"),
-                                           (_PITCH, prosody.pitch, "espeakPITCH"),
-                                           (_RANGE, prosody.pitch_range, "espeakRANGE")):
-                _check(lib.espeak_SetParameter(parameter, int(value), 0),
-                       f"espeak_SetParameter({name}, {value})")
+                    f"{VOICE!r} and a variant from available_variants()"
+                )
+            for parameter, value, name in (
+                (_RATE, prosody.rate, "espeakRATE"),
+                (_VOLUME, prosody.volume, "espeakVOLUME"),
+                (_PITCH, prosody.pitch, "espeakPITCH"),
+                (_RANGE, prosody.pitch_range, "espeakRANGE"),
+            ):
+                _check(
+                    lib.espeak_SetParameter(parameter, int(value), 0),
+                    f"espeak_SetParameter({name}, {value})",
+                )
             _chunks.clear()
             _events.clear()
             _callback_error.clear()
             encoded = text.encode("utf-8") + b"\0"
-            _check(lib.espeak_Synth(encoded, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8,
-                                    None, None), "espeak_Synth")
+            _check(
+                lib.espeak_Synth(
+                    encoded, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+                ),
+                "espeak_Synth",
+            )
             _check(lib.espeak_Synchronize(), "espeak_Synchronize")
             if _callback_error:
                 raise RuntimeError("espeak synth callback failed") from _callback_error[0]

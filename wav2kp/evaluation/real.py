@@ -1,8 +1,8 @@
 """Do the keypoints follow real people? Scores that do not depend on whose face it is.
 
 For every talking-head video of a folder: keypoints are extracted with our extractor
-(:func:`wav2kp.landmarks.extract`), every model predicts from the video's own audio
-(:class:`wav2kp.inference.Predictor`, exactly what ``wav2kp predict`` does), and the two are
+(:func:`wav2kp.extraction.landmarks.extract`), every model predicts from the video's own audio
+(:class:`wav2kp.training.inference.Predictor`, exactly what ``wav2kp predict`` does), and the two are
 compared where identity does not matter:
 
 - ``mouth_corr``: Pearson correlation of the mouth opening (inner-lip gap / inter-ocular
@@ -18,6 +18,7 @@ correlation with the audio's RMS envelope) and rests in silences (``silence_open
 ``speech_open``: mean opening, % of IOD, in silent and in speech frames; ``silence_closed``:
 the fraction of silent frames whose opening is within 2 % IOD of the model's rest).
 """
+
 from __future__ import annotations
 
 import math
@@ -26,7 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from wav2kp import config, features as feats, metrics
+from wav2kp import config, media, metrics
+from wav2kp import corpus as corpora
+from wav2kp.extraction import landmarks
+from wav2kp.features import acoustic as feats
+from wav2kp.training import inference
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac"}
 REAL_METRICS = ("mouth_corr", "offset_ms", "area_corr")
@@ -35,7 +40,6 @@ REAL_METRICS = ("mouth_corr", "offset_ms", "area_corr")
 def _predict_at(predictor, audio: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Normalised keypoints ``(T, 68, 2)`` at the given frame times (a recording shorter than
     the model's context goes through :meth:`Predictor.predict_audio`, which pads it)."""
-    from wav2kp import inference
 
     past, future = predictor.context_s
     if len(audio) / inference.RATE < past + future + predictor.fs.mfcc.fft_size / inference.RATE:
@@ -45,8 +49,14 @@ def _predict_at(predictor, audio: np.ndarray, times: np.ndarray) -> np.ndarray:
     return feats.align_to_times(pts, t, times)
 
 
-def score_video(predictor, audio: np.ndarray, points: np.ndarray, found: np.ndarray,
-                times: np.ndarray, fps: float) -> dict:
+def score_video(
+    predictor,
+    audio: np.ndarray,
+    points: np.ndarray,
+    found: np.ndarray,
+    times: np.ndarray,
+    fps: float,
+) -> dict:
     """Identity-free scores of one model on one video (see the module docstring)."""
     pred = _predict_at(predictor, audio, times)
     ok = np.asarray(found, bool) & np.isfinite(points).all(axis=(1, 2))
@@ -54,16 +64,23 @@ def score_video(predictor, audio: np.ndarray, points: np.ndarray, found: np.ndar
     offset, _ = metrics.lipsync_offset(open_pred, open_real, fps, masks=ok)
     area_real = metrics.mouth_area_series(np.where(ok[:, None, None], points, np.nan))
     area_pred = metrics.mouth_area_series(pred)
-    return {"mouth_corr": metrics.pearson(open_pred, open_real, ok), "offset_ms": offset,
-            "area_corr": metrics.pearson(area_pred, area_real, ok),
-            "frames": int(len(times)), "scored": int(ok.sum()),
-            "pred_open_sd": float(np.nanstd(open_pred[ok])) * 100,
-            "real_open_sd": float(np.nanstd(open_real[ok])) * 100,
-            "_open_pred": open_pred, "_open_real": open_real, "_mask": ok}
+    return {
+        "mouth_corr": metrics.pearson(open_pred, open_real, ok),
+        "offset_ms": offset,
+        "area_corr": metrics.pearson(area_pred, area_real, ok),
+        "frames": int(len(times)),
+        "scored": int(ok.sum()),
+        "pred_open_sd": float(np.nanstd(open_pred[ok])) * 100,
+        "real_open_sd": float(np.nanstd(open_real[ok])) * 100,
+        "_open_pred": open_pred,
+        "_open_real": open_real,
+        "_mask": ok,
+    }
 
 
-def envelope(audio: np.ndarray, times: np.ndarray, rate: int = 16000,
-             window_s: float = 0.04) -> np.ndarray:
+def envelope(
+    audio: np.ndarray, times: np.ndarray, rate: int = 16000, window_s: float = 0.04
+) -> np.ndarray:
     """RMS of the audio in a ``window_s`` window centred on each time."""
     x = np.asarray(audio, dtype=np.float64)
     half = int(window_s * rate / 2)
@@ -75,7 +92,6 @@ def envelope(audio: np.ndarray, times: np.ndarray, rate: int = 16000,
 
 def score_speech_only(predictor, audio: np.ndarray, fps: float = 30000 / 1001) -> dict:
     """Checks for a recording without video (see the module docstring)."""
-    from wav2kp import inference
 
     pred = predictor.predict_audio(audio, fps=fps)
     times = pred.times
@@ -84,34 +100,37 @@ def score_speech_only(predictor, audio: np.ndarray, fps: float = 30000 / 1001) -
     rest = float(metrics.opening(predictor.rest()[None])[0])
     env = envelope(audio, times)
     speech = ~silent
-    return {"envelope_corr": metrics.pearson(open_pred, env),
-            "silence_open": float(open_pred[silent].mean() * 100) if silent.any() else math.nan,
-            "speech_open": float(open_pred[speech].mean() * 100) if speech.any() else math.nan,
-            "silence_closed": float(np.mean(open_pred[silent] <= rest + 0.02))
-            if silent.any() else math.nan,
-            "rest_open": rest * 100, "frames": int(len(times)),
-            "silent_frames": int(silent.sum())}
+    return {
+        "envelope_corr": metrics.pearson(open_pred, env),
+        "silence_open": float(open_pred[silent].mean() * 100) if silent.any() else math.nan,
+        "speech_open": float(open_pred[speech].mean() * 100) if speech.any() else math.nan,
+        "silence_closed": float(np.mean(open_pred[silent] <= rest + 0.02))
+        if silent.any()
+        else math.nan,
+        "rest_open": rest * 100,
+        "frames": int(len(times)),
+        "silent_frames": int(silent.sum()),
+    }
 
 
 def _files(folder: Path) -> tuple[pd.DataFrame, list[Path]]:
-    from wav2kp import corpus as corpora
 
     try:
         videos = corpora.discover(folder)
-    except ValueError:                 # no video in the folder
+    except ValueError:  # no video in the folder
         videos = pd.DataFrame(columns=["clip", "path"])
     audio = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
     return videos, audio
 
 
-def evaluate_real(folder: str | Path, runs: dict[str, str | Path], n_jobs: int = -1,
-                  progress: bool = False) -> dict:
+def evaluate_real(
+    folder: str | Path, runs: dict[str, str | Path], n_jobs: int = -1, progress: bool = False
+) -> dict:
     """Score every model of ``runs`` (``{label: run dir}``) on the videos and audio files of
     ``folder``. Returns ``{"videos": per (file, model) DataFrame, "speech": per (file, model)
     DataFrame for audio-only files, "failures": DataFrame, "series": {(file, model): (times,
     predicted opening, real opening, mask)}}``. A file that cannot be read is a failure row;
     the others go on."""
-    from wav2kp import inference, landmarks, media
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -133,14 +152,29 @@ def evaluate_real(folder: str | Path, runs: dict[str, str | Path], n_jobs: int =
             audio, rate = media.read_wav(wav)
             for label, p in predictors.items():
                 try:
-                    s = score_video(p, audio, np.asarray(lm.points, np.float64), lm.found,
-                                    np.asarray(lm.times), float(lm.fps))
+                    s = score_video(
+                        p,
+                        audio,
+                        np.asarray(lm.points, np.float64),
+                        lm.found,
+                        np.asarray(lm.times),
+                        float(lm.fps),
+                    )
                 except Exception as err:  # noqa: BLE001 - one bad file never spoils the rest
-                    failures.append({"file": Path(path).name, "model": label,
-                                     "error": f"{type(err).__name__}: {err}"})
+                    failures.append(
+                        {
+                            "file": Path(path).name,
+                            "model": label,
+                            "error": f"{type(err).__name__}: {err}",
+                        }
+                    )
                     continue
-                series[(Path(path).name, label)] = (np.asarray(lm.times), s.pop("_open_pred"),
-                                                    s.pop("_open_real"), s.pop("_mask"))
+                series[(Path(path).name, label)] = (
+                    np.asarray(lm.times),
+                    s.pop("_open_pred"),
+                    s.pop("_open_real"),
+                    s.pop("_mask"),
+                )
                 rows.append({"file": Path(path).name, "model": label, **s})
     for path in audio_files:
         try:
@@ -149,11 +183,13 @@ def evaluate_real(folder: str | Path, runs: dict[str, str | Path], n_jobs: int =
             failures.append({"file": path.name, "model": "*", "error": str(err)})
             continue
         for label, p in predictors.items():
-            speech_rows.append({"file": path.name, "model": label,
-                                **score_speech_only(p, audio)})
-    return {"videos": pd.DataFrame(rows), "speech": pd.DataFrame(speech_rows),
-            "failures": pd.DataFrame(failures, columns=["file", "model", "error"]),
-            "series": series}
+            speech_rows.append({"file": path.name, "model": label, **score_speech_only(p, audio)})
+    return {
+        "videos": pd.DataFrame(rows),
+        "speech": pd.DataFrame(speech_rows),
+        "failures": pd.DataFrame(failures, columns=["file", "model", "error"]),
+        "series": series,
+    }
 
 
 def summary(videos: pd.DataFrame) -> pd.DataFrame:

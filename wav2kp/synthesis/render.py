@@ -1,11 +1,8 @@
-"""Rendering keypoints: the face warp, keypoint sketches, vid2vid edge maps and export.
+"""Rendering keypoints: the animated face, keypoint sketches, vid2vid edge maps and export.
 
-- :class:`PiecewiseAffineWarp` moves a reference photo so that its keypoints land on new
-  positions: the plane is cut into triangles over the control points, and every output pixel is
-  mapped back into the photo by the affine map of the triangle it falls in (one ``cv2.remap``
-  per frame); :func:`draw_mouth_interior` paints the open mouth.
 - :class:`FaceRenderer` animates any face photo (or the bundled corpus face) with 68 keypoints,
-  and :meth:`FaceRenderer.retarget` puts motion given in inter-ocular units onto it::
+  and :meth:`FaceRenderer.retarget` puts motion given in inter-ocular units onto it (the warp
+  itself is :class:`wav2kp.draw.PiecewiseAffineWarp`)::
 
       r = FaceRenderer.from_file("me.jpg", size=256)
       r.render_video("me.mp4", r.retarget(displacements), audio=wav, audio_rate=16000)
@@ -15,6 +12,7 @@
 
 Keypoints are ``(68, 2)`` pixels (dlib layout), pixel centres at integers.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,125 +24,22 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy.spatial import Delaunay
 
 from wav2kp import media, shapes
-
-_SHIFT = 4  # sub-pixel bits for OpenCV polygon filling
-_ONE = 1 << _SHIFT
-
-
-def _fixed(points: np.ndarray) -> np.ndarray:
-    return np.round(np.asarray(points, dtype=np.float64) * _ONE).astype(np.int32)
-
-
-def triangulate(points: np.ndarray) -> np.ndarray:
-    """Delaunay triangles ``(M, 3)`` (indices into ``points``) of control points ``(N, 2)``."""
-    return Delaunay(np.asarray(points, dtype=np.float64)).simplices.astype(np.int32)
-
-
-def affine_maps(dst: np.ndarray, src: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Per-triangle affine maps ``(M, 2, 3)`` taking ``dst`` triangle coordinates to ``src``.
-
-    Degenerate destination triangles (which cover no pixel) get a least-squares map.
-    """
-    d = np.concatenate([dst[triangles], np.ones((len(triangles), 3, 1))], axis=2)  # (M,3,3)
-    s = src[triangles]                                                              # (M,3,2)
-    return np.transpose(np.linalg.pinv(d) @ s, (0, 2, 1))
-
-
-class PiecewiseAffineWarp:
-    """Warp ``image`` so that control points ``src_points`` move to new positions.
-
-    Parameters
-    ----------
-    image: uint8 ``(H, W, 3)`` reference image.
-    src_points: ``(N, 2)`` control points in ``image``'s pixels (keypoints plus any anchors).
-    triangles: ``(M, 3)`` triangulation to use; by default Delaunay on ``src_points``. Pass a
-        triangulation computed on a shape where no triangle flips under the motions you expect.
-    """
-
-    def __init__(self, image: np.ndarray, src_points: np.ndarray,
-                 triangles: np.ndarray | None = None) -> None:
-        self.image = np.ascontiguousarray(image)
-        self.src = np.asarray(src_points, dtype=np.float64)
-        self.triangles = triangulate(self.src) if triangles is None else np.asarray(triangles)
-        self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-
-    def _grid(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        if size not in self._cache:
-            w, h = size
-            self._cache[size] = np.meshgrid(np.arange(w, dtype=np.float32),
-                                            np.arange(h, dtype=np.float32))
-        return self._cache[size]
-
-    def maps(self, dst_points: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """``cv2.remap`` maps (float32 ``(h, w)`` each) for output ``size`` = (w, h)."""
-        dst = np.asarray(dst_points, dtype=np.float64)
-        w, h = size
-        mats = affine_maps(dst, self.src, self.triangles)
-        # Uncovered pixels (outside every triangle) use the global least-squares affine map.
-        glob = np.linalg.lstsq(np.c_[dst, np.ones(len(dst))], self.src, rcond=None)[0].T
-        mats = np.concatenate([mats, glob[None]], axis=0).astype(np.float32)
-        ids = np.full((h, w), len(self.triangles), dtype=np.int32)
-        fixed = _fixed(dst)
-        for k, tri in enumerate(self.triangles):
-            cv2.fillConvexPoly(ids, fixed[tri], int(k), lineType=cv2.LINE_8, shift=_SHIFT)
-        gx, gy = self._grid(size)
-        m = mats[ids]                                                  # (h, w, 2, 3)
-        map_x = m[..., 0, 0] * gx + m[..., 0, 1] * gy + m[..., 0, 2]
-        map_y = m[..., 1, 0] * gx + m[..., 1, 1] * gy + m[..., 1, 2]
-        return map_x, map_y
-
-    def __call__(self, dst_points: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
-        """The warped image, uint8 ``(h, w, 3)``; ``size`` (w, h) defaults to the input's."""
-        if size is None:
-            size = (self.image.shape[1], self.image.shape[0])
-        map_x, map_y = self.maps(dst_points, size)
-        return cv2.remap(self.image, map_x, map_y, interpolation=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REFLECT101)
-
-
-MOUTH_COLOUR = (70, 24, 30)     # RGB: dark mouth cavity
-TEETH_COLOUR = (222, 214, 200)  # RGB
-
-
-def draw_mouth_interior(image: np.ndarray, points: np.ndarray,
-                        teeth_fraction: float = 0.35) -> np.ndarray:
-    """Paint the inside of the inner-lip polygon (points 60..67) of ``points`` ``(68, 2)`` as an
-    open mouth: a dark cavity with a band of upper teeth below the upper lip. In place; returns
-    ``image``. ``teeth_fraction`` is the visible tooth height as a fraction of the opening."""
-    inner = np.asarray(points, dtype=np.float64)[60:68]
-    gap = np.linalg.norm(inner[[7, 6, 5]] - inner[[1, 2, 3]], axis=1).mean()
-    if gap < 0.75:  # closed: nothing visible between the lips
-        return image
-    x0, y0 = np.floor(inner.min(axis=0)).astype(int) - 2
-    x1, y1 = np.ceil(inner.max(axis=0)).astype(int) + 3
-    h, w = image.shape[:2]
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
-    if x1 <= x0 or y1 <= y0:
-        return image
-    off = np.array([x0, y0])
-    patch = image[y0:y1, x0:x1]
-    mouth = np.zeros(patch.shape[:2], np.uint8)
-    cv2.fillPoly(mouth, [_fixed(inner - off)], 255, lineType=cv2.LINE_AA, shift=_SHIFT)
-    upper = inner[[0, 1, 2, 3, 4]] - off
-    tooth = min(teeth_fraction * gap, 0.12 * (inner[4, 0] - inner[0, 0]))
-    band = np.concatenate([upper, upper[::-1] + [0.0, tooth]])
-    teeth = np.zeros_like(mouth)
-    cv2.fillPoly(teeth, [_fixed(band)], 255, lineType=cv2.LINE_AA, shift=_SHIFT)
-    teeth = ((teeth.astype(np.uint16) * mouth) // 255).astype(np.float32)[..., None] / 255
-    cav = mouth.astype(np.float32)[..., None] / 255
-    out = patch.astype(np.float32)
-    out = out * (1 - cav) + np.array(MOUTH_COLOUR, np.float32) * cav
-    out = out * (1 - teeth) + np.array(TEETH_COLOUR, np.float32) * teeth
-    patch[...] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
-    return image
-
+from wav2kp.corpus import face
+from wav2kp.draw import (  # noqa: F401  (the warp and the mouth are part of this module's API)
+    MOUTH_COLOUR,
+    TEETH_COLOUR,
+    PiecewiseAffineWarp,
+    draw_keypoints,
+    draw_mouth_interior,
+    triangulate,
+)
 
 # --------------------------------------------------------------------------------------------
 # Keypoint drawings: the sketch and vid2vid-style edge maps
 # --------------------------------------------------------------------------------------------
+
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     w, h = (int(v) for v in size)
@@ -160,23 +55,31 @@ def _check_points(points: np.ndarray) -> np.ndarray:
     return pts
 
 
-def sketch_frame(points: np.ndarray, size: tuple[int, int],
-                 background: tuple[int, int, int] = (255, 255, 255),
-                 colour: tuple[int, int, int] = (0, 0, 0), thickness: int = 2,
-                 point_radius: float = 2) -> np.ndarray:
+def sketch_frame(
+    points: np.ndarray,
+    size: tuple[int, int],
+    background: tuple[int, int, int] = (255, 255, 255),
+    colour: tuple[int, int, int] = (0, 0, 0),
+    thickness: int = 2,
+    point_radius: float = 2,
+) -> np.ndarray:
     """The keypoint sketch: face-part polylines (:data:`wav2kp.shapes.POLYLINES`, closed parts
     closed) and point discs, anti-aliased and sub-pixel, on a plain ``background``.
 
     ``points`` ``(68, 2)`` pixels; ``size`` ``(w, h)``. Points with a NaN are left out with the
     lines that touch them (an all-NaN face gives a blank frame). Returns uint8 RGB ``(h, w, 3)``.
     """
-    from wav2kp.viewer import draw_keypoints
-
     w, h = _check_size(size)
     canvas = np.empty((h, w, 3), np.uint8)
     canvas[...] = np.asarray(background, dtype=np.uint8)
-    return draw_keypoints(canvas, _check_points(points), colour=colour, radius=point_radius,
-                          thickness=thickness, lines=thickness > 0)
+    return draw_keypoints(
+        canvas,
+        _check_points(points),
+        colour=colour,
+        radius=point_radius,
+        thickness=thickness,
+        lines=thickness > 0,
+    )
 
 
 #: The curves of :func:`edge_map`, as arcs of keypoint indices: each arc is one smooth curve
@@ -184,14 +87,21 @@ def sketch_frame(points: np.ndarray, size: tuple[int, int],
 #: lips are two arcs (upper, lower) meeting at the corners, so each is a closed curve with sharp
 #: corners, and the lower nose is joined to the nose tip (30) at both ends by straight lines.
 EDGE_ARCS: list[tuple[int, ...]] = [
-    tuple(range(0, 17)),                                         # jaw
-    tuple(range(17, 22)), tuple(range(22, 27)),                  # brows
-    tuple(range(27, 31)),                                        # nose bridge
-    (30, 31), tuple(range(31, 36)), (35, 30),                    # lower nose, joined to the tip
-    (36, 37, 38, 39), (39, 40, 41, 36),                          # right eye
-    (42, 43, 44, 45), (45, 46, 47, 42),                          # left eye
-    tuple(range(48, 55)), (54, 55, 56, 57, 58, 59, 48),          # outer lip
-    tuple(range(60, 65)), (64, 65, 66, 67, 60),                  # inner lip
+    tuple(range(0, 17)),  # jaw
+    tuple(range(17, 22)),
+    tuple(range(22, 27)),  # brows
+    tuple(range(27, 31)),  # nose bridge
+    (30, 31),
+    tuple(range(31, 36)),
+    (35, 30),  # lower nose, joined to the tip
+    (36, 37, 38, 39),
+    (39, 40, 41, 36),  # right eye
+    (42, 43, 44, 45),
+    (45, 46, 47, 42),  # left eye
+    tuple(range(48, 55)),
+    (54, 55, 56, 57, 58, 59, 48),  # outer lip
+    tuple(range(60, 65)),
+    (64, 65, 66, 67, 60),  # inner lip
 ]
 
 
@@ -210,7 +120,7 @@ def catmull_rom(points: np.ndarray, step: float = 1.0) -> np.ndarray:
         n = max(2, int(np.ceil(2 * np.linalg.norm(p[1] - p[0]) / step)) + 1)
         return p[0] + np.linspace(0.0, 1.0, n)[:, None] * (p[1] - p[0])
     ext = np.concatenate([2 * p[:1] - p[1:2], p, 2 * p[-1:] - p[-2:-1]])
-    p0, p1, p2, p3 = ext[:-3], ext[1:-2], ext[2:-1], ext[3:]          # (S, 2) each
+    p0, p1, p2, p3 = ext[:-3], ext[1:-2], ext[2:-1], ext[3:]  # (S, 2) each
     eps = 1e-6
     d01 = np.sqrt(np.linalg.norm(p1 - p0, axis=1)) + eps
     d12 = np.sqrt(np.linalg.norm(p2 - p1, axis=1)) + eps
@@ -222,7 +132,7 @@ def catmull_rom(points: np.ndarray, step: float = 1.0) -> np.ndarray:
     # twice the chord length in samples: the centripetal speed varies along a segment
     n = max(2, int(np.ceil(2 * np.linalg.norm(p2 - p1, axis=1).max() / step)) + 1)
     u = np.linspace(0.0, 1.0, n)
-    t = t1[:, None] + (t2 - t1)[:, None] * u[None]                     # (S, n)
+    t = t1[:, None] + (t2 - t1)[:, None] * u[None]  # (S, n)
 
     def lerp(a: np.ndarray, b: np.ndarray, ta: np.ndarray, tb: np.ndarray) -> np.ndarray:
         wa = ((tb[:, None] - t) / (tb - ta)[:, None])[..., None]
@@ -234,7 +144,7 @@ def catmull_rom(points: np.ndarray, step: float = 1.0) -> np.ndarray:
     wb = ((t3[:, None] - t) / (t3 - t1)[:, None])[..., None]
     b2 = wb * a2 + (1 - wb) * a3
     c = ((t2[:, None] - t) / (t2 - t1)[:, None])[..., None]
-    curve = c * b1 + (1 - c) * b2                                      # (S, n, 2)
+    curve = c * b1 + (1 - c) * b2  # (S, n, 2)
     return np.concatenate([curve[:, :-1].reshape(-1, 2), p[-1:]])
 
 
@@ -247,8 +157,8 @@ def _thin_pixels(curve: np.ndarray) -> np.ndarray:
         pix = pix[np.r_[True, np.any(pix[1:] != pix[:-1], axis=1)]]
         if len(pix) < 3:
             return pix
-        skip = np.abs(pix[2:] - pix[:-2]).max(axis=1) <= 1     # pixel i + 1 is redundant
-        first = skip & ~np.r_[False, skip[:-1]]                 # one per run, so no gap opens
+        skip = np.abs(pix[2:] - pix[:-2]).max(axis=1) <= 1  # pixel i + 1 is redundant
+        first = skip & ~np.r_[False, skip[:-1]]  # one per run, so no gap opens
         if not first.any():
             return pix
         pix = np.delete(pix, np.flatnonzero(first) + 1, axis=0)
@@ -283,11 +193,13 @@ def edge_map(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 #: vid2vid's face test command (README "Faces", ``scripts/face/test_512.sh``).
-VID2VID_TEST = ("python test.py --name edge2face_512 --dataroot {root} --dataset_mode face "
-                "--input_nc 15 --loadSize 512 --use_single_G")
+VID2VID_TEST = (
+    "python test.py --name edge2face_512 --dataroot {root} --dataset_mode face "
+    "--input_nc 15 --loadSize 512 --use_single_G"
+)
 
 _VID2VID_README = """\
-vid2vid face test input, written by wav2kp.render.export_vid2vid
+vid2vid face test input, written by wav2kp.synthesis.render.export_vid2vid
 ==================================================================
 
 Layout (what NVIDIA vid2vid's data/face_dataset.py reads for --phase test):
@@ -315,8 +227,13 @@ numpy >= 1.18 rejects the float sample count in vid2vid's data/keypoint2img.py
 """
 
 
-def export_vid2vid(out_dir: str | os.PathLike, points_seq: np.ndarray, size: tuple[int, int],
-                   frames: Iterable[np.ndarray] | None = None, name: str = "seq0000") -> Path:
+def export_vid2vid(
+    out_dir: str | os.PathLike,
+    points_seq: np.ndarray,
+    size: tuple[int, int],
+    frames: Iterable[np.ndarray] | None = None,
+    name: str = "seq0000",
+) -> Path:
     """Write keypoints ``(T, 68, 2)`` (pixels of a ``size`` = ``(w, h)`` frame) as the test
     input of NVIDIA vid2vid's face model; returns ``out_dir``.
 
@@ -337,15 +254,20 @@ def export_vid2vid(out_dir: str | os.PathLike, points_seq: np.ndarray, size: tup
         raise ValueError(f"{out}: points_seq must be (T, 68, 2) with T >= 1, got {pts.shape}.")
     bad = np.flatnonzero(~np.isfinite(pts).all(axis=(1, 2)))
     if len(bad):
-        raise ValueError(f"{out}: {len(bad)} frame(s) have NaN keypoints (first: frame "
-                         f"{bad[0]}); vid2vid needs a face in every frame: interpolate or drop "
-                         "them first.")
+        raise ValueError(
+            f"{out}: {len(bad)} frame(s) have NaN keypoints (first: frame "
+            f"{bad[0]}); vid2vid needs a face in every frame: interpolate or drop "
+            "them first."
+        )
     if not name or name in (".", "..") or "/" in name or os.sep in name:
         raise ValueError(f"{out}: sequence name {name!r} must be a plain folder name.")
-    if out.exists() and not (out.is_dir() and (not any(out.iterdir())
-                                               or (out / "test_keypoints").is_dir())):
-        raise ValueError(f"{out}: exists and is not a vid2vid export (no test_keypoints folder); "
-                         "refusing to replace it. Choose another out_dir or remove it.")
+    if out.exists() and not (
+        out.is_dir() and (not any(out.iterdir()) or (out / "test_keypoints").is_dir())
+    ):
+        raise ValueError(
+            f"{out}: exists and is not a vid2vid export (no test_keypoints folder); "
+            "refusing to replace it. Choose another out_dir or remove it."
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     old = None
@@ -356,36 +278,56 @@ def export_vid2vid(out_dir: str | os.PathLike, points_seq: np.ndarray, size: tup
         images = iter(frames) if frames is not None else None
         for k, p in enumerate(pts):
             stem = f"{k:05d}"
-            np.savetxt(dirs["keypoints"] / f"{stem}.txt", np.rint(p).astype(np.int64),
-                       fmt="%d", delimiter=",")
+            np.savetxt(
+                dirs["keypoints"] / f"{stem}.txt",
+                np.rint(p).astype(np.int64),
+                fmt="%d",
+                delimiter=",",
+            )
             _imwrite(dirs["edges"] / f"{stem}.png", edge_map(p, (w, h)))
             if images is None:
                 img = sketch_frame(p, (w, h))
             else:
                 img = next(images, None)
                 if img is None:
-                    raise ValueError(f"{out}: frames ran out at frame {k}; {len(pts)} are "
-                                     "needed, one per keypoint frame.")
+                    raise ValueError(
+                        f"{out}: frames ran out at frame {k}; {len(pts)} are "
+                        "needed, one per keypoint frame."
+                    )
                 img = np.asarray(img)
                 if img.shape != (h, w, 3) or img.dtype != np.uint8:
-                    raise ValueError(f"{out}: frame {k} is {img.dtype} {img.shape}, expected "
-                                     f"uint8 {(h, w, 3)} (RGB of the keypoints' {w}x{h} frame).")
-            _imwrite(dirs["img"] / f"{stem}.jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
-                     [cv2.IMWRITE_JPEG_QUALITY, 95])
+                    raise ValueError(
+                        f"{out}: frame {k} is {img.dtype} {img.shape}, expected "
+                        f"uint8 {(h, w, 3)} (RGB of the keypoints' {w}x{h} frame)."
+                    )
+            _imwrite(
+                dirs["img"] / f"{stem}.jpg",
+                cv2.cvtColor(img, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 95],
+            )
         if images is not None and next(images, None) is not None:
             raise ValueError(f"{out}: more frames than keypoint frames ({len(pts)}).")
-        (tmp / "README.txt").write_text(_VID2VID_README.format(
-            name=name, w=w, h=h, n=len(pts),
-            images="the given frames" if frames is not None else "keypoint sketches, as no "
-            "frames were given: pass real frames for a photographic reference",
-            command=VID2VID_TEST.format(root=out.resolve())), encoding="utf-8")
+        (tmp / "README.txt").write_text(
+            _VID2VID_README.format(
+                name=name,
+                w=w,
+                h=h,
+                n=len(pts),
+                images="the given frames"
+                if frames is not None
+                else "keypoint sketches, as no "
+                "frames were given: pass real frames for a photographic reference",
+                command=VID2VID_TEST.format(root=out.resolve()),
+            ),
+            encoding="utf-8",
+        )
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, old / out.name)
         os.replace(tmp, out)
     except BaseException:
         if old is not None and not out.exists():
-            os.replace(old / out.name, out)          # put the earlier export back
+            os.replace(old / out.name, out)  # put the earlier export back
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
@@ -407,10 +349,21 @@ def _imwrite(path: Path, image: np.ndarray, params: list[int] | None = None) -> 
 #: drops by the opening, the mouth corners by half of it, the jaw like the bundled corpus'
 #: face (:mod:`wav2kp.corpus.face`): chin fully, tapering to nothing at the ears.
 OPEN_MOUTH_WEIGHTS: dict[int, float] = {
-    **{i: 1.0 for i in (55, 56, 57, 58, 59, 65, 66, 67)},
-    **{i: 0.5 for i in (48, 54, 60, 64)},
-    8: 1.0, 7: 0.95, 9: 0.95, 6: 0.85, 10: 0.85, 5: 0.65, 11: 0.65, 4: 0.4, 12: 0.4,
-    3: 0.2, 13: 0.2, 2: 0.05, 14: 0.05,
+    **dict.fromkeys((55, 56, 57, 58, 59, 65, 66, 67), 1.0),
+    **dict.fromkeys((48, 54, 60, 64), 0.5),
+    8: 1.0,
+    7: 0.95,
+    9: 0.95,
+    6: 0.85,
+    10: 0.85,
+    5: 0.65,
+    11: 0.65,
+    4: 0.4,
+    12: 0.4,
+    3: 0.2,
+    13: 0.2,
+    2: 0.05,
+    14: 0.05,
 }
 
 
@@ -421,7 +374,7 @@ def open_mouth(points: np.ndarray, opening: float | np.ndarray) -> np.ndarray:
     scalar or broadcasts against the batch shape ``(...)``. Returns a float64 copy."""
     pts = np.array(points, dtype=np.float64)
     _, _, ey = shapes.face_frame(pts)
-    drop = np.asarray(opening, dtype=np.float64) * shapes.inter_ocular(pts)     # (...)
+    drop = np.asarray(opening, dtype=np.float64) * shapes.inter_ocular(pts)  # (...)
     idx = np.fromiter(OPEN_MOUTH_WEIGHTS, dtype=np.intp)
     wts = np.fromiter(OPEN_MOUTH_WEIGHTS.values(), dtype=np.float64)
     pts[..., idx, :] += (drop[..., None, None] * wts[:, None]) * ey[..., None, :]
@@ -432,10 +385,11 @@ def _read_rgb(path: Path) -> np.ndarray:
     """An image file as uint8 RGB ``(H, W, 3)``; errors name the file."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file.")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)   # 8-bit BGR, EXIF orientation applied
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)  # 8-bit BGR, EXIF orientation applied
     if img is None:
-        raise ValueError(f"{path}: not an image OpenCV can read (empty, truncated or not a "
-                         "picture?).")
+        raise ValueError(
+            f"{path}: not an image OpenCV can read (empty, truncated or not a picture?)."
+        )
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -464,23 +418,30 @@ class FaceRenderer:
     #: Fraction of a ``size`` crop that the jaw (points 0-16) spans.
     FACE_FRACTION = 0.57
 
-    def __init__(self, image: np.ndarray | None = None, rest: np.ndarray | None = None,
-                 size: int | None = None, *, source: str = "the image") -> None:
-        from wav2kp.corpus import face
+    def __init__(
+        self,
+        image: np.ndarray | None = None,
+        rest: np.ndarray | None = None,
+        size: int | None = None,
+        *,
+        source: str = "the image",
+    ) -> None:
 
         if size is not None and (int(size) != size or size < 16 or size % 2):
             raise ValueError(f"size must be an even number of pixels >= 16, got {size!r}.")
         if image is None:
-            tpl = face.load_template("grace_hopper", 384 if size is None else int(size),
-                                     self.FACE_FRACTION)
+            tpl = face.load_template(
+                "grace_hopper", 384 if size is None else int(size), self.FACE_FRACTION
+            )
             img, pts = tpl.image.copy(), tpl.rest if rest is None else _check_points(rest)
         else:
             img = np.asarray(image)
             if img.ndim == 2:
                 img = np.repeat(img[..., None], 3, axis=2)
             if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (3, 4):
-                raise ValueError(f"{source}: expected a uint8 RGB image (H, W, 3), got "
-                                 f"{img.dtype} {img.shape}.")
+                raise ValueError(
+                    f"{source}: expected a uint8 RGB image (H, W, 3), got {img.dtype} {img.shape}."
+                )
             img = np.ascontiguousarray(img[..., :3])
             if rest is None:
                 pts = face.consensus_keypoints(img)
@@ -496,31 +457,32 @@ class FaceRenderer:
                 h, w = img.shape[:2]
                 if h < 2 or w < 2:
                     raise ValueError(f"{source}: image of {w}x{h} px is too small.")
-                img = np.ascontiguousarray(img[:h - h % 2, :w - w % 2])
+                img = np.ascontiguousarray(img[: h - h % 2, : w - w % 2])
         self.image: np.ndarray = img
         self._rest = np.array(pts, dtype=np.float64)
         self.origin, ex, ey = (np.asarray(v) for v in shapes.face_frame(self._rest))
         self.iod = float(shapes.inter_ocular(self._rest))
         if not self.iod > 0:
             raise ValueError(f"{source}: the rest keypoints have no inter-ocular distance.")
-        self.rot = np.stack([ex, ey])                       # rows: face axes in pixels
+        self.rot = np.stack([ex, ey])  # rows: face axes in pixels
         self.anchors = self._anchors()
         half_open = open_mouth(self._rest, self.TRIANGULATION_OPENING)
         self.triangles = triangulate(np.concatenate([half_open, self.anchors]))
-        self.warp = PiecewiseAffineWarp(self.image, np.concatenate([self._rest, self.anchors]),
-                                        self.triangles)
+        self.warp = PiecewiseAffineWarp(
+            self.image, np.concatenate([self._rest, self.anchors]), self.triangles
+        )
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, size: int | None = None,
-                  rest: np.ndarray | None = None) -> "FaceRenderer":
+    def from_file(
+        cls, path: str | os.PathLike, size: int | None = None, rest: np.ndarray | None = None
+    ) -> FaceRenderer:
         """A renderer for the face photo at ``path`` (any format OpenCV reads); ``ValueError``
         naming the file when it is not a readable image or dlib finds no face in it."""
         path = Path(path)
         return cls(_read_rgb(path), rest=rest, size=size, source=str(path))
 
     @classmethod
-    def _crop(cls, image: np.ndarray, rest: np.ndarray, size: int
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def _crop(cls, image: np.ndarray, rest: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         """A ``size`` square around the face (as :func:`wav2kp.corpus.face.load_template`) and
         the rest keypoints moved into it."""
         side = float(np.linalg.norm(rest[16] - rest[0])) / cls.FACE_FRACTION
@@ -531,12 +493,13 @@ class FaceRenderer:
             nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
             image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
             s = np.array([nw / w, nh / h])
-            rest = (rest + 0.5) * s - 0.5                      # pixel centres at integers
+            rest = (rest + 0.5) * s - 0.5  # pixel centres at integers
             cx, cy = (np.array([cx, cy]) + 0.5) * s - 0.5
             scale = 1.0
         m = np.array([[scale, 0, size / 2 - scale * cx], [0, scale, size / 2 - scale * cy]])
-        out = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_CUBIC,
-                             borderMode=cv2.BORDER_REFLECT101)
+        out = cv2.warpAffine(
+            image, m, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101
+        )
         return out, rest @ m[:, :2].T + m[:, 2]
 
     def _anchors(self) -> np.ndarray:
@@ -547,16 +510,18 @@ class FaceRenderer:
         lo, hi = rest_n.min(0), rest_n.max(0)
         centre, half = (lo + hi) / 2, (hi - lo) / 2
         ang = np.linspace(0, 2 * np.pi, 16, endpoint=False)
-        down = np.clip(np.sin(ang), 0, None)          # extra reach below the face
-        ring_n = centre + np.c_[np.cos(ang) * half[0] * 1.45,
-                                np.sin(ang) * half[1] * 1.55 + 0.8 * down]
+        down = np.clip(np.sin(ang), 0, None)  # extra reach below the face
+        ring_n = (
+            centre + np.c_[np.cos(ang) * half[0] * 1.45, np.sin(ang) * half[1] * 1.55 + 0.8 * down]
+        )
         ring = ring_n * self.iod @ self.rot + self.origin
         w, h = self.size
         inside = ((ring >= 0) & (ring <= [w - 1, h - 1])).all(axis=1)
         m = 0.25 * max(w, h)
         xs, ys = np.linspace(-m, w - 1 + m, 5), np.linspace(-m, h - 1 + m, 5)
-        border = np.array([(x, y) for x in xs for y in ys
-                           if x in (xs[0], xs[-1]) or y in (ys[0], ys[-1])])
+        border = np.array(
+            [(x, y) for x in xs for y in ys if x in (xs[0], xs[-1]) or y in (ys[0], ys[-1])]
+        )
         return np.concatenate([ring[inside], border])
 
     @property
@@ -594,15 +559,26 @@ class FaceRenderer:
         pts = np.asarray(points, dtype=np.float64)
         return (pts - self._rest) @ self.rot.T / self.iod
 
-    def render_video(self, path: str | os.PathLike, points_seq: np.ndarray,
-                     audio: np.ndarray | None = None, audio_rate: int | None = None,
-                     fps: Fraction | int = Fraction(30000, 1001)) -> Path:
+    def render_video(
+        self,
+        path: str | os.PathLike,
+        points_seq: np.ndarray,
+        audio: np.ndarray | None = None,
+        audio_rate: int | None = None,
+        fps: Fraction | int = Fraction(30000, 1001),
+    ) -> Path:
         """Render keypoints ``(T, 68, 2)`` to an H.264 mp4 at ``path`` with optional audio
         (float32, mono or ``(C, N)``, at ``audio_rate`` Hz), via :func:`wav2kp.media.write_video`
         (atomic). Returns ``path``."""
         pts = np.asarray(points_seq, dtype=np.float64)
         if pts.ndim != 3 or pts.shape[1:] != (68, 2):
             raise ValueError(f"{path}: points_seq must be (T, 68, 2), got {pts.shape}.")
-        media.write_video(path, (self.render(p) for p in pts), audio, size=self.size, fps=fps,
-                          audio_rate=audio_rate)
+        media.write_video(
+            path,
+            (self.render(p) for p in pts),
+            audio,
+            size=self.size,
+            fps=fps,
+            audio_rate=audio_rate,
+        )
         return Path(path)

@@ -13,34 +13,53 @@ A stretch by ``r`` (output duration = input / r) moves what happened at time ``t
 Order of the steps: tempo and pitch (one resampling, one WSOLA stretch), equaliser, reverb,
 additive noise at an SNR relative to the active speech, gain, clipping to [-1, 1].
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from wav2kp import config
+from wav2kp import config, media
+from wav2kp.extraction import landmarks
+from wav2kp.features import dataset
+from wav2kp.features.acoustic import feature_normaliser, mfcc
 from wav2kp.manifest import inputs_sha256
 
 __all__ = [
-    "AugmentConfig", "AugmentDraw", "draw", "apply", "augment",
-    "time_stretch", "pitch_shift", "biquad", "equalize", "room_impulse", "reverb",
-    "noise", "active_power", "add_noise", "retime",
-    "AugmentedUtterances", "set_epochs",
-]   # and EpochCallback, made on first access (module __getattr__)
+    "AugmentConfig",
+    "AugmentDraw",
+    "draw",
+    "apply",
+    "augment",
+    "time_stretch",
+    "pitch_shift",
+    "biquad",
+    "equalize",
+    "room_impulse",
+    "reverb",
+    "noise",
+    "active_power",
+    "add_noise",
+    "retime",
+    "AugmentedUtterances",
+    "set_epochs",
+]  # and EpochCallback, made on first access (module __getattr__)
 
-_DECAY_60DB = 3.0 * math.log(10.0)   # ln(1000): amplitude falls 60 dB when exp(-x) reaches this
+_DECAY_60DB = 3.0 * math.log(10.0)  # ln(1000): amplitude falls 60 dB when exp(-x) reaches this
 
 
 # --------------------------------------------------------------------------------------------
 # Configuration and draws
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -90,37 +109,58 @@ class AugmentConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"AugmentConfig: {name} is a probability, got {value!r}.")
-        for name in ("snr_db", "gain_db", "tempo", "pitch_semitones", "rt60_s", "reverb_wet",
-                     "eq_bands", "eq_freq_hz", "eq_q"):
+        for name in (
+            "snr_db",
+            "gain_db",
+            "tempo",
+            "pitch_semitones",
+            "rt60_s",
+            "reverb_wet",
+            "eq_bands",
+            "eq_freq_hz",
+            "eq_q",
+        ):
             value = tuple(getattr(self, name))
-            if len(value) != 2 or not all(math.isfinite(v) for v in value) \
-                    or value[0] > value[1]:
-                raise ValueError(f"AugmentConfig: {name} must be a finite range (low, high) "
-                                 f"with low <= high, got {getattr(self, name)!r}.")
+            if len(value) != 2 or not all(math.isfinite(v) for v in value) or value[0] > value[1]:
+                raise ValueError(
+                    f"AugmentConfig: {name} must be a finite range (low, high) "
+                    f"with low <= high, got {getattr(self, name)!r}."
+                )
             object.__setattr__(self, name, value)
-        checks = (("tempo", self.tempo[0] > 0, "positive factors"),
-                  ("rt60_s", self.rt60_s[0] > 0, "positive times, s"),
-                  ("reverb_wet", 0 <= self.reverb_wet[0] and self.reverb_wet[1] <= 1,
-                   "fractions in [0, 1]"),
-                  ("eq_bands", self.eq_bands[0] >= 1 and all(int(b) == b for b in self.eq_bands),
-                   "whole numbers >= 1"),
-                  ("eq_freq_hz", self.eq_freq_hz[0] > 0, "positive frequencies, Hz"),
-                  ("eq_q", self.eq_q[0] > 0, "positive Q values"))
+        checks = (
+            ("tempo", self.tempo[0] > 0, "positive factors"),
+            ("rt60_s", self.rt60_s[0] > 0, "positive times, s"),
+            (
+                "reverb_wet",
+                self.reverb_wet[0] >= 0 and self.reverb_wet[1] <= 1,
+                "fractions in [0, 1]",
+            ),
+            (
+                "eq_bands",
+                self.eq_bands[0] >= 1 and all(int(b) == b for b in self.eq_bands),
+                "whole numbers >= 1",
+            ),
+            ("eq_freq_hz", self.eq_freq_hz[0] > 0, "positive frequencies, Hz"),
+            ("eq_q", self.eq_q[0] > 0, "positive Q values"),
+        )
         for name, ok, what in checks:
             if not ok:
-                raise ValueError(f"AugmentConfig: {name} must hold {what}, got "
-                                 f"{getattr(self, name)!r}.")
+                raise ValueError(
+                    f"AugmentConfig: {name} must hold {what}, got {getattr(self, name)!r}."
+                )
         if not (math.isfinite(self.eq_gain_db) and self.eq_gain_db >= 0):
-            raise ValueError(f"AugmentConfig: eq_gain_db must be finite and >= 0, got "
-                             f"{self.eq_gain_db!r}.")
+            raise ValueError(
+                f"AugmentConfig: eq_gain_db must be finite and >= 0, got {self.eq_gain_db!r}."
+            )
 
     def as_dict(self) -> dict:
         """Plain, JSON-able parameters (ranges as lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
 
     @classmethod
-    def off(cls) -> "AugmentConfig":
+    def off(cls) -> AugmentConfig:
         """No augmentation at all (``p = 0``): every utterance is served as stored."""
         return cls(p=0.0)
 
@@ -152,8 +192,10 @@ def draw(rng: np.random.Generator, cfg: AugmentConfig) -> AugmentDraw:
     """The random settings of one utterance. Every value is drawn whether its step is on or not,
     in a fixed order, so changing one probability leaves the other draws as they were."""
     applied = rng.random() < cfg.p
-    on = {k: rng.random() < getattr(cfg, f"{k}_p")
-          for k in ("tempo", "pitch", "eq", "reverb", "noise")}
+    on = {
+        k: rng.random() < getattr(cfg, f"{k}_p")
+        for k in ("tempo", "pitch", "eq", "reverb", "noise")
+    }
     pink = rng.random() < cfg.pink_p
     tempo = rng.uniform(*cfg.tempo)
     semitones = rng.uniform(*cfg.pitch_semitones)
@@ -180,11 +222,13 @@ def draw(rng: np.random.Generator, cfg: AugmentConfig) -> AugmentDraw:
         wet=float(wet) if on["reverb"] else 0.0,
         noise=("pink" if pink else "white") if on["noise"] else None,
         snr_db=float(snr) if on["noise"] else None,
-        gain_db=float(gain_db))
+        gain_db=float(gain_db),
+    )
 
 
-def apply(audio: np.ndarray, rate: int, d: AugmentDraw, rng: np.random.Generator,
-          clip: bool = True) -> np.ndarray:
+def apply(
+    audio: np.ndarray, rate: int, d: AugmentDraw, rng: np.random.Generator, clip: bool = True
+) -> np.ndarray:
     """``audio`` with the settings ``d`` applied (``rng`` supplies the noise and the room);
     float32, ``round(len(audio) / d.tempo)`` samples. An unapplied draw returns a float32 copy."""
     x = _mono(audio, "apply")
@@ -205,8 +249,9 @@ def apply(audio: np.ndarray, rate: int, d: AugmentDraw, rng: np.random.Generator
     return y.astype(np.float32)
 
 
-def augment(audio: np.ndarray, rate: int, rng: np.random.Generator,
-            cfg: AugmentConfig | None = None) -> tuple[np.ndarray, float]:
+def augment(
+    audio: np.ndarray, rate: int, rng: np.random.Generator, cfg: AugmentConfig | None = None
+) -> tuple[np.ndarray, float]:
     """One random augmentation of a mono clip: :func:`draw` then :func:`apply`.
 
     Returns ``(audio_out float32, tempo_factor)``: what happened at ``t`` s in ``audio`` happens
@@ -225,8 +270,9 @@ def _mono(audio: np.ndarray, where: str) -> np.ndarray:
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"{where}: audio must be float samples, got dtype {x.dtype}.")
     if not np.isfinite(x).all():
-        raise ValueError(f"{where}: audio holds {int(np.count_nonzero(~np.isfinite(x)))} "
-                         f"NaN/inf samples.")
+        raise ValueError(
+            f"{where}: audio holds {int(np.count_nonzero(~np.isfinite(x)))} NaN/inf samples."
+        )
     return x
 
 
@@ -234,8 +280,15 @@ def _mono(audio: np.ndarray, where: str) -> np.ndarray:
 # Tempo and pitch
 # --------------------------------------------------------------------------------------------
 
-def time_stretch(audio: np.ndarray, rate: int, r: float, length: int | None = None,
-                 frame_ms: float = 30.0, search_ms: float = 10.0) -> np.ndarray:
+
+def time_stretch(
+    audio: np.ndarray,
+    rate: int,
+    r: float,
+    length: int | None = None,
+    frame_ms: float = 30.0,
+    search_ms: float = 10.0,
+) -> np.ndarray:
     """Time-stretch by ``r`` with the pitch kept: WSOLA (waveform-similarity overlap-add).
 
     Output frame ``k`` (Hann, ``frame_ms`` long, half-overlapped) is centred at ``k * hop`` and
@@ -259,7 +312,7 @@ def time_stretch(audio: np.ndarray, rate: int, r: float, length: int | None = No
     n = 2 * hop
     search = max(0, int(round(search_ms * rate / 1000.0)))
     penalty = 2.0 * (np.arange(-search, search + 1) / max(search, 1)) ** 2
-    win = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)   # periodic Hann: sums to 1
+    win = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)  # periodic Hann: sums to 1
     n_frames = -(-n_out // hop) + 2
     pad = n + search
     tail = int(math.ceil((n_frames + 1) * hop * r)) + n + search + hop + 1
@@ -270,20 +323,19 @@ def time_stretch(audio: np.ndarray, rate: int, r: float, length: int | None = No
         # frame k fills out[k*hop : k*hop + n]: output sample k*hop (its centre) <- input k*hop*r
         start = int(round(k * hop * r)) - hop + pad
         if prev is not None and search:
-            template = xp[prev + hop: prev + hop + n]
+            template = xp[prev + hop : prev + hop + n]
             t_energy = float(np.dot(template, template))
             if t_energy > 1e-20:
-                seg = xp[start - search: start + search + n]
+                seg = xp[start - search : start + search + n]
                 corr = np.correlate(seg, template, mode="valid")
                 energy = np.cumsum(np.concatenate([[0.0], seg * seg]))
-                ncc = corr / (np.sqrt(np.maximum(energy[n:] - energy[:-n], 0.0) * t_energy)
-                              + 1e-12)
+                ncc = corr / (np.sqrt(np.maximum(energy[n:] - energy[:-n], 0.0) * t_energy) + 1e-12)
                 peak = np.ones(len(ncc), dtype=bool)
                 peak[1:-1] = (ncc[1:-1] >= ncc[:-2]) & (ncc[1:-1] >= ncc[2:])
                 start += int(np.argmax(np.where(peak, ncc - penalty, -np.inf))) - search
-        out[k * hop: k * hop + n] += win * xp[start: start + n]
+        out[k * hop : k * hop + n] += win * xp[start : start + n]
         prev = start
-    return out[hop: hop + n_out]
+    return out[hop : hop + n_out]
 
 
 def _pitch_ratio(semitones: float, max_den: int = 64) -> Fraction:
@@ -300,7 +352,7 @@ def _shift_and_stretch(x: np.ndarray, rate: int, tempo: float, semitones: float)
     n_out = int(round(len(x) / tempo))
     ratio = _pitch_ratio(semitones) if semitones else Fraction(1)
     if ratio != 1:
-        x = resample_poly(x, ratio.numerator, ratio.denominator)   # time t -> t * ratio
+        x = resample_poly(x, ratio.numerator, ratio.denominator)  # time t -> t * ratio
     return time_stretch(x, rate, float(ratio) * tempo, length=n_out)
 
 
@@ -317,6 +369,7 @@ def pitch_shift(audio: np.ndarray, rate: int, semitones: float) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Equaliser, room, noise
 # --------------------------------------------------------------------------------------------
+
 
 def biquad(kind: str, f0: float, gain_db: float, q: float, rate: int) -> np.ndarray:
     """One RBJ-cookbook biquad as a second-order section ``(6,)``: ``"peaking"`` (bandwidth set
@@ -338,16 +391,20 @@ def biquad(kind: str, f0: float, gain_db: float, q: float, rate: int) -> np.ndar
             b = [a_lin * (ap - am * cw + s), 2 * a_lin * (am - ap * cw), a_lin * (ap - am * cw - s)]
             a = [ap + am * cw + s, -2 * (am + ap * cw), ap + am * cw - s]
         else:
-            b = [a_lin * (ap + am * cw + s), -2 * a_lin * (am + ap * cw),
-                 a_lin * (ap + am * cw - s)]
+            b = [
+                a_lin * (ap + am * cw + s),
+                -2 * a_lin * (am + ap * cw),
+                a_lin * (ap + am * cw - s),
+            ]
             a = [ap - am * cw + s, 2 * (am - ap * cw), ap - am * cw - s]
     else:
         raise ValueError(f"biquad: kind must be one of {_EQ_KINDS}, got {kind!r}.")
     return np.asarray(b + a, dtype=np.float64) / a[0]
 
 
-def equalize(audio: np.ndarray, rate: int,
-             bands: Sequence[tuple[str, float, float, float]]) -> np.ndarray:
+def equalize(
+    audio: np.ndarray, rate: int, bands: Sequence[tuple[str, float, float, float]]
+) -> np.ndarray:
     """Apply biquads ``(kind, f0_hz, gain_db, q)`` with zero phase: each is designed with half
     its gain in dB and run forwards and backwards (``sosfiltfilt``), so the magnitude is the
     band's and nothing moves in time. Returns float64."""
@@ -374,8 +431,9 @@ def room_impulse(rate: int, rt60_s: float, rng: np.random.Generator) -> np.ndarr
     return h / np.sqrt(np.dot(h, h))
 
 
-def reverb(audio: np.ndarray, rate: int, rt60_s: float, wet: float,
-           rng: np.random.Generator) -> np.ndarray:
+def reverb(
+    audio: np.ndarray, rate: int, rt60_s: float, wet: float, rng: np.random.Generator
+) -> np.ndarray:
     """``(1 - wet) * dry + wet * room`` where ``room`` is the audio convolved with
     :func:`room_impulse` (cut to the input length), then scaled back to the input's RMS.
     Returns float64."""
@@ -384,14 +442,15 @@ def reverb(audio: np.ndarray, rate: int, rt60_s: float, wet: float,
     x = np.asarray(audio, dtype=np.float64)
     if not 0.0 <= wet <= 1.0:
         raise ValueError(f"reverb: wet must be in [0, 1], got {wet!r}.")
-    room = fftconvolve(x, room_impulse(rate, rt60_s, rng))[:len(x)]
+    room = fftconvolve(x, room_impulse(rate, rt60_s, rng))[: len(x)]
     y = (1.0 - wet) * x + wet * room
     p_in, p_out = np.dot(x, x), np.dot(y, y)
     return y * math.sqrt(p_in / p_out) if p_out > 0 else y
 
 
-def noise(n: int, color: Literal["white", "pink"], rng: np.random.Generator,
-          rate: int = 16000) -> np.ndarray:
+def noise(
+    n: int, color: Literal["white", "pink"], rng: np.random.Generator, rate: int = 16000
+) -> np.ndarray:
     """``n`` samples of unit-power noise: ``"white"`` (flat) or ``"pink"`` (power ~ 1/f, i.e.
     -3 dB per octave; flat below 20 Hz, no DC)."""
     w = rng.standard_normal(n)
@@ -407,14 +466,15 @@ def noise(n: int, color: Literal["white", "pink"], rng: np.random.Generator,
     return w / math.sqrt(power) if power > 0 else w
 
 
-def active_power(audio: np.ndarray, rate: int, block_ms: float = 20.0,
-                 floor_db: float = -40.0) -> float:
+def active_power(
+    audio: np.ndarray, rate: int, block_ms: float = 20.0, floor_db: float = -40.0
+) -> float:
     """Mean power of the active part of a clip: of the ``block_ms`` blocks whose power is within
     ``floor_db`` of the loudest block (leading and trailing silence do not dilute it)."""
     x = np.asarray(audio, dtype=np.float64)
     m = max(1, int(round(block_ms * rate / 1000.0)))
     n_blocks = max(1, len(x) // m)
-    blocks = np.pad(x, (0, max(0, n_blocks * m - len(x))))[:n_blocks * m].reshape(n_blocks, m)
+    blocks = np.pad(x, (0, max(0, n_blocks * m - len(x))))[: n_blocks * m].reshape(n_blocks, m)
     p = np.mean(blocks * blocks, axis=1)
     top = float(p.max())
     if top <= 0:
@@ -422,8 +482,13 @@ def active_power(audio: np.ndarray, rate: int, block_ms: float = 20.0,
     return float(p[p >= top * 10.0 ** (floor_db / 10.0)].mean())
 
 
-def add_noise(audio: np.ndarray, rate: int, snr_db: float, color: Literal["white", "pink"],
-              rng: np.random.Generator) -> np.ndarray:
+def add_noise(
+    audio: np.ndarray,
+    rate: int,
+    snr_db: float,
+    color: Literal["white", "pink"],
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Add noise at ``snr_db`` relative to :func:`active_power` of the audio (silent audio is
     returned unchanged). Returns float64."""
     x = np.asarray(audio, dtype=np.float64)
@@ -437,8 +502,10 @@ def add_noise(audio: np.ndarray, rate: int, snr_db: float, color: Literal["white
 # Targets
 # --------------------------------------------------------------------------------------------
 
-def retime(targets: np.ndarray, valid: np.ndarray, times: np.ndarray, new_times: np.ndarray,
-           tempo: float) -> tuple[np.ndarray, np.ndarray]:
+
+def retime(
+    targets: np.ndarray, valid: np.ndarray, times: np.ndarray, new_times: np.ndarray, tempo: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Targets after a stretch by ``tempo``: what was at ``t`` is now at ``t / tempo``, so the
     target at new time ``t'`` is the original interpolated (linearly) at ``t' * tempo``.
 
@@ -456,8 +523,10 @@ def retime(targets: np.ndarray, valid: np.ndarray, times: np.ndarray, new_times:
     t = np.asarray(times, dtype=np.float64)
     tn = np.asarray(new_times, dtype=np.float64)
     if y.ndim != 2 or ok.shape != (len(y),) or t.shape != (len(y),) or len(y) == 0:
-        raise ValueError(f"retime: need targets (N, D), valid (N,) and times (N,) with N >= 1, "
-                         f"got {y.shape}, {ok.shape} and {t.shape}.")
+        raise ValueError(
+            f"retime: need targets (N, D), valid (N,) and times (N,) with N >= 1, "
+            f"got {y.shape}, {ok.shape} and {t.shape}."
+        )
     if tn.ndim != 1:
         raise ValueError(f"retime: new_times must be 1-D, got shape {tn.shape}.")
     if len(t) > 1 and not (np.diff(t) > 0).all():
@@ -483,12 +552,13 @@ def retime(targets: np.ndarray, valid: np.ndarray, times: np.ndarray, new_times:
 # Dataset
 # --------------------------------------------------------------------------------------------
 
+
 class AugmentedUtterances(torch.utils.data.Dataset):
     """Whole utterances of a feature set, augmented afresh on every draw.
 
     Item ``i`` is ``(features (M, F) float32, targets (M, D) float32, valid (M,) bool)`` tensors,
-    the format of :class:`wav2kp.dataset.UtteranceDataset` (batch with
-    :func:`wav2kp.dataset.collate_padded`). Its draws come from
+    the format of :class:`wav2kp.features.dataset.UtteranceDataset` (batch with
+    :func:`wav2kp.features.dataset.collate_padded`). Its draws come from
     ``np.random.default_rng([seed, epoch, i])``: same seed and epoch, same bits. An undrawn
     item (probability ``1 - cfg.p``) is the stored item exactly; a drawn one is the clip's
     16 kHz audio augmented (:func:`augment`), its MFCCs (``fs.mfcc``), normalised (the set's
@@ -500,7 +570,7 @@ class AugmentedUtterances(torch.utils.data.Dataset):
     reaches them only when they are started per epoch (``persistent_workers=False``).
 
     Args:
-        fs: a :class:`wav2kp.dataset.FeatureSet` made with ``alignment="timestamps"``.
+        fs: a :class:`wav2kp.features.dataset.FeatureSet` made with ``alignment="timestamps"``.
         clips: clips to serve, in order (e.g. ``fs.split_clips("train")``).
         cfg: what to do to the audio; ``AugmentConfig.off()`` serves the stored items.
         seed: seed of the draws (>= 0).
@@ -511,11 +581,15 @@ class AugmentedUtterances(torch.utils.data.Dataset):
             per-dimension mean and std).
     """
 
-    def __init__(self, fs: Any, clips: Sequence[str], cfg: AugmentConfig | None = None,
-                 seed: int = 0, interim_dir: str | Path | None = None,
-                 normalize: Literal["set", "utterance", "causal"] = "set") -> None:
-        from wav2kp import dataset, landmarks, media
-        from wav2kp.features import FeatureNormalizer
+    def __init__(
+        self,
+        fs: Any,
+        clips: Sequence[str],
+        cfg: AugmentConfig | None = None,
+        seed: int = 0,
+        interim_dir: str | Path | None = None,
+        normalize: Literal["set", "utterance", "causal"] = "set",
+    ) -> None:
 
         self.cfg = cfg if cfg is not None else AugmentConfig()
         if int(seed) != seed or seed < 0:
@@ -523,25 +597,19 @@ class AugmentedUtterances(torch.utils.data.Dataset):
         self.seed, self.epoch = int(seed), 0
         alignment = fs.params.get("alignment", "timestamps")
         if alignment != "timestamps":
-            raise ValueError(f"AugmentedUtterances: feature set {fs.out_dir} uses alignment "
-                             f"{alignment!r}; augmentation retimes targets by their times and "
-                             f"needs alignment='timestamps'.")
-        if normalize == "set":
-            self.normalizer = fs.normalizer
-        elif normalize == "utterance":
-            self.normalizer = FeatureNormalizer("utterance", fs.normalizer.std_floor)
-        elif normalize == "causal":
-            from wav2kp.features import CausalNormalizer
-
-            self.normalizer = CausalNormalizer(fs.normalizer)
-        else:
-            raise ValueError(f"AugmentedUtterances: normalize must be 'set', 'utterance' or "
-                             f"'causal', "
-                             f"got {normalize!r}.")
+            raise ValueError(
+                f"AugmentedUtterances: feature set {fs.out_dir} uses alignment "
+                f"{alignment!r}; augmentation retimes targets by their times and "
+                f"needs alignment='timestamps'."
+            )
+        self.normalizer = feature_normaliser(
+            normalize, fs.normalizer, who="AugmentedUtterances: normalize"
+        )
         self.normalize = normalize
         self.mfcc = fs.mfcc
-        self.interim_dir = (Path(interim_dir) if interim_dir is not None
-                            else config.interim_dir_of(fs.out_dir))
+        self.interim_dir = (
+            Path(interim_dir) if interim_dir is not None else config.interim_dir_of(fs.out_dir)
+        )
         self.clips = [str(c) for c in clips]
         utts = {c: fs.load(c) for c in self.clips}
         self._stored = dataset.UtteranceDataset(utts, self.clips, self.normalizer)
@@ -559,17 +627,20 @@ class AugmentedUtterances(torch.utils.data.Dataset):
             if not wav.is_file():
                 raise FileNotFoundError(
                     f"AugmentedUtterances: clip {clip!r} has no audio at {wav}; pass the "
-                    f"extraction folder that built {fs.out_dir} as interim_dir.")
+                    f"extraction folder that built {fs.out_dir} as interim_dir."
+                )
             if clip in recorded and lm.is_file() and inputs_sha256(wav, lm) != recorded[clip]:
                 raise ValueError(
                     f"AugmentedUtterances: clip {clip!r}: {wav} (or its landmarks) is not what "
                     f"feature set {fs.out_dir} was built from (manifest inputs differ); rebuild "
-                    f"the feature set or point interim_dir at the right extraction.")
+                    f"the feature set or point interim_dir at the right extraction."
+                )
             audio, rate = media.read_wav(wav)
             if audio.ndim != 1 or rate != self.mfcc.sample_rate:
                 raise ValueError(
                     f"AugmentedUtterances: {wav} has shape {audio.shape} at {rate} Hz; the "
-                    f"features need mono audio at {self.mfcc.sample_rate} Hz.")
+                    f"features need mono audio at {self.mfcc.sample_rate} Hz."
+                )
             utt = utts[clip]
             times = np.asarray(utt["feature_times"], dtype=np.float64)
             expected = self.mfcc.frame_times(self.mfcc.n_frames(len(audio)))
@@ -577,7 +648,8 @@ class AugmentedUtterances(torch.utils.data.Dataset):
                 raise ValueError(
                     f"AugmentedUtterances: clip {clip!r}: {wav} ({len(audio)} samples) gives "
                     f"{len(expected)} feature frames but the stored utterance has {len(times)} "
-                    f"at other times; the audio is not the one the features came from.")
+                    f"at other times; the audio is not the one the features came from."
+                )
             _, targets, valid = self._stored[len(self._audio)]
             self._audio.append(np.ascontiguousarray(audio, dtype=np.float32))
             self._targets.append(targets.numpy())
@@ -590,8 +662,9 @@ class AugmentedUtterances(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         """Draw the items of epoch ``epoch`` (>= 0) from now on."""
         if int(epoch) != epoch or epoch < 0:
-            raise ValueError(f"AugmentedUtterances.set_epoch: epoch must be an integer >= 0, "
-                             f"got {epoch!r}.")
+            raise ValueError(
+                f"AugmentedUtterances.set_epoch: epoch must be an integer >= 0, got {epoch!r}."
+            )
         self.epoch = int(epoch)
 
     def _rng(self, i: int) -> np.random.Generator:
@@ -599,8 +672,9 @@ class AugmentedUtterances(torch.utils.data.Dataset):
 
     def _index(self, i: int) -> int:
         if not 0 <= int(i) < len(self):
-            raise IndexError(f"AugmentedUtterances: item {i} is out of range for {len(self)} "
-                             f"clips.")
+            raise IndexError(
+                f"AugmentedUtterances: item {i} is out of range for {len(self)} clips."
+            )
         return int(i)
 
     def drawn(self, i: int) -> AugmentDraw:
@@ -615,9 +689,9 @@ class AugmentedUtterances(torch.utils.data.Dataset):
             return self._stored[i]
         return self.compute(i, d, rng)
 
-    def compute(self, i: int, d: AugmentDraw | None = None,
-                rng: np.random.Generator | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def compute(
+        self, i: int, d: AugmentDraw | None = None, rng: np.random.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Item ``i`` computed from its audio with the settings ``d`` (``None``: unaugmented, so
         the result reproduces the stored item through the whole pipeline)."""
         i = self._index(i)
@@ -625,7 +699,6 @@ class AugmentedUtterances(torch.utils.data.Dataset):
         d = d if d is not None else AugmentDraw()
         rng = rng if rng is not None else self._rng(i)
         audio = apply(self._audio[i], self.mfcc.sample_rate, d, rng, clip=self.cfg.clip)
-        from wav2kp.features import mfcc
 
         try:
             feats, times = mfcc(audio, self.mfcc)
@@ -633,16 +706,17 @@ class AugmentedUtterances(torch.utils.data.Dataset):
         except ValueError as err:
             raise ValueError(f"AugmentedUtterances: clip {clip!r} with {d}: {err}") from err
         if not np.isfinite(feats).all():
-            raise ValueError(f"AugmentedUtterances: clip {clip!r} with {d}: the features hold "
-                             f"NaN or inf.")
-        targets, valid = retime(self._targets[i], self._valid[i], self._times[i], times,
-                                d.tempo)
+            raise ValueError(
+                f"AugmentedUtterances: clip {clip!r} with {d}: the features hold NaN or inf."
+            )
+        targets, valid = retime(self._targets[i], self._valid[i], self._times[i], times, d.tempo)
         return torch.from_numpy(feats), torch.from_numpy(targets), torch.from_numpy(valid)
 
 
 # --------------------------------------------------------------------------------------------
 # Lightning
 # --------------------------------------------------------------------------------------------
+
 
 def _loaders(obj: Any) -> list[Any]:
     if obj is None:
@@ -668,8 +742,13 @@ def set_epochs(train_dataloader: Any, epoch: int) -> list[Any]:
                 ds.set_epoch(int(epoch))
                 done.append(ds)
                 break
-            ds = getattr(ds, "base", None) if hasattr(ds, "base") else \
-                getattr(ds, "dataset", None) if isinstance(ds, torch.utils.data.Subset) else None
+            ds = (
+                getattr(ds, "base", None)
+                if hasattr(ds, "base")
+                else getattr(ds, "dataset", None)
+                if isinstance(ds, torch.utils.data.Subset)
+                else None
+            )
     return done
 
 

@@ -41,6 +41,7 @@ slicing windows from one padded copy of each utterance's features (memory does n
 the window length); :class:`UtteranceDataset` serves whole utterances for sequence models, with
 :func:`collate_padded` for batching. Neither holds any randomness: shuffle in the DataLoader.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,14 +51,22 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 
-from wav2kp.manifest import (inputs_sha256, package_versions, write_csv_atomic, write_json_atomic,
-                             write_npz_atomic)
+from wav2kp import media, shapes
+from wav2kp.extraction import landmarks
+from wav2kp.features import acoustic as features
+from wav2kp.manifest import (
+    inputs_sha256,
+    package_versions,
+    write_csv_atomic,
+    write_json_atomic,
+    write_npz_atomic,
+)
 
 SPLITS = ("train", "val", "test")
 #: Columns of ``splits.csv``, in order.
@@ -70,10 +79,11 @@ FORMAT_VERSION = 1
 MANIFEST_PACKAGES = ("wav2kp", "numpy", "torch", "torchaudio")
 
 Utterance = dict  # {name: np.ndarray}
-Source = Union[str, os.PathLike, Mapping[str, Mapping[str, np.ndarray]]]
+Source = str | os.PathLike | Mapping[str, Mapping[str, np.ndarray]]
 
 
 # --------------------------------------------------------------------------------------- splits
+
 
 def _rank(*parts: Any) -> str:
     """Stable sort key: hex SHA-256 of the parts joined by NUL."""
@@ -114,11 +124,14 @@ def _fallback(assign: dict, order_key: dict, enabled: dict, seed: int) -> None:
 def _split_by_sentence(clips: pd.DataFrame, seed: int, enabled: dict) -> tuple[list, list]:
     groups = [group_name(e, s) for e, s in zip(clips["emotion"], clips["sentence"])]
     assign, order_key = {}, {}
-    sentences = (clips[["emotion", "sentence"]].drop_duplicates()
-                 .sort_values(["emotion", "sentence"]))
+    sentences = (
+        clips[["emotion", "sentence"]].drop_duplicates().sort_values(["emotion", "sentence"])
+    )
     for emotion, rows in sentences.groupby("emotion", sort=True):
-        ranked = sorted((int(s) for s in rows["sentence"]),
-                        key=lambda s: _rank(seed, "sentence", int(emotion), s))
+        ranked = sorted(
+            (int(s) for s in rows["sentence"]),
+            key=lambda s: _rank(seed, "sentence", int(emotion), s),
+        )
         holdouts = [sp for sp in ("test", "val") if enabled[sp]]
         if len(ranked) == 2:
             holdouts = holdouts[:1]
@@ -141,7 +154,8 @@ def _split_counts(n: int, fractions: dict) -> dict:
     counts = {k: math.floor(v) for k, v in quotas.items()}
     order = ["test", "val", "train"]
     for k in sorted(order, key=lambda k: (-(quotas[k] - counts[k]), order.index(k)))[
-            :n - sum(counts.values())]:
+        : n - sum(counts.values())
+    ]:
         counts[k] += 1
     if n >= 3:
         for k in order:
@@ -158,13 +172,19 @@ def _split_by_clip(clips: pd.DataFrame, seed: int, fractions: dict) -> tuple[lis
     counts = _split_counts(len(ranked), fractions)
     assign = {}
     for i, clip in enumerate(ranked):
-        assign[clip] = ("test" if i < counts["test"] else
-                        "val" if i < counts["test"] + counts["val"] else "train")
+        assign[clip] = (
+            "test"
+            if i < counts["test"]
+            else "val"
+            if i < counts["test"] + counts["val"]
+            else "train"
+        )
     return names, [assign[c] for c in names]
 
 
-def make_splits(clips: pd.DataFrame, seed: int = 0, val_fraction: float = 0.15,
-                test_fraction: float = 0.15) -> pd.DataFrame:
+def make_splits(
+    clips: pd.DataFrame, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.15
+) -> pd.DataFrame:
     """Assign every clip of a clip table to ``"train"``, ``"val"`` or ``"test"``.
 
     Parameters
@@ -186,8 +206,10 @@ def make_splits(clips: pd.DataFrame, seed: int = 0, val_fraction: float = 0.15,
     """
     missing = {"clip", "emotion", "sentence"} - set(clips.columns)
     if missing:
-        raise ValueError(f"make_splits needs the clip table's columns {sorted(missing)}; "
-                         f"build the table with wav2kp.corpus.discovery.discover.")
+        raise ValueError(
+            f"make_splits needs the clip table's columns {sorted(missing)}; "
+            f"build the table with wav2kp.corpus.discovery.discover."
+        )
     duplicated = clips["clip"][clips["clip"].duplicated()].tolist()
     if duplicated:
         raise ValueError(f"Clip names must be unique; repeated: {duplicated[:5]}.")
@@ -195,8 +217,9 @@ def make_splits(clips: pd.DataFrame, seed: int = 0, val_fraction: float = 0.15,
         if not 0 <= value < 1:
             raise ValueError(f"{name} must be in [0, 1), got {value}.")
     if val_fraction + test_fraction >= 1:
-        raise ValueError(f"val_fraction + test_fraction must be < 1, got "
-                         f"{val_fraction} + {test_fraction}.")
+        raise ValueError(
+            f"val_fraction + test_fraction must be < 1, got {val_fraction} + {test_fraction}."
+        )
     fractions = {"val": float(val_fraction), "test": float(test_fraction)}
     enabled = {"val": val_fraction > 0, "test": test_fraction > 0}
     table = clips.copy().reset_index(drop=True)
@@ -236,19 +259,26 @@ def check_no_leak(table: pd.DataFrame) -> None:
     bad_values = sorted(set(table["split"]) - set(SPLITS))
     if bad_values:
         raise ValueError(f"Unknown split names {bad_values}; expected {list(SPLITS)}.")
-    frame = pd.DataFrame({"key": _leak_keys(table), "split": table["split"].astype(str).values,
-                          "clip": table["clip"].astype(str).values})
+    frame = pd.DataFrame(
+        {
+            "key": _leak_keys(table),
+            "split": table["split"].astype(str).values,
+            "clip": table["clip"].astype(str).values,
+        }
+    )
     leaks = []
     for key, rows in frame.groupby("key", sort=True):
         if rows["split"].nunique() > 1:
-            where = ", ".join(f"{s}: {', '.join(sorted(r['clip']))}"
-                              for s, r in rows.groupby("split", sort=True))
+            where = ", ".join(
+                f"{s}: {', '.join(sorted(r['clip']))}" for s, r in rows.groupby("split", sort=True)
+            )
             leaks.append(f"{key} ({where})")
     if leaks:
         raise ValueError(
             f"Split leak: {len(leaks)} group(s) have takes in more than one split, so a test "
             f"sentence would be heard in training: {'; '.join(leaks[:10])}. Every take of a "
-            f"sentence must share one split; rebuild the splits with make_splits.")
+            f"sentence must share one split; rebuild the splits with make_splits."
+        )
 
 
 def clips_in(table: pd.DataFrame, split: str) -> list[str]:
@@ -264,8 +294,9 @@ def write_splits(table: pd.DataFrame, path: str | os.PathLike) -> Path:
     path = Path(path)
     missing = {"clip", "group", "split"} - set(table.columns)
     if missing:
-        raise ValueError(f"Cannot write {path}: the table lacks {sorted(missing)}; "
-                         f"make it with make_splits.")
+        raise ValueError(
+            f"Cannot write {path}: the table lacks {sorted(missing)}; make it with make_splits."
+        )
     check_no_leak(table)
     return write_csv_atomic(path, table[[c for c in SPLIT_COLUMNS if c in table.columns]])
 
@@ -276,8 +307,9 @@ def read_splits(path: str | os.PathLike) -> pd.DataFrame:
     stays a string)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; write it with write_splits "
-                                f"(notebook 02_features).")
+        raise FileNotFoundError(
+            f"{path} does not exist; write it with write_splits (notebook 02_features)."
+        )
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = {"clip", "group", "split"} - set(table.columns)
     if missing:
@@ -300,6 +332,7 @@ def read_splits(path: str | os.PathLike) -> pd.DataFrame:
 
 # -------------------------------------------------------------------------------------- storage
 
+
 def utterance_path(out_dir: str | os.PathLike, clip: str) -> Path:
     """``<out_dir>/utterances/<clip>.npz``."""
     clip = str(clip)
@@ -311,35 +344,45 @@ def utterance_path(out_dir: str | os.PathLike, clip: str) -> Path:
 def _check_utterance(clip: str, utt: Mapping[str, Any]) -> dict[str, np.ndarray]:
     missing = [k for k in REQUIRED_ARRAYS if k not in utt]
     if missing:
-        raise ValueError(f"Utterance {clip!r} lacks {missing}; every utterance needs "
-                         f"{list(REQUIRED_ARRAYS)}.")
+        raise ValueError(
+            f"Utterance {clip!r} lacks {missing}; every utterance needs {list(REQUIRED_ARRAYS)}."
+        )
     arrays = {k: np.asarray(v) for k, v in utt.items()}
     for key in ("features", "targets"):
         arrays[key] = arrays[key].astype(np.float32, copy=False)
     n = arrays["features"].shape[0] if arrays["features"].ndim == 2 else None
     if n is None or arrays["targets"].ndim != 2 or arrays["targets"].shape[0] != n:
-        raise ValueError(f"Utterance {clip!r}: features must be (N, F) and targets (N, D), got "
-                         f"{arrays['features'].shape} and {arrays['targets'].shape}.")
+        raise ValueError(
+            f"Utterance {clip!r}: features must be (N, F) and targets (N, D), got "
+            f"{arrays['features'].shape} and {arrays['targets'].shape}."
+        )
     if arrays["feature_times"].shape != (n,):
-        raise ValueError(f"Utterance {clip!r}: feature_times must be ({n},), got "
-                         f"{arrays['feature_times'].shape}.")
+        raise ValueError(
+            f"Utterance {clip!r}: feature_times must be ({n},), got "
+            f"{arrays['feature_times'].shape}."
+        )
     if arrays["video_times"].ndim != 1:
-        raise ValueError(f"Utterance {clip!r}: video_times must be 1-D, got "
-                         f"{arrays['video_times'].shape}.")
+        raise ValueError(
+            f"Utterance {clip!r}: video_times must be 1-D, got {arrays['video_times'].shape}."
+        )
     if "valid" in arrays:
         if arrays["valid"].shape != (n,):
-            raise ValueError(f"Utterance {clip!r}: valid must be ({n},), got "
-                             f"{arrays['valid'].shape}.")
+            raise ValueError(
+                f"Utterance {clip!r}: valid must be ({n},), got {arrays['valid'].shape}."
+            )
         arrays["valid"] = arrays["valid"].astype(bool, copy=False)
     for key, value in arrays.items():
         if value.dtype == object:
-            raise ValueError(f"Utterance {clip!r}: {key!r} is an object array; store numbers, "
-                             f"booleans or strings only.")
+            raise ValueError(
+                f"Utterance {clip!r}: {key!r} is an object array; store numbers, "
+                f"booleans or strings only."
+            )
     return arrays
 
 
-def save_utterances(out_dir: str | os.PathLike,
-                    utterances: Mapping[str, Mapping[str, np.ndarray]]) -> list[Path]:
+def save_utterances(
+    out_dir: str | os.PathLike, utterances: Mapping[str, Mapping[str, np.ndarray]]
+) -> list[Path]:
     """Write each utterance to ``<out_dir>/utterances/<clip>.npz`` (compressed, atomic: a hidden
     ``.<clip>.partial.npz`` then a rename). ``features`` and ``targets`` are stored as float32,
     ``valid`` as bool; other arrays as given. Returns the paths, in the mapping's order."""
@@ -354,8 +397,10 @@ def load_utterance(out_dir: str | os.PathLike, clip: str) -> dict[str, np.ndarra
     """The arrays of one stored utterance, ``{name: array}``."""
     path = utterance_path(out_dir, clip)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: clip {clip!r} is not in the processed "
-                                f"set {Path(out_dir)} (re-run notebook 02_features).")
+        raise FileNotFoundError(
+            f"{path} does not exist: clip {clip!r} is not in the processed "
+            f"set {Path(out_dir)} (re-run notebook 02_features)."
+        )
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
@@ -371,34 +416,49 @@ def _normalised(data: Any) -> Any:
     return json.loads(json.dumps(data, sort_keys=True, default=str))
 
 
-def write_manifest(out_dir: str | os.PathLike, params: Mapping[str, Any],
-                   inputs: Mapping[str, str], packages: Iterable[str] = MANIFEST_PACKAGES,
-                   **extra: Any) -> Path:
+def write_manifest(
+    out_dir: str | os.PathLike,
+    params: Mapping[str, Any],
+    inputs: Mapping[str, str],
+    packages: Iterable[str] = MANIFEST_PACKAGES,
+    **extra: Any,
+) -> Path:
     """Write ``<out_dir>/manifest.json``: the feature ``params``, ``inputs`` (``{clip: sha256 of
     what the clip's utterance was computed from}``), the format version and package versions;
     ``extra`` (corpus name, wall time, ...) is recorded but not checked."""
     packages = list(packages)
-    return write_json_atomic(Path(out_dir) / "manifest.json", {
-        "stage": "features", "format": FORMAT_VERSION, "params": _normalised(dict(params)),
-        "inputs": _normalised(dict(inputs)), "packages": packages,
-        "versions": package_versions(packages), **_normalised(extra)})
+    return write_json_atomic(
+        Path(out_dir) / "manifest.json",
+        {
+            "stage": "features",
+            "format": FORMAT_VERSION,
+            "params": _normalised(dict(params)),
+            "inputs": _normalised(dict(inputs)),
+            "packages": packages,
+            "versions": package_versions(packages),
+            **_normalised(extra),
+        },
+    )
 
 
 def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any]:
     """The manifest of a processed set."""
     path = Path(out_dir) / "manifest.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; the processed set is incomplete "
-                                f"(re-run notebook 02_features).")
+        raise FileNotFoundError(
+            f"{path} does not exist; the processed set is incomplete (re-run notebook 02_features)."
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); delete it and re-run "
-                         f"notebook 02_features.") from err
+        raise ValueError(
+            f"{path} is not valid JSON ({err}); delete it and re-run notebook 02_features."
+        ) from err
 
 
-def manifest_matches(out_dir: str | os.PathLike, params: Mapping[str, Any],
-                     inputs: Mapping[str, str]) -> bool:
+def manifest_matches(
+    out_dir: str | os.PathLike, params: Mapping[str, Any], inputs: Mapping[str, str]
+) -> bool:
     """True when ``out_dir`` holds a complete processed set made with these ``params`` from these
     ``inputs`` by the same format and package versions: the cache can be reused."""
     try:
@@ -406,14 +466,17 @@ def manifest_matches(out_dir: str | os.PathLike, params: Mapping[str, Any],
     except (FileNotFoundError, ValueError):
         return False
     packages = manifest.get("packages", list(MANIFEST_PACKAGES))
-    return (manifest.get("format") == FORMAT_VERSION
-            and manifest.get("params") == _normalised(dict(params))
-            and manifest.get("inputs") == _normalised(dict(inputs))
-            and manifest.get("versions") == package_versions(packages)
-            and all(utterance_path(out_dir, c).is_file() for c in inputs))
+    return (
+        manifest.get("format") == FORMAT_VERSION
+        and manifest.get("params") == _normalised(dict(params))
+        and manifest.get("inputs") == _normalised(dict(inputs))
+        and manifest.get("versions") == package_versions(packages)
+        and all(utterance_path(out_dir, c).is_file() for c in inputs)
+    )
 
 
 # ------------------------------------------------------------------------------------- datasets
+
 
 def _get_utterance(source: Source, clip: str) -> Mapping[str, np.ndarray]:
     if isinstance(source, Mapping):
@@ -423,8 +486,9 @@ def _get_utterance(source: Source, clip: str) -> Mapping[str, np.ndarray]:
     return load_utterance(source, clip)
 
 
-def _prepare(source: Source, clip: str, normalizer: Any) -> tuple[np.ndarray, np.ndarray,
-                                                                    np.ndarray]:
+def _prepare(
+    source: Source, clip: str, normalizer: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(features float32 (N, F), targets float32 (N, D), valid bool (N,))`` of one clip.
 
     ``valid`` defaults to "target finite"; a valid frame with a non-finite target, or any
@@ -437,25 +501,32 @@ def _prepare(source: Source, clip: str, normalizer: Any) -> tuple[np.ndarray, np
     features = np.asarray(utt["features"], dtype=np.float32)
     targets = np.asarray(utt["targets"], dtype=np.float32)
     if features.ndim != 2 or targets.ndim != 2 or len(features) != len(targets):
-        raise ValueError(f"Utterance {clip!r}: features must be (N, F) and targets (N, D), got "
-                         f"{features.shape} and {targets.shape}.")
+        raise ValueError(
+            f"Utterance {clip!r}: features must be (N, F) and targets (N, D), got "
+            f"{features.shape} and {targets.shape}."
+        )
     if normalizer is not None:
         features = np.asarray(normalizer(features), dtype=np.float32)
         if features.shape[0] != len(targets) or features.ndim != 2:
-            raise ValueError(f"Utterance {clip!r}: the normalizer changed the features' shape "
-                             f"to {features.shape}.")
+            raise ValueError(
+                f"Utterance {clip!r}: the normalizer changed the features' shape "
+                f"to {features.shape}."
+            )
     if not np.isfinite(features).all():
         raise ValueError(f"Utterance {clip!r}: its features hold NaN or inf.")
     finite = np.isfinite(targets).all(axis=1)
     if "valid" in utt:
         valid = np.asarray(utt["valid"], dtype=bool)
         if valid.shape != (len(targets),):
-            raise ValueError(f"Utterance {clip!r}: valid must be ({len(targets)},), "
-                             f"got {valid.shape}.")
+            raise ValueError(
+                f"Utterance {clip!r}: valid must be ({len(targets)},), got {valid.shape}."
+            )
         bad = int((valid & ~finite).sum())
         if bad:
-            raise ValueError(f"Utterance {clip!r}: {bad} frame(s) are marked valid but their "
-                             f"target holds NaN or inf.")
+            raise ValueError(
+                f"Utterance {clip!r}: {bad} frame(s) are marked valid but their "
+                f"target holds NaN or inf."
+            )
     else:
         valid = finite
     return features, targets, valid
@@ -488,8 +559,9 @@ class WindowIndex(Sequence):
 
     def to_frame(self) -> pd.DataFrame:
         """``DataFrame(clip, frame)``, one row per dataset item."""
-        return pd.DataFrame({"clip": np.asarray(self.clips, dtype=object)[self.utterance],
-                             "frame": self.frame})
+        return pd.DataFrame(
+            {"clip": np.asarray(self.clips, dtype=object)[self.utterance], "frame": self.frame}
+        )
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -518,8 +590,15 @@ class WindowDataset(torch.utils.data.Dataset):
     F * 4`` bytes) plus 16 bytes per item; windows are sliced on access, never stored.
     """
 
-    def __init__(self, source: Source, clips: Sequence[str], n_past: int, n_future: int,
-                 normalizer: Any = None, pad: str = "edge"):
+    def __init__(
+        self,
+        source: Source,
+        clips: Sequence[str],
+        n_past: int,
+        n_future: int,
+        normalizer: Any = None,
+        pad: str = "edge",
+    ):
         if pad not in ("edge", "zero"):
             raise ValueError(f"pad must be 'edge' or 'zero', got {pad!r}.")
         for name, value in (("n_past", n_past), ("n_future", n_future)):
@@ -537,8 +616,11 @@ class WindowDataset(torch.utils.data.Dataset):
             features, targets, valid = _prepare(source, clip, normalizer)
             self._check_dims(clip, features.shape[1], targets.shape[1])
             widths = ((self.n_past, self.n_future), (0, 0))
-            padded = (np.pad(features, widths, mode="edge") if pad == "edge"
-                      else np.pad(features, widths, mode="constant"))
+            padded = (
+                np.pad(features, widths, mode="edge")
+                if pad == "edge"
+                else np.pad(features, widths, mode="constant")
+            )
             del features
             self._features.append(torch.from_numpy(padded))
             self._targets.append(torch.from_numpy(np.ascontiguousarray(targets)))
@@ -548,14 +630,17 @@ class WindowDataset(torch.utils.data.Dataset):
         self.index = WindowIndex(
             self.clips,
             np.concatenate(utterance) if utterance else np.zeros(0, np.int64),
-            np.concatenate(frame).astype(np.int64) if frame else np.zeros(0, np.int64))
+            np.concatenate(frame).astype(np.int64) if frame else np.zeros(0, np.int64),
+        )
 
     def _check_dims(self, clip: str, n_features: int, n_targets: int) -> None:
         if self.n_features is None:
             self.n_features, self.n_targets = n_features, n_targets
         elif (n_features, n_targets) != (self.n_features, self.n_targets):
-            raise ValueError(f"Utterance {clip!r} has F={n_features}, D={n_targets}; the first "
-                             f"clip had F={self.n_features}, D={self.n_targets}.")
+            raise ValueError(
+                f"Utterance {clip!r} has F={n_features}, D={n_targets}; the first "
+                f"clip had F={self.n_features}, D={self.n_targets}."
+            )
 
     def __len__(self) -> int:
         return len(self.index)
@@ -567,7 +652,7 @@ class WindowDataset(torch.utils.data.Dataset):
             raise IndexError(f"item {i} is out of range for {len(self)} items.")
         u, n = int(self.index.utterance[i]), int(self.index.frame[i])
         # padded row n is original frame n - n_past
-        return self._features[u][n:n + self.window].clone(), self._targets[u][n].clone()
+        return self._features[u][n : n + self.window].clone(), self._targets[u][n].clone()
 
 
 class UtteranceDataset(torch.utils.data.Dataset):
@@ -588,12 +673,19 @@ class UtteranceDataset(torch.utils.data.Dataset):
             if self.n_features is None:
                 self.n_features, self.n_targets = features.shape[1], targets.shape[1]
             elif (features.shape[1], targets.shape[1]) != (self.n_features, self.n_targets):
-                raise ValueError(f"Utterance {clip!r} has F={features.shape[1]}, "
-                                 f"D={targets.shape[1]}; the first clip had F={self.n_features},"
-                                 f" D={self.n_targets}.")
+                raise ValueError(
+                    f"Utterance {clip!r} has F={features.shape[1]}, "
+                    f"D={targets.shape[1]}; the first clip had F={self.n_features},"
+                    f" D={self.n_targets}."
+                )
             targets = np.where(valid[:, None], targets, np.float32(0)).astype(np.float32)
-            self._items.append((torch.from_numpy(np.ascontiguousarray(features)),
-                                torch.from_numpy(targets), torch.from_numpy(valid.copy())))
+            self._items.append(
+                (
+                    torch.from_numpy(np.ascontiguousarray(features)),
+                    torch.from_numpy(targets),
+                    torch.from_numpy(valid.copy()),
+                )
+            )
 
     def __len__(self) -> int:
         return len(self._items)
@@ -614,8 +706,7 @@ class PaddedBatch(NamedTuple):
     mask: torch.Tensor
 
 
-def collate_padded(batch: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
-                   ) -> PaddedBatch:
+def collate_padded(batch: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> PaddedBatch:
     """``collate_fn`` for :class:`UtteranceDataset`: pads with zeros (False for ``valid``),
     keeps the batch order."""
     if not batch:
@@ -624,10 +715,13 @@ def collate_padded(batch: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tenso
     lengths = torch.tensor([len(f) for f in features], dtype=torch.int64)
     pad = torch.nn.utils.rnn.pad_sequence
     mask = torch.arange(int(lengths.max()))[None, :] < lengths[:, None]
-    return PaddedBatch(pad(list(features), batch_first=True),
-                       pad(list(targets), batch_first=True),
-                       pad(list(valid), batch_first=True, padding_value=False),
-                       lengths, mask)
+    return PaddedBatch(
+        pad(list(features), batch_first=True),
+        pad(list(targets), batch_first=True),
+        pad(list(valid), batch_first=True, padding_value=False),
+        lengths,
+        mask,
+    )
 
 
 # ------------------------------------------------------------------------------ building a set
@@ -639,8 +733,11 @@ TARGETS = ("face", "mouth")
 def feature_set_name(mfcc_cfg, alignment: str, targets: str) -> str:
     """Folder name of a feature set, e.g. ``mfcc40_timestamps_face``."""
     deltas = "d" if mfcc_cfg.deltas else ""
-    orig = "orig" if mfcc_cfg.hop_length == 200 and mfcc_cfg.win_length == 400 \
-        and not mfcc_cfg.log_mels else ""
+    orig = (
+        "orig"
+        if mfcc_cfg.hop_length == 200 and mfcc_cfg.win_length == 400 and not mfcc_cfg.log_mels
+        else ""
+    )
     return f"mfcc{mfcc_cfg.n_mfcc}{deltas}{orig}_{alignment}_{targets}"
 
 
@@ -654,7 +751,6 @@ class FeatureSet:
     """
 
     def __init__(self, out_dir: str | os.PathLike) -> None:
-        from wav2kp import features, shapes
 
         self.out_dir = Path(out_dir)
         info = json.loads((self.out_dir / "feature_set.json").read_text(encoding="utf-8"))
@@ -680,16 +776,16 @@ class FeatureSet:
         return load_utterance(self.out_dir, clip)
 
     def context(self, past_ms: float, future_ms: float) -> tuple[int, int]:
-        from wav2kp import features
 
         return features.context_frames(self.mfcc, past_ms, future_ms)
 
-    def window_dataset(self, split: str, past_ms: float, future_ms: float) -> "WindowDataset":
+    def window_dataset(self, split: str, past_ms: float, future_ms: float) -> WindowDataset:
         n_past, n_future = self.context(past_ms, future_ms)
-        return WindowDataset(self.out_dir, self.split_clips(split), n_past, n_future,
-                             normalizer=self.normalizer)
+        return WindowDataset(
+            self.out_dir, self.split_clips(split), n_past, n_future, normalizer=self.normalizer
+        )
 
-    def utterance_dataset(self, split: str) -> "UtteranceDataset":
+    def utterance_dataset(self, split: str) -> UtteranceDataset:
         return UtteranceDataset(self.out_dir, self.split_clips(split), normalizer=self.normalizer)
 
     def to_pixels(self, clip: str, targets: np.ndarray) -> np.ndarray:
@@ -697,7 +793,6 @@ class FeatureSet:
         keypoints ``(T, 68, 2)`` at its video frame times: the exact inverse of the alignment,
         the mouth completed from the mean face when only the mouth is predicted, then the
         clip's own head pose."""
-        from wav2kp import features, shapes
 
         utt = self.load(clip)
         pts = np.asarray(targets, dtype=np.float64).reshape(len(utt["target_times"]), -1, 2)
@@ -710,11 +805,18 @@ class FeatureSet:
         return shapes.denormalise(at_video, pose)
 
 
-def build_feature_set(clips: pd.DataFrame, interim_dir: str | os.PathLike,
-                      out_dir: str | os.PathLike, mfcc_cfg=None, alignment: str = "timestamps",
-                      targets: str = "face", pca_variance: float = 0.99,
-                      normalization: str = "global", seed: int = 0,
-                      force: bool = False) -> tuple[FeatureSet, dict]:
+def build_feature_set(
+    clips: pd.DataFrame,
+    interim_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    mfcc_cfg=None,
+    alignment: str = "timestamps",
+    targets: str = "face",
+    pca_variance: float = 0.99,
+    normalization: str = "global",
+    seed: int = 0,
+    force: bool = False,
+) -> tuple[FeatureSet, dict]:
     """Build (or reuse) the processed set of ``clips`` from the extraction stage's outputs.
 
     For each clip with interim audio and landmarks: MFCCs (``mfcc_cfg``) at 16 kHz; keypoints
@@ -730,7 +832,6 @@ def build_feature_set(clips: pd.DataFrame, interim_dir: str | os.PathLike,
     """
     import time
 
-    from wav2kp import features, landmarks, media, shapes
     t0 = time.perf_counter()
     if alignment not in ALIGNMENTS:
         raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}.")
@@ -743,17 +844,32 @@ def build_feature_set(clips: pd.DataFrame, interim_dir: str | os.PathLike,
         audio_path, lm_path = landmarks.clip_paths(interim_dir, clip)
         (present if audio_path.is_file() and lm_path.is_file() else missing).append(clip)
     if not present:
-        raise FileNotFoundError(f"No extracted clips in {interim_dir}: run notebook "
-                                f"01_extraction (or `wav2kp extract`) first.")
+        raise FileNotFoundError(
+            f"No extracted clips in {interim_dir}: run notebook "
+            f"01_extraction (or `wav2kp extract`) first."
+        )
     table = make_splits(clips[clips["clip"].isin(present)].reset_index(drop=True), seed=seed)
-    params = {"mfcc": mfcc_cfg.as_dict(), "alignment": alignment, "targets": targets,
-              "pca_variance": pca_variance, "normalization": normalization, "seed": seed}
+    params = {
+        "mfcc": mfcc_cfg.as_dict(),
+        "alignment": alignment,
+        "targets": targets,
+        "pca_variance": pca_variance,
+        "normalization": normalization,
+        "seed": seed,
+    }
     inputs = {c: inputs_sha256(*landmarks.clip_paths(interim_dir, c)) for c in present}
-    if not force and manifest_matches(out_dir, params, inputs) \
-            and (out_dir / "feature_set.json").is_file():
+    if (
+        not force
+        and manifest_matches(out_dir, params, inputs)
+        and (out_dir / "feature_set.json").is_file()
+    ):
         fs = FeatureSet(out_dir)
-        return fs, {**_stats(fs), "cached": True, "missing": missing,
-                    "wall_s": time.perf_counter() - t0}
+        return fs, {
+            **_stats(fs),
+            "cached": True,
+            "missing": missing,
+            "wall_s": time.perf_counter() - t0,
+        }
 
     point_idx = shapes.point_indices(targets)
     raw = {}
@@ -776,15 +892,18 @@ def build_feature_set(clips: pd.DataFrame, interim_dir: str | os.PathLike,
         if alignment == "timestamps":
             aligned = features.align_to_times(tgt, lm.times, ftimes)
             valid = np.isfinite(aligned).all(axis=1) & features.inside_mask(ftimes, lm.times)
-            utt.update(features=feats, feature_times=ftimes, targets=aligned,
-                       target_times=ftimes)
+            utt.update(features=feats, feature_times=ftimes, targets=aligned, target_times=ftimes)
         else:
             pairing = features.align_original(tgt, len(ftimes), factor=3, video_times=lm.times)
             rows = pairing.audio_index
             aligned = pairing.targets
             valid = np.isfinite(aligned).all(axis=1)
-            utt.update(features=feats[rows], feature_times=ftimes[rows], targets=aligned,
-                       target_times=pairing.target_times)
+            utt.update(
+                features=feats[rows],
+                feature_times=ftimes[rows],
+                targets=aligned,
+                target_times=pairing.target_times,
+            )
         utt["targets"] = np.where(valid[:, None], utt["targets"], 0.0)
         utt["valid"] = valid
         utterances[clip] = utt
@@ -797,16 +916,24 @@ def build_feature_set(clips: pd.DataFrame, interim_dir: str | os.PathLike,
     pca = shapes.ShapePCA.fit(train_tgt, variance=pca_variance)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (out_dir / "utterances").glob("*.npz") if (out_dir / "utterances").is_dir() \
-            else []:
+    for stale in (
+        (out_dir / "utterances").glob("*.npz") if (out_dir / "utterances").is_dir() else []
+    ):
         if stale.stem not in utterances:
             stale.unlink()
     save_utterances(out_dir, utterances)
     write_splits(table, out_dir / "splits.csv")
-    write_json_atomic(out_dir / "feature_set.json", {
-        "params": params, "mfcc": mfcc_cfg.as_dict(), "reference": reference.tolist(),
-        "target_points": [int(i) for i in point_idx], "normalizer": normalizer.state_dict(),
-        "pca": pca.state_dict()})
+    write_json_atomic(
+        out_dir / "feature_set.json",
+        {
+            "params": params,
+            "mfcc": mfcc_cfg.as_dict(),
+            "reference": reference.tolist(),
+            "target_points": [int(i) for i in point_idx],
+            "normalizer": normalizer.state_dict(),
+            "pca": pca.state_dict(),
+        },
+    )
     wall = time.perf_counter() - t0
     write_manifest(out_dir, params, inputs, wall_s=round(wall, 2), missing=missing)
     fs = FeatureSet(out_dir)
@@ -814,9 +941,12 @@ def build_feature_set(clips: pd.DataFrame, interim_dir: str | os.PathLike,
 
 
 def _stats(fs: FeatureSet) -> dict:
-    frames = {s: 0 for s in SPLITS}
+    frames = dict.fromkeys(SPLITS, 0)
     for split in SPLITS:
         for clip in fs.split_clips(split):
             frames[split] += int(fs.load(clip)["valid"].sum())
-    return {"clips": len(fs.clips), "frames": frames,
-            "bytes_on_disk": sum(p.stat().st_size for p in fs.out_dir.rglob("*") if p.is_file())}
+    return {
+        "clips": len(fs.clips),
+        "frames": frames,
+        "bytes_on_disk": sum(p.stat().st_size for p in fs.out_dir.rglob("*") if p.is_file()),
+    }

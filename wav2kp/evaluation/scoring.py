@@ -1,10 +1,10 @@
 """Evaluation of trained models on the test split: the field's landmark metrics per clip, the
 extraction noise floor, bootstrap intervals, per-emotion tables, the original's diary as
-ablations, and ``reports/results.json`` / ``results.md``.
+ablations (:mod:`wav2kp.evaluation.ablations`), and ``reports/results.json`` / ``results.md``.
 
 **The reference.** Predictions are scored against the best keypoints we have for a clip: the
 bundled corpus' *ground truth* (the generator's keypoints) when the clip has one, else the
-keypoints our extractor found (:mod:`wav2kp.landmarks`). A frame is *scored* when the reference
+keypoints our extractor found (:mod:`wav2kp.extraction.landmarks`). A frame is *scored* when the reference
 is good there (ground truth: finite; extracted: a face was found and not interpolated) and the
 prediction is finite (its head pose is known); the other frames are *flagged* and counted,
 never scored as zero. The extraction's own error against the ground truth, on the same frames
@@ -17,29 +17,41 @@ mouth opening, the clip's own lip-sync offset, and the mouth jitter in silent st
 (:func:`summarise`): the mean over clips with a 95% bootstrap interval over clips, and the
 lip-sync offset of all clips pooled (one cross-correlation over every clip's frames).
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from wav2kp import config, metrics
+from wav2kp import config, media, metrics
+from wav2kp.corpus import bundled
+from wav2kp.extraction import landmarks
+from wav2kp.manifest import atomic_path, git_commit, package_versions, write_json_atomic
 
 #: Metrics summarised per model (mean over clips with a bootstrap interval).
 CLIP_METRICS = ("lmd", "mlmd", "velocity", "mouth_area", "mouth_corr", "jitter")
 #: Display names and units.
-LABELS = {"lmd": "LMD %", "mlmd": "M-LMD %", "velocity": "velocity %", "mouth_area":
-          "mouth area % IOD²", "mouth_corr": "mouth corr", "offset_ms": "offset ms",
-          "jitter": "silent jitter %"}
+LABELS = {
+    "lmd": "LMD %",
+    "mlmd": "M-LMD %",
+    "velocity": "velocity %",
+    "mouth_area": "mouth area % IOD²",
+    "mouth_corr": "mouth corr",
+    "offset_ms": "offset ms",
+    "jitter": "silent jitter %",
+}
 NOISE_FLOOR = "extraction (dlib)"
 
 
 # ---------------------------------------------------------------------------------- references
+
 
 @dataclass
 class Reference:
@@ -62,25 +74,30 @@ class Reference:
 
 def load_reference(clip: str, corpus: str, clip_row: Any = None) -> Reference:
     """The reference of one clip of a corpus (see the module docstring)."""
-    from wav2kp import landmarks, media
-    from wav2kp.corpus import bundled
 
     name = config.corpus_name(corpus)
     interim = config.interim_dir(name)
     wav, lm_path = landmarks.clip_paths(interim, clip)
     if not lm_path.is_file():
-        raise FileNotFoundError(f"{lm_path}: no extracted keypoints for clip {clip!r}; run the "
-                                f"extraction stage (notebook 01 or `wav2kp extract`).")
+        raise FileNotFoundError(
+            f"{lm_path}: no extracted keypoints for clip {clip!r}; run the "
+            f"extraction stage (notebook 01 or `wav2kp extract`)."
+        )
     lm = landmarks.load_landmarks(lm_path)
     ext = np.asarray(lm.points, dtype=np.float64)
-    ext_good = np.asarray(lm.found, bool) & ~np.asarray(lm.interpolated, bool) \
+    ext_good = (
+        np.asarray(lm.found, bool)
+        & ~np.asarray(lm.interpolated, bool)
         & np.isfinite(ext).all(axis=(1, 2))
+    )
     gt_file = bundled.gt_path(config.raw_dir(name), clip) if name == "bundled" else None
     if gt_file is not None and gt_file.is_file():
         gt = bundled.load_groundtruth(gt_file)
         if len(gt["times"]) != len(lm.times):
-            raise ValueError(f"{gt_file}: {len(gt['times'])} frames, but the extracted "
-                             f"keypoints of {clip!r} have {len(lm.times)}.")
+            raise ValueError(
+                f"{gt_file}: {len(gt['times'])} frames, but the extracted "
+                f"keypoints of {clip!r} have {len(lm.times)}."
+            )
         points = np.asarray(gt["points"], dtype=np.float64)
         good = np.isfinite(points).all(axis=(1, 2))
         source, extracted, extracted_good = "groundtruth", ext, ext_good
@@ -92,14 +109,22 @@ def load_reference(clip: str, corpus: str, clip_row: Any = None) -> Reference:
         silent = metrics.silent_frames(audio, rate, times)
     else:
         silent = np.zeros(len(times), bool)
-    info = {} if clip_row is None else {
-        k: (None if pd.isna(v) else v) for k, v in dict(clip_row).items()
-        if k in ("emotion", "emotion_name", "sentence", "neutral", "speaker")}
-    return Reference(clip, times, points, good, source, extracted, extracted_good, silent,
-                     float(lm.fps), info)
+    info = (
+        {}
+        if clip_row is None
+        else {
+            k: (None if pd.isna(v) else v)
+            for k, v in dict(clip_row).items()
+            if k in ("emotion", "emotion_name", "sentence", "neutral", "speaker")
+        }
+    )
+    return Reference(
+        clip, times, points, good, source, extracted, extracted_good, silent, float(lm.fps), info
+    )
 
 
 # ------------------------------------------------------------------------------------- scoring
+
 
 def score_clip(pred: np.ndarray, ref: Reference, good: np.ndarray | None = None) -> dict:
     """Every per-clip metric of a pixel prediction ``(T, 68, 2)`` against ``ref``; ``good``
@@ -108,58 +133,41 @@ def score_clip(pred: np.ndarray, ref: Reference, good: np.ndarray | None = None)
     pooled lip-sync offset."""
     pred = np.asarray(pred, dtype=np.float64)
     if pred.shape != ref.points.shape:
-        raise ValueError(f"{ref.clip}: prediction has shape {pred.shape}, the reference "
-                         f"{ref.points.shape} (one row per video frame).")
+        raise ValueError(
+            f"{ref.clip}: prediction has shape {pred.shape}, the reference "
+            f"{ref.points.shape} (one row per video frame)."
+        )
     good = ref.good if good is None else good
     mask = good & np.isfinite(pred).all(axis=(1, 2))
     open_pred, open_true = metrics.opening(pred), metrics.opening(ref.points)
     offset, _ = metrics.lipsync_offset(open_pred, open_true, ref.fps, masks=mask)
     silent = mask & ref.silent
-    return {"clip": ref.clip, **ref.info, "frames": int(len(mask)), "scored": int(mask.sum()),
-            "flagged": int(len(mask) - mask.sum()),
-            "lmd": metrics.lmd(pred, ref.points, mask),
-            "mlmd": metrics.mlmd(pred, ref.points, mask),
-            "velocity": metrics.velocity_error(pred, ref.points, mask),
-            "mouth_area": metrics.mouth_area_error(pred, ref.points, mask),
-            "mouth_corr": metrics.pearson(open_pred, open_true, mask),
-            "offset_ms": offset,
-            "jitter": metrics.jitter(pred, silent) if silent.sum() >= 2 else math.nan,
-            "jitter_reference": (metrics.jitter(ref.points, silent) if silent.sum() >= 2
-                                 else math.nan),
-            "silent_frames": int(silent.sum()),
-            "_open_pred": open_pred, "_open_true": open_true, "_mask": mask}
-
-
-def _resolve_feature_set(record: dict):
-    from wav2kp import dataset
-
-    path = Path(record["dir"])
-    if not (path / "feature_set.json").is_file():       # WAV2KP_HOME moved since training
-        path = config.processed_dir(path.parent.name, record["name"])
-    return dataset.FeatureSet(path)
-
-
-def load_runs(runs: dict[str, str | Path]) -> dict[str, tuple[Any, Any]]:
-    """``{label: run dir}`` -> ``{label: (model, its FeatureSet)}``; a clear error for a run that
-    is missing."""
-    from wav2kp import models
-
-    out = {}
-    for label, run_dir in runs.items():
-        run_dir = Path(run_dir)
-        if not (run_dir / "config.json").is_file():
-            raise FileNotFoundError(f"{run_dir}: no trained run for {label!r}; train it first "
-                                    f"(notebook 03 or `wav2kp train --model {label}`).")
-        model = models.load_run(run_dir)
-        out[label] = (model, _resolve_feature_set(model.meta["feature_set"]))
-    return out
+    return {
+        "clip": ref.clip,
+        **ref.info,
+        "frames": int(len(mask)),
+        "scored": int(mask.sum()),
+        "flagged": int(len(mask) - mask.sum()),
+        "lmd": metrics.lmd(pred, ref.points, mask),
+        "mlmd": metrics.mlmd(pred, ref.points, mask),
+        "velocity": metrics.velocity_error(pred, ref.points, mask),
+        "mouth_area": metrics.mouth_area_error(pred, ref.points, mask),
+        "mouth_corr": metrics.pearson(open_pred, open_true, mask),
+        "offset_ms": offset,
+        "jitter": metrics.jitter(pred, silent) if silent.sum() >= 2 else math.nan,
+        "jitter_reference": (metrics.jitter(ref.points, silent) if silent.sum() >= 2 else math.nan),
+        "silent_frames": int(silent.sum()),
+        "_open_pred": open_pred,
+        "_open_true": open_true,
+        "_mask": mask,
+    }
 
 
 @dataclass
 class Evaluation:
     """Per-clip scores of every model (and of the extraction, when there is a ground truth)."""
 
-    clips: pd.DataFrame                   # one row per (model, clip)
+    clips: pd.DataFrame  # one row per (model, clip)
     series: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]
     references: dict[str, Reference]
     failures: pd.DataFrame
@@ -171,9 +179,14 @@ class Evaluation:
         return list(dict.fromkeys(self.clips["model"]))
 
 
-def evaluate_runs(loaded: dict[str, tuple[Any, Any]], clips: Sequence[str], corpus: str,
-                  clip_table: pd.DataFrame | None = None, noise_floor: bool = True,
-                  progress: bool = False) -> Evaluation:
+def evaluate_runs(
+    loaded: dict[str, tuple[Any, Any]],
+    clips: Sequence[str],
+    corpus: str,
+    clip_table: pd.DataFrame | None = None,
+    noise_floor: bool = True,
+    progress: bool = False,
+) -> Evaluation:
     """Score every model of ``loaded`` (:func:`load_runs`) on ``clips``. A clip that cannot be
     scored (missing files, a model that fails on it) is listed in ``failures`` with the reason
     and the others go on."""
@@ -181,8 +194,7 @@ def evaluate_runs(loaded: dict[str, tuple[Any, Any]], clips: Sequence[str], corp
     series: dict[str, list] = {}
     refs: dict[str, Reference] = {}
     kept: dict[str, dict[str, np.ndarray]] = {}
-    table = (clip_table.set_index("clip") if clip_table is not None and len(clip_table)
-             else None)
+    table = clip_table.set_index("clip") if clip_table is not None and len(clip_table) else None
     for clip in clips:
         row = table.loc[clip] if table is not None and clip in table.index else None
         try:
@@ -205,20 +217,27 @@ def evaluate_runs(loaded: dict[str, tuple[Any, Any]], clips: Sequence[str], corp
                     scores = score_clip(pred, ref)
                     kept.setdefault(clip, {})[label] = np.asarray(pred, dtype=np.float32)
             except Exception as err:  # noqa: BLE001 - one bad clip never spoils the others
-                failures.append({"clip": clip, "model": label,
-                                 "error": f"{type(err).__name__}: {err}"})
+                failures.append(
+                    {"clip": clip, "model": label, "error": f"{type(err).__name__}: {err}"}
+                )
                 continue
             if pair is not None and ref.extracted is not None:
                 ok = ref.extracted_good & np.isfinite(pred).all(axis=(1, 2))
                 scores["mlmd_vs_extracted"] = metrics.mlmd(pred, ref.extracted, ok)
                 scores["lmd_vs_extracted"] = metrics.lmd(pred, ref.extracted, ok)
             series.setdefault(label, []).append(
-                (scores.pop("_open_pred"), scores.pop("_open_true"), scores.pop("_mask")))
+                (scores.pop("_open_pred"), scores.pop("_open_true"), scores.pop("_mask"))
+            )
             rows.append({"model": label, "reference": ref.source, **scores})
         if progress:
             print(f"scored {clip}", flush=True)
-    return Evaluation(pd.DataFrame(rows), series, refs,
-                      pd.DataFrame(failures, columns=["clip", "model", "error"]), kept)
+    return Evaluation(
+        pd.DataFrame(rows),
+        series,
+        refs,
+        pd.DataFrame(failures, columns=["clip", "model", "error"]),
+        kept,
+    )
 
 
 def summarise(ev: Evaluation, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -229,22 +248,27 @@ def summarise(ev: Evaluation, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame
     out = []
     for label in ev.models:
         sub = ev.clips[ev.clips["model"] == label]
-        row: dict[str, Any] = {"model": label, "clips": int(len(sub)),
-                               "frames": int(sub["scored"].sum()),
-                               "flagged": int(sub["flagged"].sum()),
-                               "clips_with_flagged": int((sub["flagged"] > 0).sum())}
+        row: dict[str, Any] = {
+            "model": label,
+            "clips": int(len(sub)),
+            "frames": int(sub["scored"].sum()),
+            "flagged": int(sub["flagged"].sum()),
+            "clips_with_flagged": int((sub["flagged"] > 0).sum()),
+        }
         for m in CLIP_METRICS:
-            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = metrics.bootstrap_ci(sub[m], n_boot,
-                                                                          seed=seed)
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = metrics.bootstrap_ci(sub[m], n_boot, seed=seed)
         s = ev.series[label]
         fps = float(np.median([r.fps for r in ev.references.values()]))
         row["offset_ms"], row["offset_corr"] = metrics.lipsync_offset(
-            [p for p, _, _ in s], [t for _, t, _ in s], fps, masks=[m for _, _, m in s])
-        row["offset_ms_median_clip"] = float(np.nanmedian(sub["offset_ms"])) \
-            if sub["offset_ms"].notna().any() else math.nan
+            [p for p, _, _ in s], [t for _, t, _ in s], fps, masks=[m for _, _, m in s]
+        )
+        row["offset_ms_median_clip"] = (
+            float(np.nanmedian(sub["offset_ms"])) if sub["offset_ms"].notna().any() else math.nan
+        )
         for extra in ("mlmd_vs_extracted", "lmd_vs_extracted", "jitter_reference"):
-            row[extra] = (float(sub[extra].mean()) if extra in sub and sub[extra].notna().any()
-                          else math.nan)
+            row[extra] = (
+                float(sub[extra].mean()) if extra in sub and sub[extra].notna().any() else math.nan
+            )
         out.append(row)
     return pd.DataFrame(out).set_index("model")
 
@@ -257,131 +281,11 @@ def breakdown(ev: Evaluation, by: str = "emotion_name", metric: str = "mlmd") ->
     frame = ev.clips.copy()
     if by == "neutral":
         frame[by] = frame[by].map({True: "neutral", False: "emotional"})
-    return frame.pivot_table(index=by, columns="model", values=metric, aggfunc="mean"
-                             )[ev.models]
-
-
-# ----------------------------------------------------------------------------------- ablations
-
-@dataclass(frozen=True)
-class Ablation:
-    """One entry of the original's diary: the same split scored with ``a`` (the original's
-    choice) and ``b`` (ours); ``runs`` are study run labels or ablation run labels."""
-
-    key: str
-    question: str
-    a: str
-    b: str
-    a_label: str
-    b_label: str
-
-
-ABLATIONS: tuple[Ablation, ...] = (
-    Ablation("context", "future-only 40-frame window vs centred past/future context",
-             "lstm_future", "lstm", "future-only window (the original's)",
-             "centred 200/200 ms"),
-    Ablation("alignment", "x3 upsampling vs timestamp alignment", "lstm_original",
-             "lstm_original_timestamps", "x3 upsampling, paired by index (the original's)",
-             "timestamp alignment"),
-    Ablation("targets", "PCA targets vs raw coordinates", "tcn_raw", "tcn",
-             "raw coordinates", "PCA coefficients"),
-    Ablation("architecture", "LSTM vs the stronger model", "lstm", "tcn",
-             "LSTM over the window", "TCN over the utterance"),
-    Ablation("emotion", "with vs without emotion conditioning", "tcn", "tcn_emotion",
-             "no emotion", "emotion embedding"),
-)
-
-#: The extra runs the ablations need beyond the study's models: ``{label: (model name,
-#: feature-set key, hyper-parameters)}``; ``hidden`` is filled in by :func:`train_ablations`.
-ABLATION_RUNS: dict[str, tuple[str, str, dict]] = {
-    "lstm_future": ("lstm", "default", {"past_ms": 0.0, "future_ms": None}),
-    "lstm_original_timestamps": ("lstm_original", "original_timestamps", {}),
-    "tcn_raw": ("tcn", "default", {"targets": "raw"}),
-}
-
-
-def ablation_feature_set(corpus: str, subset: str | None, seed: int = 0):
-    """The original MFCC settings (80 frames/s) with *timestamp* alignment: the alignment
-    ablation's feature set, built (or reused) beside the study's two."""
-    from wav2kp import corpus as corpora
-    from wav2kp import dataset, features
-
-    name = config.corpus_name(corpus)
-    clips = corpora.study_clips(corpus, subset)
-    mfcc_cfg = features.MFCCConfig.original()
-    set_name = dataset.feature_set_name(mfcc_cfg, "timestamps", "face")
-    fs, _ = dataset.build_feature_set(clips, config.interim_dir(name),
-                                      config.processed_dir(name, set_name),
-                                      mfcc_cfg=mfcc_cfg, alignment="timestamps",
-                                      targets="face", seed=seed)
-    return fs
-
-
-def train_ablations(sets: dict, cfg, hidden: int | None, corpus: str, subset: str,
-                    labels: Iterable[str] | None = None) -> dict[str, Path]:
-    """Train the :data:`ABLATION_RUNS` into ``config.run_dir(corpus, subset, label)``; ``sets`` holds the
-    feature sets by key (``default``, ``original``, ``original_timestamps``). Returns
-    ``{label: run dir}``."""
-    from wav2kp import features, training
-
-    out = {}
-    for label in (labels or ABLATION_RUNS):
-        name, key, hp = ABLATION_RUNS[label]
-        hp = dict(hp)
-        if hp.get("future_ms", 0.0) is None:
-            hp["future_ms"] = features.ORIGINAL_CONTEXT.future_ms
-        hp.update(training.model_hparams(name, hidden))
-        run_dir = config.run_dir(corpus, subset, label)
-        print(f"== {label}: {name} on {sets[key].out_dir.name} {hp}", flush=True)
-        _, m = training.train_model(name, sets[key], cfg, run_dir=run_dir, **hp)
-        print(f"   val M-LMD {m['val_mlmd_pct']:.3f} % IOD in {m['wall_s']:.1f} s", flush=True)
-        out[label] = run_dir
-    return out
-
-
-def ablation_table(ev: Evaluation, summary: pd.DataFrame, ablations=ABLATIONS,
-                   n_boot: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, dict]:
-    """One row per ablation whose two runs were scored: M-LMD, mouth correlation and offset of
-    each side, the paired M-LMD difference ``b - a`` with its bootstrap interval, and one
-    sentence. Returns ``(table, {key: record})``."""
-    rows, records = [], {}
-    for ab in ablations:
-        if ab.a not in summary.index or ab.b not in summary.index:
-            continue
-        a = ev.clips[ev.clips["model"] == ab.a].set_index("clip")
-        b = ev.clips[ev.clips["model"] == ab.b].set_index("clip")
-        common = a.index.intersection(b.index)
-        d, lo, hi = metrics.paired_bootstrap(a.loc[common, "mlmd"], b.loc[common, "mlmd"],
-                                             n_boot, seed=seed)
-        sa, sb = summary.loc[ab.a], summary.loc[ab.b]
-        sentence = _sentence(ab, sa, sb, d, lo, hi)
-        rec = {"question": ab.question, "a": ab.a, "b": ab.b, "a_label": ab.a_label,
-               "b_label": ab.b_label,
-               "a_metrics": {k: _num(sa[k]) for k in ("mlmd", "lmd", "mouth_corr", "offset_ms")},
-               "b_metrics": {k: _num(sb[k]) for k in ("mlmd", "lmd", "mouth_corr", "offset_ms")},
-               "delta_mlmd": [_num(d), _num(lo), _num(hi)], "clips": int(len(common)),
-               "sentence": sentence}
-        records[ab.key] = rec
-        rows.append({"ablation": ab.question, "a": f"{ab.a_label} [{ab.a}]",
-                     "b": f"{ab.b_label} [{ab.b}]", "M-LMD a": sa["mlmd"], "M-LMD b": sb["mlmd"],
-                     "Δ M-LMD (b−a)": d, "95% CI": f"[{lo:+.3f}, {hi:+.3f}]",
-                     "corr a": sa["mouth_corr"], "corr b": sb["mouth_corr"],
-                     "offset a ms": sa["offset_ms"], "offset b ms": sb["offset_ms"]})
-    return pd.DataFrame(rows), records
-
-
-def _sentence(ab: Ablation, sa, sb, d, lo, hi) -> str:
-    if not np.isfinite(d):
-        return f"{ab.question}: not enough clips to compare."
-    verdict = ("lowers" if hi < 0 else "raises" if lo > 0 else "does not clearly change")
-    return (f"{ab.b_label} instead of {ab.a_label} {verdict} the test M-LMD "
-            f"({sa['mlmd']:.3f} -> {sb['mlmd']:.3f} % IOD, difference {d:+.3f}, 95% CI "
-            f"[{lo:+.3f}, {hi:+.3f}]); mouth-opening correlation {sa['mouth_corr']:.3f} -> "
-            f"{sb['mouth_corr']:.3f}, lip-sync offset {sa['offset_ms']:+.0f} -> "
-            f"{sb['offset_ms']:+.0f} ms.")
+    return frame.pivot_table(index=by, columns="model", values=metric, aggfunc="mean")[ev.models]
 
 
 # --------------------------------------------------------------------------------- the results
+
 
 def _num(x) -> float | None:
     try:
@@ -411,27 +315,38 @@ def best_model(summary: pd.DataFrame, exclude: Iterable[str] = ()) -> str:
     return str(cand.idxmin())
 
 
-def results(ev: Evaluation, summary: pd.DataFrame, *, profile: str | None, corpus: str,
-            subset: str | None, split: str, study_models: Sequence[str],
-            ablations: dict | None = None, extra: dict | None = None) -> dict:
+def results(
+    ev: Evaluation,
+    summary: pd.DataFrame,
+    *,
+    profile: str | None,
+    corpus: str,
+    subset: str | None,
+    split: str,
+    study_models: Sequence[str],
+    ablations: dict | None = None,
+    extra: dict | None = None,
+) -> dict:
     """The ``results.json`` record: profile and commit, the noise floor, every study model,
     the best model and its ratios, per-emotion and emotional-vs-neutral M-LMD, ablations."""
-    from wav2kp import study
-    from wav2kp.manifest import package_versions
 
     models_ = {m: model_record(summary.loc[m]) for m in study_models if m in summary.index}
     best = best_model(summary.loc[[m for m in study_models if m in summary.index]])
-    floor = (model_record(summary.loc[NOISE_FLOOR]) if NOISE_FLOOR in summary.index else None)
+    floor = model_record(summary.loc[NOISE_FLOOR]) if NOISE_FLOOR in summary.index else None
 
     def ratio(den):
         return _num(summary.loc[best, "mlmd"] / den) if den else None
 
     refs = {r.source for r in ev.references.values()}
     out = {
-        "profile": profile, "commit": study.git_commit(), "corpus": str(corpus),
-        "subset": subset, "split": split, "reference": "+".join(sorted(refs)),
+        "profile": profile,
+        "commit": git_commit(),
+        "corpus": str(corpus),
+        "subset": subset,
+        "split": split,
+        "reference": "+".join(sorted(refs)),
         "units": "distances in % of the reference's inter-ocular distance (mouth area: % of "
-                 "its square); offsets in ms, positive = prediction late",
+        "its square); offsets in ms, positive = prediction late",
         "clips": int(len(ev.references)),
         "frames_scored": int(ev.clips.loc[ev.clips["model"] == best, "scored"].sum()),
         "frames_flagged": int(ev.clips.loc[ev.clips["model"] == best, "flagged"].sum()),
@@ -442,10 +357,13 @@ def results(ev: Evaluation, summary: pd.DataFrame, *, profile: str | None, corpu
         "best_model": best,
         "ratios": {
             "best_to_mean_face": ratio(summary.loc["mean_face", "mlmd"])
-            if "mean_face" in summary.index else None,
+            if "mean_face" in summary.index
+            else None,
             "best_to_lstm_original": ratio(summary.loc["lstm_original", "mlmd"])
-            if "lstm_original" in summary.index else None,
-            "best_to_noise_floor": ratio(floor["mlmd"]) if floor else None},
+            if "lstm_original" in summary.index
+            else None,
+            "best_to_noise_floor": ratio(floor["mlmd"]) if floor else None,
+        },
         "per_emotion_mlmd": _table_json(breakdown(ev, "emotion_name")),
         "emotional_vs_neutral_mlmd": _table_json(breakdown(ev, "neutral")),
         "ablations": ablations or {},
@@ -463,42 +381,54 @@ def _table_json(table: pd.DataFrame) -> dict:
 def main_table(summary: pd.DataFrame, order: Sequence[str] | None = None) -> pd.DataFrame:
     """The results table: one row per model, mean [95% interval] per metric."""
     rows = []
-    for model in (order or summary.index):
+    for model in order or summary.index:
         if model not in summary.index:
             continue
         r = summary.loc[model]
         row = {"model": model}
         for m in CLIP_METRICS:
-            row[LABELS[m]] = (f"{r[m]:.3f} [{r[f'{m}_lo']:.3f}, {r[f'{m}_hi']:.3f}]"
-                              if np.isfinite(r[m]) else "—")
-        row[LABELS["offset_ms"]] = (f"{r['offset_ms']:+.1f}" if np.isfinite(r["offset_ms"])
-                                    else "—")
+            row[LABELS[m]] = (
+                f"{r[m]:.3f} [{r[f'{m}_lo']:.3f}, {r[f'{m}_hi']:.3f}]" if np.isfinite(r[m]) else "—"
+            )
+        row[LABELS["offset_ms"]] = f"{r['offset_ms']:+.1f}" if np.isfinite(r["offset_ms"]) else "—"
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
 
 
-def results_markdown(record: dict, table: pd.DataFrame, ablations: pd.DataFrame | None = None
-                     ) -> str:
+def results_markdown(
+    record: dict, table: pd.DataFrame, ablations: pd.DataFrame | None = None
+) -> str:
     """``reports/results.md``: the main table (and the ablations), with what produced them."""
-    lines = [f"Test split of the {record['corpus']} corpus"
-             + (f" ({record['subset']} subset)" if record.get("subset") else "")
-             + f", profile `{record['profile']}`, commit `{record['commit'][:12]}`; "
-             f"{record['clips']} clips, {record['frames_scored']} scored frames "
-             f"({record['frames_flagged']} flagged, not scored); reference: "
-             f"{record['reference']}. Mean over clips [95% bootstrap interval over clips]; "
-             f"{record['units']}.", "", _markdown(table.reset_index()), ""]
+    lines = [
+        f"Test split of the {record['corpus']} corpus"
+        + (f" ({record['subset']} subset)" if record.get("subset") else "")
+        + f", profile `{record['profile']}`, commit `{record['commit'][:12]}`; "
+        f"{record['clips']} clips, {record['frames_scored']} scored frames "
+        f"({record['frames_flagged']} flagged, not scored); reference: "
+        f"{record['reference']}. Mean over clips [95% bootstrap interval over clips]; "
+        f"{record['units']}.",
+        "",
+        _markdown(table.reset_index()),
+        "",
+    ]
     r = record["ratios"]
     if r.get("best_to_mean_face") is not None:
-        parts = [f"Best model: `{record['best_model']}`; M-LMD ratio to `mean_face` "
-                 f"{r['best_to_mean_face']:.3f}"]
+        parts = [
+            f"Best model: `{record['best_model']}`; M-LMD ratio to `mean_face` "
+            f"{r['best_to_mean_face']:.3f}"
+        ]
         if r.get("best_to_lstm_original") is not None:
             parts.append(f"to `lstm_original` {r['best_to_lstm_original']:.3f}")
         if r.get("best_to_noise_floor") is not None:
             parts.append(f"to the extraction noise floor {r['best_to_noise_floor']:.3f}")
         lines += [", ".join(parts) + ".", ""]
     if ablations is not None and len(ablations):
-        lines += ["Ablations (the original's diary, same split; Δ = b − a, negative is better "
-                  "for b):", "", _markdown(ablations), ""]
+        lines += [
+            "Ablations (the original's diary, same split; Δ = b − a, negative is better for b):",
+            "",
+            _markdown(ablations),
+            "",
+        ]
         lines += [f"- {rec['sentence']}" for rec in record["ablations"].values()] + [""]
     return "\n".join(lines)
 
@@ -517,7 +447,6 @@ def _markdown(frame: pd.DataFrame) -> str:
 
 def write_results(record: dict, markdown: str, out_dir: Path | None = None) -> tuple[Path, Path]:
     """Write ``results.json`` and ``results.md`` (atomically) into ``out_dir`` (reports/)."""
-    from wav2kp.manifest import atomic_path, write_json_atomic
 
     out_dir = Path(out_dir) if out_dir is not None else config.reports_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -533,9 +462,11 @@ def read_results(path: Path | None = None) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def check_invariants(record: dict, centred: Iterable[str] = ("ridge", "lstm", "tcn",
-                                                             "tcn_emotion"),
-                     fps: float = 30000 / 1001) -> list[str]:
+def check_invariants(
+    record: dict,
+    centred: Iterable[str] = ("ridge", "lstm", "tcn", "tcn_emotion"),
+    fps: float = 30000 / 1001,
+) -> list[str]:
     """The invariants a sane study satisfies; returns the violated ones (empty: all hold).
     Every trained model beats ``mean_face`` on M-LMD; models with centred context have a
     lip-sync offset within one video frame."""
@@ -555,15 +486,17 @@ def check_invariants(record: dict, centred: Iterable[str] = ("ridge", "lstm", "t
 def mouth_traces(ev: Evaluation, clip: str) -> pd.DataFrame:
     """Long table (model, time, opening) of one clip: the reference and every model."""
     ref = ev.references[clip]
-    rows = [pd.DataFrame({"model": "reference", "time": ref.times,
-                          "opening": metrics.opening(ref.points)})]
+    rows = [
+        pd.DataFrame(
+            {"model": "reference", "time": ref.times, "opening": metrics.opening(ref.points)}
+        )
+    ]
     for label in ev.models:
         sub = ev.clips[ev.clips["model"] == label].reset_index(drop=True)
         idx = np.flatnonzero(sub["clip"].to_numpy() == clip)
         if len(idx):
             open_pred = ev.series[label][int(idx[0])][0]
-            rows.append(pd.DataFrame({"model": label, "time": ref.times,
-                                      "opening": open_pred}))
+            rows.append(pd.DataFrame({"model": label, "time": ref.times, "opening": open_pred}))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -574,8 +507,21 @@ def scored_points(ref: Reference) -> np.ndarray:
     return pts
 
 
-__all__ = ["ABLATIONS", "ABLATION_RUNS", "Ablation", "Evaluation", "Reference", "NOISE_FLOOR",
-           "load_reference", "score_clip", "load_runs", "evaluate_runs", "summarise",
-           "breakdown", "ablation_feature_set", "train_ablations", "ablation_table", "results",
-           "main_table", "results_markdown", "write_results", "read_results",
-           "check_invariants", "mouth_traces", "scored_points"]
+__all__ = [
+    "Evaluation",
+    "Reference",
+    "NOISE_FLOOR",
+    "load_reference",
+    "score_clip",
+    "evaluate_runs",
+    "summarise",
+    "breakdown",
+    "results",
+    "main_table",
+    "results_markdown",
+    "write_results",
+    "read_results",
+    "check_invariants",
+    "mouth_traces",
+    "scored_points",
+]

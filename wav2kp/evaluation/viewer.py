@@ -14,6 +14,7 @@ Frame ``k`` of the video is the frame at ``times[k]``; a video that has one fram
 than ``times`` is accepted and the longer of the two is cut (encoders drop or repeat a last
 frame), anything larger is an error.
 """
+
 from __future__ import annotations
 
 import html
@@ -28,10 +29,7 @@ import cv2
 import numpy as np
 
 from wav2kp import media, metrics, shapes
-
-_SHIFT = 4                       # sub-pixel bits for OpenCV drawing
-_ONE = 1 << _SHIFT
-_FAR = float(1 << 20)            # coordinates are clipped to +-_FAR px (int32 after the shift)
+from wav2kp.draw import draw_keypoints
 
 #: RGB colour of the ground truth.
 TRUTH_COLOUR: tuple[int, int, int] = (255, 255, 0)
@@ -39,8 +37,14 @@ TRUTH_COLOUR: tuple[int, int, int] = (255, 255, 0)
 TRUTH_UNDER_COLOUR: tuple[int, int, int] = (215, 215, 215)
 #: RGB colours of the models, in order (cycled when there are more models).
 MODEL_COLOURS: tuple[tuple[int, int, int], ...] = (
-    (0, 229, 255), (255, 77, 240), (80, 255, 80), (255, 140, 26), (255, 59, 59),
-    (120, 140, 255), (255, 255, 255), (160, 255, 200),
+    (0, 229, 255),
+    (255, 77, 240),
+    (80, 255, 80),
+    (255, 140, 26),
+    (255, 59, 59),
+    (120, 140, 255),
+    (255, 255, 255),
+    (160, 255, 200),
 )
 #: The model choice of :class:`KeypointViewer` that overlays every model.
 ALL_MODELS = "all models"
@@ -92,89 +96,37 @@ class ClipView:
         """
         times = np.asarray(self.times)
         if times.ndim != 1 or len(times) == 0:
-            raise ValueError(f"clip {self.clip!r}: times must be a non-empty 1-D array, "
-                             f"got shape {times.shape}.")
+            raise ValueError(
+                f"clip {self.clip!r}: times must be a non-empty 1-D array, got shape {times.shape}."
+            )
         n = len(times)
         want = (n, shapes.N_POINTS, 2)
         arrays = {"truth": self.truth, **{f"prediction {k!r}": v for k, v in self.preds.items()}}
         for name, arr in arrays.items():
             shape = np.shape(arr)
             if shape != want:
-                raise ValueError(f"clip {self.clip!r}: {name} has shape {shape}, expected "
-                                 f"{want} (one (68, 2) row per video frame time).")
+                raise ValueError(
+                    f"clip {self.clip!r}: {name} has shape {shape}, expected "
+                    f"{want} (one (68, 2) row per video frame time)."
+                )
         return n
 
     def fps(self) -> Fraction:
         """The frame rate from the median frame interval, as a fraction with a denominator of
         at most 1001 (29.97 fps gives exactly 30000/1001)."""
         if len(self.times) < 2:
-            raise ValueError(f"clip {self.clip!r}: one frame time gives no frame rate; "
-                             "pass fps explicitly.")
+            raise ValueError(
+                f"clip {self.clip!r}: one frame time gives no frame rate; pass fps explicitly."
+            )
         step = float(np.median(np.diff(self.times)))
         if not step > 0:
-            raise ValueError(f"clip {self.clip!r}: frame times do not increase "
-                             f"(median step {step} s).")
+            raise ValueError(
+                f"clip {self.clip!r}: frame times do not increase (median step {step} s)."
+            )
         return Fraction(1 / step).limit_denominator(1001)
 
 
 # --------------------------------------------------------------------------------- drawing
-
-def _fixed(points: np.ndarray) -> np.ndarray:
-    """Pixel coordinates ``(N, 2)`` as int fixed-point for OpenCV's ``shift``."""
-    return np.round(np.clip(points, -_FAR, _FAR) * _ONE).astype(np.int64)
-
-
-def draw_keypoints(image: np.ndarray, points: np.ndarray,
-                   colour: tuple[int, int, int] = (0, 255, 0), radius: float = 2,
-                   thickness: int = 1, lines: bool = True) -> np.ndarray:
-    """A copy of ``image`` with 68 keypoints drawn on it (anti-aliased, sub-pixel).
-
-    Parameters
-    ----------
-    image : ndarray, uint8 (H, W, 3) or (H, W)
-        RGB frame (a grey frame is drawn on as RGB); left unchanged.
-    points : ndarray, (68, 2)
-        Pixel coordinates (x, y), float. Rows with a NaN are not drawn, nor the lines that
-        touch them, so an all-NaN frame returns an unchanged copy.
-    colour : (r, g, b)
-        Colour of points and lines.
-    radius : float
-        Radius of the filled point discs in pixels; 0 draws no discs.
-    thickness : int
-        Width of the face-part lines (:data:`wav2kp.shapes.POLYLINES`, closed parts closed).
-    lines : bool
-        Draw the face-part lines.
-
-    Returns
-    -------
-    ndarray, uint8 (H, W, 3)
-    """
-    img = np.asarray(image)
-    if img.dtype != np.uint8 or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
-        raise ValueError(f"image must be uint8 (H, W, 3) or (H, W), got {img.dtype} {img.shape}.")
-    img = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img.copy()
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.shape != (shapes.N_POINTS, 2):
-        raise ValueError(f"points must be (68, 2), got {pts.shape}.")
-    ok = np.isfinite(pts).all(axis=1)
-    fixed = np.zeros((shapes.N_POINTS, 2), dtype=np.int64)
-    fixed[ok] = _fixed(pts[ok])
-    rgb = tuple(int(c) for c in colour)
-    if lines and thickness > 0:
-        for part, closed in shapes.POLYLINES:
-            idx = shapes.PARTS[part]
-            ends = list(zip(idx[:-1], idx[1:])) + ([(idx[-1], idx[0])] if closed else [])
-            for a, b in ends:
-                if ok[a] and ok[b]:
-                    cv2.line(img, (int(fixed[a, 0]), int(fixed[a, 1])),
-                             (int(fixed[b, 0]), int(fixed[b, 1])), rgb, int(thickness),
-                             cv2.LINE_AA, _SHIFT)
-    r = int(round(radius * _ONE))
-    if r > 0:
-        for i in np.flatnonzero(ok):
-            cv2.circle(img, (int(fixed[i, 0]), int(fixed[i, 1])), r, rgb, -1, cv2.LINE_AA,
-                       _SHIFT)
-    return img
 
 
 def scale_points(points: np.ndarray, scale: float | Sequence[float]) -> np.ndarray:
@@ -203,6 +155,7 @@ def _hex(rgb: tuple[int, int, int]) -> str:
 
 # ---------------------------------------------------------------------------------- frames
 
+
 def _video_size(video: Path) -> tuple[int, int]:
     info = media.probe(video)
     if not info["has_video"]:
@@ -220,13 +173,14 @@ def _usable_frames(view: ClipView, n_video: int) -> int:
     """Frames shared by the video and ``times`` (they may differ by one frame)."""
     n = view.validate()
     if abs(n_video - n) > 1:
-        raise ValueError(f"clip {view.clip!r}: the video {view.video.name} has {n_video} frames "
-                         f"but there are {n} frame times (at most one frame may differ).")
+        raise ValueError(
+            f"clip {view.clip!r}: the video {view.video.name} has {n_video} frames "
+            f"but there are {n} frame times (at most one frame may differ)."
+        )
     return min(n, n_video)
 
 
-def load_frames(video: str | Path, max_size: int | None = 320
-                ) -> tuple[list[np.ndarray], float]:
+def load_frames(video: str | Path, max_size: int | None = 320) -> tuple[list[np.ndarray], float]:
     """Every frame of a video, RGB uint8, shrunk so that the longer side is at most
     ``max_size`` px (never enlarged; ``None`` keeps the size).
 
@@ -243,8 +197,9 @@ def _models(view: ClipView, models: Sequence[str] | None) -> list[str]:
     models = list(view.preds) if models is None else [str(m) for m in models]
     missing = [m for m in models if m not in view.preds]
     if missing:
-        raise ValueError(f"clip {view.clip!r}: no predictions of {missing}; it has "
-                         f"{sorted(view.preds)}.")
+        raise ValueError(
+            f"clip {view.clip!r}: no predictions of {missing}; it has {sorted(view.preds)}."
+        )
     return models
 
 
@@ -265,8 +220,12 @@ def _put_text(img: np.ndarray, text: str, x: int, y: int, scale: float, width: i
     cv2.putText(img, text, (x, y), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
 
 
-def comparison_frames(view: ClipView, models: Sequence[str] | None = None, panel: int = 256,
-                      max_frames: int | None = None) -> Iterator[np.ndarray]:
+def comparison_frames(
+    view: ClipView,
+    models: Sequence[str] | None = None,
+    panel: int = 256,
+    max_frames: int | None = None,
+) -> Iterator[np.ndarray]:
     """Side-by-side frames: the truth, then each model, on the clip's own video.
 
     Panel 0 shows the truth keypoints (:data:`TRUTH_COLOUR`) and the frame time at the bottom;
@@ -329,17 +288,21 @@ def _strips(view: ClipView, models: list[str], panel: int, n: int) -> Iterator[n
                 pan = draw_keypoints(pan, preds[m][k], colours[m], radius=1.5)
                 _put_text(pan, m, 4, top, font, panel - 8)
                 if np.isfinite(err[m][k]):
-                    _put_text(pan, f"mouth {err[m][k]:.1f}% IOD", 4, ph - 6, font * 0.85,
-                              panel - 8)
-                out[:ph, i * panel:(i + 1) * panel] = pan
+                    _put_text(pan, f"mouth {err[m][k]:.1f}% IOD", 4, ph - 6, font * 0.85, panel - 8)
+                out[:ph, i * panel : (i + 1) * panel] = pan
             yield out
     finally:
         frames.close()
 
 
-def comparison_video(view: ClipView, path: str | Path, models: Sequence[str] | None = None,
-                     panel: int = 256, fps: Fraction | float | None = None,
-                     max_seconds: float | None = None) -> Path:
+def comparison_video(
+    view: ClipView,
+    path: str | Path,
+    models: Sequence[str] | None = None,
+    panel: int = 256,
+    fps: Fraction | float | None = None,
+    max_seconds: float | None = None,
+) -> Path:
     """Write :func:`comparison_frames` as an H.264 mp4 with the clip's speech (AAC).
 
     Parameters
@@ -377,16 +340,23 @@ def comparison_video(view: ClipView, path: str | Path, models: Sequence[str] | N
         samples, audio_rate = media.read_wav(view.audio)
         start = max(0, int(round(view.times[0] * audio_rate)))
         length = int(round(n / rate * audio_rate))
-        audio = samples[..., start:start + length]
+        audio = samples[..., start : start + length]
         if audio.shape[-1] < length:
             pad = np.zeros(audio.shape[:-1] + (length - audio.shape[-1],), dtype=np.float32)
             audio = np.concatenate([audio, pad], axis=-1)
-    media.write_video(path, comparison_frames(view, models, panel, max_frames=n), audio,
-                      size=size, fps=rate, audio_rate=audio_rate)
+    media.write_video(
+        path,
+        comparison_frames(view, models, panel, max_frames=n),
+        audio,
+        size=size,
+        fps=rate,
+        audio_rate=audio_rate,
+    )
     return path
 
 
 # ---------------------------------------------------------------------------------- widget
+
 
 @dataclass
 class _Loaded:
@@ -416,9 +386,13 @@ class KeypointViewer:
     :func:`comparison_video` is the synchronised view.
     """
 
-    def __init__(self, views: Mapping[str, ClipView] | Sequence[ClipView],
-                 models: Sequence[str] | None = None, max_size: int = 320,
-                 cache_clips: int = 4) -> None:
+    def __init__(
+        self,
+        views: Mapping[str, ClipView] | Sequence[ClipView],
+        models: Sequence[str] | None = None,
+        max_size: int = 320,
+        cache_clips: int = 4,
+    ) -> None:
         import ipywidgets as widgets
 
         if isinstance(views, Mapping):
@@ -427,8 +401,9 @@ class KeypointViewer:
             self.views = {}
             for v in views:
                 if v.clip in self.views:
-                    raise ValueError(f"clip {v.clip!r} appears twice; pass a dict to name "
-                                     "the views.")
+                    raise ValueError(
+                        f"clip {v.clip!r} appears twice; pass a dict to name the views."
+                    )
                 self.views[v.clip] = v
         if not self.views:
             raise ValueError("KeypointViewer needs at least one clip.")
@@ -443,27 +418,32 @@ class KeypointViewer:
         self.max_size = max_size
         self.cache_clips = max(1, int(cache_clips))
         self._cache: OrderedDict[str, _Loaded] = OrderedDict()
-        self._quiet = False                       # no redraws while a clip is being set up
+        self._quiet = False  # no redraws while a clip is being set up
 
         labels = [(f"{k} - {v.title}" if v.title else k, k) for k, v in self.views.items()]
         choices = self.models + ([ALL_MODELS] if len(self.models) > 1 else [])
         self.clip = widgets.Dropdown(options=labels, value=labels[0][1], description="clip")
-        self.model = widgets.Dropdown(options=choices or ["(none)"], description="model",
-                                      disabled=not choices)
+        self.model = widgets.Dropdown(
+            options=choices or ["(none)"], description="model", disabled=not choices
+        )
         self.truth = widgets.Checkbox(value=True, description="truth", indent=False)
-        self.play = widgets.Play(value=0, min=0, max=0, step=1, interval=40,
-                                 description="play")
-        self.frame = widgets.IntSlider(value=0, min=0, max=0, description="frame",
-                                       continuous_update=True)
+        self.play = widgets.Play(value=0, min=0, max=0, step=1, interval=40, description="play")
+        self.frame = widgets.IntSlider(
+            value=0, min=0, max=0, description="frame", continuous_update=True
+        )
         widgets.jslink((self.play, "value"), (self.frame, "value"))
         self.image = widgets.Image(format="png")
         self.audio = widgets.Audio(format="wav", autoplay=False, controls=True, loop=False)
         self.label = widgets.HTML()
-        self.widget = widgets.VBox([
-            widgets.HBox([self.clip, self.model, self.truth]),
-            widgets.HBox([self.play, self.frame]),
-            self.image, self.audio, self.label,
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.clip, self.model, self.truth]),
+                widgets.HBox([self.play, self.frame]),
+                self.image,
+                self.audio,
+                self.label,
+            ]
+        )
         self._show_clip(self.clip.value)
         self.clip.observe(self._on_clip, names="value")
         for w in (self.model, self.truth, self.frame):
@@ -517,7 +497,7 @@ class KeypointViewer:
         exception in an observer would only reach the browser's log)."""
         try:
             show()
-        except (ValueError, OSError) as err:      # media.MediaError is a ValueError
+        except (ValueError, OSError) as err:  # media.MediaError is a ValueError
             self.image.value = b""
             self.label.value = f'<span style="color:#c00">{html.escape(str(err))}</span>'
 
@@ -543,7 +523,7 @@ class KeypointViewer:
         if clip is not None:
             if clip not in self.views:
                 raise KeyError(f"no clip {clip!r}; the viewer has {list(self.views)}.")
-            self._load(clip)                      # raises here rather than in the observer
+            self._load(clip)  # raises here rather than in the observer
             self.clip.value = clip
         if model is not None:
             if model not in self.model.options:
@@ -555,34 +535,48 @@ class KeypointViewer:
         model choice and truth checkbox (truth in :data:`TRUTH_COLOUR`, under the models)."""
         loaded = self._load(self.clip.value)
         if not 0 <= frame_index < loaded.n:
-            raise IndexError(f"clip {self.view.clip!r}: frame {frame_index} is outside "
-                             f"0..{loaded.n - 1}.")
+            raise IndexError(
+                f"clip {self.view.clip!r}: frame {frame_index} is outside 0..{loaded.n - 1}."
+            )
         view = self.view
         img = loaded.frames[frame_index]
         if self.truth.value:
-            img = draw_keypoints(img, scale_points(view.truth[frame_index], loaded.scale),
-                                 TRUTH_COLOUR, radius=1.5)
+            img = draw_keypoints(
+                img, scale_points(view.truth[frame_index], loaded.scale), TRUTH_COLOUR, radius=1.5
+            )
         for m in self._shown_models():
-            img = draw_keypoints(img, scale_points(view.preds[m][frame_index], loaded.scale),
-                                 self.colours[m], radius=1.5)
+            img = draw_keypoints(
+                img,
+                scale_points(view.preds[m][frame_index], loaded.scale),
+                self.colours[m],
+                radius=1.5,
+            )
         return np.array(img, copy=True)
 
     def describe(self, frame_index: int) -> str:
         """The label's HTML for a frame: time, and each shown model's mouth error (% IOD)."""
         view = self.view
-        parts = [f"<b>{html.escape(view.clip)}</b> frame {frame_index}, "
-                 f"t = {view.times[frame_index]:.3f} s"]
+        parts = [
+            f"<b>{html.escape(view.clip)}</b> frame {frame_index}, "
+            f"t = {view.times[frame_index]:.3f} s"
+        ]
         if self.truth.value:
-            parts.append(f'<span style="color:{_hex(TRUTH_COLOUR)};background:#333">'
-                         "&#9679;</span> truth")
-        if not self.model.disabled and self.model.value != ALL_MODELS \
-                and self.model.value not in view.preds:
+            parts.append(
+                f'<span style="color:{_hex(TRUTH_COLOUR)};background:#333">&#9679;</span> truth'
+            )
+        if (
+            not self.model.disabled
+            and self.model.value != ALL_MODELS
+            and self.model.value not in view.preds
+        ):
             parts.append(f"{html.escape(self.model.value)}: no prediction for this clip")
         for m in self._shown_models():
             err = mouth_error(view.preds[m][frame_index], view.truth[frame_index])
             txt = f"{float(err):.1f} % IOD" if np.isfinite(err) else "no truth"
-            parts.append(f'<span style="color:{_hex(self.colours[m])};background:#333">'
-                         f"&#9679;</span> {html.escape(m)}: mouth {txt}")
+            parts.append(
+                f'<span style="color:{_hex(self.colours[m])};background:#333">'
+                f"&#9679;</span> {html.escape(m)}: mouth {txt}"
+            )
         return " &nbsp; ".join(parts)
 
     def _repr_mimebundle_(self, **kwargs) -> dict:

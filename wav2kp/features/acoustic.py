@@ -25,21 +25,35 @@ Conventions
   to the same length. :func:`align_original` and :func:`original_drift` reproduce the pairing and
   say how far it drifts.
 """
+
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Sequence
+from typing import Literal, NamedTuple
 
 import numpy as np
 
 __all__ = [
-    "MFCCConfig", "mfcc", "clip_features",
-    "align_to_times", "to_video_times", "inside_mask",
-    "OriginalPairing", "align_original", "original_drift",
-    "Context", "context_frames", "windows", "window_offsets_s", "audio_span_s",
-    "ORIGINAL_CONTEXT", "OBAMANET_CONTEXT", "DEFAULT_CONTEXT",
+    "MFCCConfig",
+    "mfcc",
+    "clip_features",
+    "align_to_times",
+    "to_video_times",
+    "inside_mask",
+    "OriginalPairing",
+    "align_original",
+    "original_drift",
+    "Context",
+    "context_frames",
+    "windows",
+    "window_offsets_s",
+    "audio_span_s",
+    "ORIGINAL_CONTEXT",
+    "OBAMANET_CONTEXT",
+    "DEFAULT_CONTEXT",
     "FeatureNormalizer",
 ]
 
@@ -47,6 +61,7 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # MFCC
 # --------------------------------------------------------------------------------------------
+
 
 def _samples(ms: float, sample_rate: int, what: str) -> int:
     """``ms`` milliseconds as a whole number of samples; raises if it is not whole."""
@@ -56,7 +71,8 @@ def _samples(ms: float, sample_rate: int, what: str) -> int:
         raise ValueError(
             f"MFCCConfig: {what} = {ms} ms is {exact:g} samples at {sample_rate} Hz; it must be a "
             f"positive whole number of samples (frame times are n * hop / sample_rate), so pick "
-            f"a {what} that is a multiple of {1000.0 / sample_rate:g} ms.")
+            f"a {what} that is a multiple of {1000.0 / sample_rate:g} ms."
+        )
     return n
 
 
@@ -99,26 +115,41 @@ class MFCCConfig:
     def __post_init__(self) -> None:
         if self.sample_rate <= 0:
             raise ValueError(f"MFCCConfig: sample_rate must be positive, got {self.sample_rate}")
-        win, _ = self.win_length, self.hop_length   # validates whole samples
+        win, _ = self.win_length, self.hop_length  # validates whole samples
         if self.n_fft is not None and self.n_fft < win:
-            raise ValueError(f"MFCCConfig: n_fft = {self.n_fft} is shorter than the window "
-                             f"({win} samples = {self.win_ms} ms); use n_fft >= {win} or None.")
+            raise ValueError(
+                f"MFCCConfig: n_fft = {self.n_fft} is shorter than the window "
+                f"({win} samples = {self.win_ms} ms); use n_fft >= {win} or None."
+            )
         if not 1 <= self.n_mfcc <= self.n_mels:
-            raise ValueError(f"MFCCConfig: n_mfcc = {self.n_mfcc} must be in 1..n_mels "
-                             f"({self.n_mels}).")
+            raise ValueError(
+                f"MFCCConfig: n_mfcc = {self.n_mfcc} must be in 1..n_mels ({self.n_mels})."
+            )
         nyquist = self.sample_rate / 2
         top = nyquist if self.f_max is None else self.f_max
         if not 0.0 <= self.f_min < top <= nyquist:
-            raise ValueError(f"MFCCConfig: need 0 <= f_min < f_max <= {nyquist:g} Hz (Nyquist), "
-                             f"got f_min = {self.f_min}, f_max = {self.f_max}.")
+            raise ValueError(
+                f"MFCCConfig: need 0 <= f_min < f_max <= {nyquist:g} Hz (Nyquist), "
+                f"got f_min = {self.f_min}, f_max = {self.f_max}."
+            )
 
     @classmethod
-    def original(cls) -> "MFCCConfig":
+    def original(cls) -> MFCCConfig:
         """The original project's settings: ``torchaudio.transforms.MFCC(n_mfcc=40,
         melkwargs={"n_mels": 40})`` with everything else default, i.e. n_fft = win = 400
         samples (25 ms), hop = 200 samples (12.5 ms -> 80 frames/s), dB mels (80 dB floor)."""
-        return cls(sample_rate=16000, n_mfcc=40, n_mels=40, win_ms=25.0, hop_ms=12.5,
-                   n_fft=400, f_min=0.0, f_max=None, log_mels=False, deltas=False)
+        return cls(
+            sample_rate=16000,
+            n_mfcc=40,
+            n_mels=40,
+            win_ms=25.0,
+            hop_ms=12.5,
+            n_fft=400,
+            f_min=0.0,
+            f_max=None,
+            log_mels=False,
+            deltas=False,
+        )
 
     @property
     def win_length(self) -> int:
@@ -160,11 +191,21 @@ class MFCCConfig:
 
     def as_dict(self) -> dict:
         """Plain, JSON-able parameters (for manifests), with the derived sizes."""
-        return {"sample_rate": self.sample_rate, "n_mfcc": self.n_mfcc, "n_mels": self.n_mels,
-                "win_ms": self.win_ms, "hop_ms": self.hop_ms, "n_fft": self.fft_size,
-                "win_length": self.win_length, "hop_length": self.hop_length,
-                "f_min": self.f_min, "f_max": self.f_max, "log_mels": self.log_mels,
-                "deltas": self.deltas, "frame_rate": self.frame_rate}
+        return {
+            "sample_rate": self.sample_rate,
+            "n_mfcc": self.n_mfcc,
+            "n_mels": self.n_mels,
+            "win_ms": self.win_ms,
+            "hop_ms": self.hop_ms,
+            "n_fft": self.fft_size,
+            "win_length": self.win_length,
+            "hop_length": self.hop_length,
+            "f_min": self.f_min,
+            "f_max": self.f_max,
+            "log_mels": self.log_mels,
+            "deltas": self.deltas,
+            "frame_rate": self.frame_rate,
+        }
 
 
 @functools.lru_cache(maxsize=8)
@@ -173,12 +214,25 @@ def _mfcc_transform(cfg: MFCCConfig):
     import torchaudio
 
     transform = torchaudio.transforms.MFCC(
-        sample_rate=cfg.sample_rate, n_mfcc=cfg.n_mfcc, dct_type=2, norm="ortho",
+        sample_rate=cfg.sample_rate,
+        n_mfcc=cfg.n_mfcc,
+        dct_type=2,
+        norm="ortho",
         log_mels=cfg.log_mels,
-        melkwargs={"n_fft": cfg.fft_size, "win_length": cfg.win_length,
-                   "hop_length": cfg.hop_length, "f_min": cfg.f_min, "f_max": cfg.f_max,
-                   "n_mels": cfg.n_mels, "center": True, "pad_mode": "reflect",
-                   "power": 2.0, "norm": None, "mel_scale": "htk"})
+        melkwargs={
+            "n_fft": cfg.fft_size,
+            "win_length": cfg.win_length,
+            "hop_length": cfg.hop_length,
+            "f_min": cfg.f_min,
+            "f_max": cfg.f_max,
+            "n_mels": cfg.n_mels,
+            "center": True,
+            "pad_mode": "reflect",
+            "power": 2.0,
+            "norm": None,
+            "mel_scale": "htk",
+        },
+    )
     return transform.eval()
 
 
@@ -202,20 +256,26 @@ def mfcc(audio: np.ndarray, cfg: MFCCConfig | None = None) -> tuple[np.ndarray, 
     cfg = cfg or MFCCConfig()
     x = np.asarray(audio)
     if x.ndim != 1:
-        raise ValueError(f"mfcc: audio must be mono, shape (L,); got shape {x.shape} "
-                         f"(downmix or pick a channel first).")
+        raise ValueError(
+            f"mfcc: audio must be mono, shape (L,); got shape {x.shape} "
+            f"(downmix or pick a channel first)."
+        )
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"mfcc: audio must be float samples in [-1, 1], got dtype {x.dtype}.")
     half = cfg.fft_size // 2
     if len(x) <= half:
-        raise ValueError(f"mfcc: audio has {len(x)} samples ({len(x) / cfg.sample_rate:.4f} s); "
-                         f"the centred framing needs more than n_fft // 2 = {half}.")
+        raise ValueError(
+            f"mfcc: audio has {len(x)} samples ({len(x) / cfg.sample_rate:.4f} s); "
+            f"the centred framing needs more than n_fft // 2 = {half}."
+        )
     if not np.isfinite(x).all():
-        raise ValueError(f"mfcc: audio holds {int(np.count_nonzero(~np.isfinite(x)))} "
-                         f"NaN/inf samples; fix the decode before computing features.")
+        raise ValueError(
+            f"mfcc: audio holds {int(np.count_nonzero(~np.isfinite(x)))} "
+            f"NaN/inf samples; fix the decode before computing features."
+        )
     x = np.ascontiguousarray(x, dtype=np.float32)
     with torch.inference_mode():
-        out = _mfcc_transform(cfg)(torch.from_numpy(x))            # (n_mfcc, N)
+        out = _mfcc_transform(cfg)(torch.from_numpy(x))  # (n_mfcc, N)
         if cfg.deltas:
             import torchaudio.functional as AF
 
@@ -224,28 +284,34 @@ def mfcc(audio: np.ndarray, cfg: MFCCConfig | None = None) -> tuple[np.ndarray, 
             out = torch.cat([out, d1, d2], dim=0)
         feats = np.ascontiguousarray(out.T.numpy(), dtype=np.float32)
     n = cfg.n_frames(len(x))
-    if feats.shape != (n, cfg.n_features):   # torchaudio changed its framing: say so loudly
-        raise RuntimeError(f"mfcc: torchaudio returned {feats.shape}, expected "
-                           f"({n}, {cfg.n_features}) for {len(x)} samples; the frame-time "
-                           f"convention of this module no longer holds.")
+    if feats.shape != (n, cfg.n_features):  # torchaudio changed its framing: say so loudly
+        raise RuntimeError(
+            f"mfcc: torchaudio returned {feats.shape}, expected "
+            f"({n}, {cfg.n_features}) for {len(x)} samples; the frame-time "
+            f"convention of this module no longer holds."
+        )
     return feats, cfg.frame_times(n)
 
 
-def clip_features(audio: np.ndarray, cfg: MFCCConfig | None = None,
-                  sample_rate: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def clip_features(
+    audio: np.ndarray, cfg: MFCCConfig | None = None, sample_rate: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Features of one clip: :func:`mfcc`, after checking that the audio's rate (when given,
     Hz) is the config's. Returns ``(features (N, F) float32, times (N,) float64 s)``."""
     cfg = cfg or MFCCConfig()
     if sample_rate is not None and int(sample_rate) != cfg.sample_rate:
-        raise ValueError(f"clip_features: audio is at {sample_rate} Hz but the MFCC config "
-                         f"expects {cfg.sample_rate} Hz; decode at {cfg.sample_rate} Hz "
-                         f"(media.decode_audio(..., rate={cfg.sample_rate})).")
+        raise ValueError(
+            f"clip_features: audio is at {sample_rate} Hz but the MFCC config "
+            f"expects {cfg.sample_rate} Hz; decode at {cfg.sample_rate} Hz "
+            f"(media.decode_audio(..., rate={cfg.sample_rate}))."
+        )
     return mfcc(audio, cfg)
 
 
 # --------------------------------------------------------------------------------------------
 # Alignment by time
 # --------------------------------------------------------------------------------------------
+
 
 def _check_times(times: np.ndarray, name: str, n: int | None = None) -> np.ndarray:
     t = np.asarray(times, dtype=np.float64)
@@ -257,8 +323,10 @@ def _check_times(times: np.ndarray, name: str, n: int | None = None) -> np.ndarr
         raise ValueError(f"{name} holds NaN/inf; every frame needs a timestamp")
     if len(t) > 1 and not (np.diff(t) > 0).all():
         k = int(np.argmin(np.diff(t)))
-        raise ValueError(f"{name} must be strictly increasing; entry {k + 1} ({t[k + 1]!r} s) "
-                         f"does not follow entry {k} ({t[k]!r} s)")
+        raise ValueError(
+            f"{name} must be strictly increasing; entry {k + 1} ({t[k + 1]!r} s) "
+            f"does not follow entry {k} ({t[k]!r} s)"
+        )
     return t
 
 
@@ -281,8 +349,12 @@ def _interp_weights(times: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, 
     return j, w
 
 
-def align_to_times(values: np.ndarray, times: np.ndarray, target_times: np.ndarray,
-                   outside: Literal["hold", "nan"] = "hold") -> np.ndarray:
+def align_to_times(
+    values: np.ndarray,
+    times: np.ndarray,
+    target_times: np.ndarray,
+    outside: Literal["hold", "nan"] = "hold",
+) -> np.ndarray:
     """Resample a per-frame sequence at other times, by linear interpolation in time.
 
     Args:
@@ -306,8 +378,10 @@ def align_to_times(values: np.ndarray, times: np.ndarray, target_times: np.ndarr
     t = _check_times(times, "align_to_times: times", len(v))
     target = np.asarray(target_times, dtype=np.float64)
     if target.ndim != 1 or not np.isfinite(target).all():
-        raise ValueError("align_to_times: target_times must be a 1-D array of finite seconds, "
-                         f"got shape {target.shape}")
+        raise ValueError(
+            "align_to_times: target_times must be a 1-D array of finite seconds, "
+            f"got shape {target.shape}"
+        )
     if outside not in ("hold", "nan"):
         raise ValueError(f"align_to_times: outside must be 'hold' or 'nan', got {outside!r}")
     dtype = _out_dtype(v.dtype)
@@ -333,8 +407,12 @@ def inside_mask(target_times: np.ndarray, times: np.ndarray, slack_s: float = 0.
     return (target >= t[0] - slack_s) & (target <= t[-1] + slack_s)
 
 
-def to_video_times(pred: np.ndarray, audio_times: np.ndarray, video_times: np.ndarray,
-                   method: Literal["lstsq", "interp"] = "lstsq") -> np.ndarray:
+def to_video_times(
+    pred: np.ndarray,
+    audio_times: np.ndarray,
+    video_times: np.ndarray,
+    method: Literal["lstsq", "interp"] = "lstsq",
+) -> np.ndarray:
     """Map a per-audio-frame sequence (a model's output) back to the video frame times.
 
     Args:
@@ -371,8 +449,10 @@ def to_video_times(pred: np.ndarray, audio_times: np.ndarray, video_times: np.nd
     if method != "lstsq":
         raise ValueError(f"to_video_times: method must be 'lstsq' or 'interp', got {method!r}")
     if not np.isfinite(p).all():
-        raise ValueError("to_video_times: pred holds NaN/inf, which the least-squares inverse "
-                         "would spread over neighbouring frames; use method='interp'.")
+        raise ValueError(
+            "to_video_times: pred holds NaN/inf, which the least-squares inverse "
+            "would spread over neighbouring frames; use method='interp'."
+        )
     dtype = _out_dtype(p.dtype)
     p64 = p.astype(np.float64)
     t_n = len(vt)
@@ -385,15 +465,13 @@ def to_video_times(pred: np.ndarray, audio_times: np.ndarray, video_times: np.nd
     # the end frames towards wherever the prediction goes after the video stops, so they are
     # left out (the inverse stays exact: those rows repeat an end row anyway).
     at_in, p_in = at[(at >= vt[0]) & (at <= vt[-1])], p64[(at >= vt[0]) & (at <= vt[-1])]
-    j, w = _interp_weights(vt, at_in)              # row n of A: (1-w) at j, w at j+1
+    j, w = _interp_weights(vt, at_in)  # row n of A: (1-w) at j, w at j+1
     w0 = 1.0 - w
-    diag = (np.bincount(j, w0 * w0, minlength=t_n)
-            + np.bincount(j + 1, w * w, minlength=t_n))
-    off = np.bincount(j, w0 * w, minlength=t_n)[:-1]        # (k, k+1)
+    diag = np.bincount(j, w0 * w0, minlength=t_n) + np.bincount(j + 1, w * w, minlength=t_n)
+    off = np.bincount(j, w0 * w, minlength=t_n)[:-1]  # (k, k+1)
     rows = np.repeat(np.arange(len(at_in)), 2)
     cols = np.stack([j, j + 1], axis=1).ravel()
-    a_mat = csr_matrix((np.stack([w0, w], axis=1).ravel(), (rows, cols)),
-                       shape=(len(at_in), t_n))
+    a_mat = csr_matrix((np.stack([w0, w], axis=1).ravel(), (rows, cols)), shape=(len(at_in), t_n))
     ridge = 1e-9
     rhs = a_mat.T @ p_in + ridge * align_to_times(p64, at, vt)
     band = np.zeros((2, t_n))
@@ -406,6 +484,7 @@ def to_video_times(pred: np.ndarray, audio_times: np.ndarray, video_times: np.nd
 # --------------------------------------------------------------------------------------------
 # The original project's pairing (reproduced to measure it, not to use)
 # --------------------------------------------------------------------------------------------
+
 
 class OriginalPairing(NamedTuple):
     """Pairs kept by the original x``factor`` pairing (M of them).
@@ -436,9 +515,13 @@ def _upsample_by_index(values: np.ndarray, factor: int) -> np.ndarray:
     return values[j] * (1.0 - w) + values[j + 1] * w
 
 
-def align_original(values: np.ndarray, n_audio_frames: int, factor: int = 3,
-                   video_times: np.ndarray | None = None,
-                   pairing: Literal["index", "ratio"] = "index") -> OriginalPairing:
+def align_original(
+    values: np.ndarray,
+    n_audio_frames: int,
+    factor: int = 3,
+    video_times: np.ndarray | None = None,
+    pairing: Literal["index", "ratio"] = "index",
+) -> OriginalPairing:
     """Reproduce the original project's target/audio pairing (for measuring it).
 
     The video rows are upsampled ``factor`` x by linear interpolation *by index*
@@ -490,9 +573,12 @@ def align_original(values: np.ndarray, n_audio_frames: int, factor: int = 3,
     return OriginalPairing(targets, audio_index, vidx[keep], target_times)
 
 
-def original_drift(video_times: np.ndarray, audio_frame_times: np.ndarray, factor: int = 3,
-                   pairing: Literal["index", "ratio"] = "index"
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def original_drift(
+    video_times: np.ndarray,
+    audio_frame_times: np.ndarray,
+    factor: int = 3,
+    pairing: Literal["index", "ratio"] = "index",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """How far the original x``factor`` pairing puts each target from its audio.
 
     Args:
@@ -519,6 +605,7 @@ def original_drift(video_times: np.ndarray, audio_frame_times: np.ndarray, facto
 # Context windows
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Context:
     """Audio context around a frame: ``past_ms`` before and ``future_ms`` after its time (ms of
@@ -538,11 +625,15 @@ def context_frames(cfg: MFCCConfig, past_ms: float, future_ms: float) -> tuple[i
     """Context in frames: ``(round(past_ms / hop_ms), round(future_ms / hop_ms))``, halves
     rounded up. With 10 ms hops 200 ms -> 20 frames; with 12.5 ms hops 487.5 ms -> 39."""
     if past_ms < 0 or future_ms < 0 or not (math.isfinite(past_ms) and math.isfinite(future_ms)):
-        raise ValueError(f"context_frames: past_ms and future_ms must be finite and >= 0, got "
-                         f"{past_ms} and {future_ms}")
+        raise ValueError(
+            f"context_frames: past_ms and future_ms must be finite and >= 0, got "
+            f"{past_ms} and {future_ms}"
+        )
     hop_ms = 1000.0 * cfg.hop_s
-    return (int(math.floor(past_ms / hop_ms + 0.5 + 1e-9)),
-            int(math.floor(future_ms / hop_ms + 0.5 + 1e-9)))
+    return (
+        int(math.floor(past_ms / hop_ms + 0.5 + 1e-9)),
+        int(math.floor(future_ms / hop_ms + 0.5 + 1e-9)),
+    )
 
 
 #: The original project's context: the 40 frames *starting at* the current frame at 80 /s
@@ -556,8 +647,9 @@ OBAMANET_CONTEXT = Context(300.0, 190.0, "ObamaNet: 50 frames, target 20 frames 
 DEFAULT_CONTEXT = Context(200.0, 200.0, "centred: 200 ms past, 200 ms future")
 
 
-def windows(features: np.ndarray, n_past: int, n_future: int,
-            pad: Literal["edge", "zero"] = "edge") -> np.ndarray:
+def windows(
+    features: np.ndarray, n_past: int, n_future: int, pad: Literal["edge", "zero"] = "edge"
+) -> np.ndarray:
     """Context windows for every frame, as a read-only view.
 
     Args:
@@ -577,8 +669,9 @@ def windows(features: np.ndarray, n_past: int, n_future: int,
     if x.ndim != 2 or len(x) == 0:
         raise ValueError(f"windows: features must be (N, F) with N >= 1, got shape {x.shape}")
     if int(n_past) != n_past or int(n_future) != n_future or n_past < 0 or n_future < 0:
-        raise ValueError(f"windows: n_past and n_future must be integers >= 0, got {n_past} "
-                         f"and {n_future}")
+        raise ValueError(
+            f"windows: n_past and n_future must be integers >= 0, got {n_past} and {n_future}"
+        )
     n_past, n_future = int(n_past), int(n_future)
     if pad == "edge":
         padded = np.pad(x, ((n_past, n_future), (0, 0)), mode="edge")
@@ -587,7 +680,7 @@ def windows(features: np.ndarray, n_past: int, n_future: int,
     else:
         raise ValueError(f"windows: pad must be 'edge' or 'zero', got {pad!r}")
     view = np.lib.stride_tricks.sliding_window_view(padded, n_past + 1 + n_future, axis=0)
-    return view.transpose(0, 2, 1)          # (N, F, W) -> (N, W, F), still a read-only view
+    return view.transpose(0, 2, 1)  # (N, F, W) -> (N, W, F), still a read-only view
 
 
 def window_offsets_s(cfg: MFCCConfig, n_past: int, n_future: int) -> np.ndarray:
@@ -608,6 +701,7 @@ def audio_span_s(cfg: MFCCConfig, n_past: int, n_future: int) -> tuple[float, fl
 # Normalisation
 # --------------------------------------------------------------------------------------------
 
+
 class FeatureNormalizer:
     """Standardise features per dimension: ``(x - mean) / max(std, std_floor)``.
 
@@ -620,11 +714,13 @@ class FeatureNormalizer:
     in feature units) keeps a constant dimension from dividing by ~0. Outputs are float32.
     """
 
-    def __init__(self, mode: Literal["global", "utterance"] = "global",
-                 std_floor: float = 1e-5) -> None:
+    def __init__(
+        self, mode: Literal["global", "utterance"] = "global", std_floor: float = 1e-5
+    ) -> None:
         if mode not in ("global", "utterance"):
-            raise ValueError(f"FeatureNormalizer: mode must be 'global' or 'utterance', "
-                             f"got {mode!r}")
+            raise ValueError(
+                f"FeatureNormalizer: mode must be 'global' or 'utterance', got {mode!r}"
+            )
         if not std_floor > 0:
             raise ValueError(f"FeatureNormalizer: std_floor must be > 0, got {std_floor}")
         self.mode = mode
@@ -638,7 +734,7 @@ class FeatureNormalizer:
         """Whether global statistics are available."""
         return self.mean is not None
 
-    def fit(self, arrays: Sequence[np.ndarray]) -> "FeatureNormalizer":
+    def fit(self, arrays: Sequence[np.ndarray]) -> FeatureNormalizer:
         """Pool per-dimension mean and std over ``arrays`` (each ``(..., F)``; the training
         clips; a single array counts as a list of one). Float64 accumulation, merged per array
         (Chan et al.), so the order of the clips does not matter beyond rounding. Returns
@@ -652,8 +748,10 @@ class FeatureNormalizer:
             x = np.asarray(a, dtype=np.float64)
             x = x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
             if mean is not None and x.shape[1] != len(mean):
-                raise ValueError(f"FeatureNormalizer.fit: array {i} has {x.shape[1]} features, "
-                                 f"the ones before it had {len(mean)}")
+                raise ValueError(
+                    f"FeatureNormalizer.fit: array {i} has {x.shape[1]} features, "
+                    f"the ones before it had {len(mean)}"
+                )
             if not np.isfinite(x).all():
                 raise ValueError(f"FeatureNormalizer.fit: array {i} holds NaN/inf")
             if len(x) == 0:
@@ -666,7 +764,7 @@ class FeatureNormalizer:
             delta = mu_i - mean
             n_new = n_tot + n_i
             mean = mean + delta * (n_i / n_new)
-            m2 = m2 + m2_i + delta ** 2 * (n_tot * n_i / n_new)
+            m2 = m2 + m2_i + delta**2 * (n_tot * n_i / n_new)
             n_tot = n_new
         if mean is None:
             raise ValueError("FeatureNormalizer.fit: no frames given (empty list of arrays)")
@@ -678,19 +776,25 @@ class FeatureNormalizer:
             flat = x.reshape(-1, x.shape[-1])
             return flat.mean(axis=0), flat.std(axis=0)
         if self.mean is None:
-            raise RuntimeError("FeatureNormalizer: global mode needs fit(train_arrays) (or "
-                               "from_state_dict) before transform")
+            raise RuntimeError(
+                "FeatureNormalizer: global mode needs fit(train_arrays) (or "
+                "from_state_dict) before transform"
+            )
         if x.shape[-1] != len(self.mean):
-            raise ValueError(f"FeatureNormalizer: array has {x.shape[-1]} features, the "
-                             f"normaliser was fitted on {len(self.mean)}")
+            raise ValueError(
+                f"FeatureNormalizer: array has {x.shape[-1]} features, the "
+                f"normaliser was fitted on {len(self.mean)}"
+            )
         return self.mean, self.std
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Standardised copy of ``x`` ``(..., F)``, float32."""
         x64 = np.asarray(x, dtype=np.float64)
         if x64.ndim == 0 or x64.size == 0:
-            raise ValueError(f"FeatureNormalizer.transform: need a non-empty (..., F) array, "
-                             f"got shape {x64.shape}")
+            raise ValueError(
+                f"FeatureNormalizer.transform: need a non-empty (..., F) array, "
+                f"got shape {x64.shape}"
+            )
         mean, std = self._stats(x64)
         return ((x64 - mean) / np.maximum(std, self.std_floor)).astype(np.float32)
 
@@ -699,29 +803,39 @@ class FeatureNormalizer:
     def inverse_transform(self, z: np.ndarray) -> np.ndarray:
         """Undo the global standardisation (float64); utterance mode has no single inverse."""
         if self.mode == "utterance":
-            raise ValueError("FeatureNormalizer.inverse_transform: utterance mode uses each "
-                             "array's own statistics; there is nothing to invert with")
+            raise ValueError(
+                "FeatureNormalizer.inverse_transform: utterance mode uses each "
+                "array's own statistics; there is nothing to invert with"
+            )
         mean, std = self._stats(np.asarray(z, dtype=np.float64))
         return np.asarray(z, dtype=np.float64) * np.maximum(std, self.std_floor) + mean
 
     def state_dict(self) -> dict:
         """Plain, JSON-able state (lists and floats)."""
-        return {"mode": self.mode, "std_floor": self.std_floor, "n_frames": self.n_frames,
-                "mean": None if self.mean is None else [float(v) for v in self.mean],
-                "std": None if self.std is None else [float(v) for v in self.std]}
+        return {
+            "mode": self.mode,
+            "std_floor": self.std_floor,
+            "n_frames": self.n_frames,
+            "mean": None if self.mean is None else [float(v) for v in self.mean],
+            "std": None if self.std is None else [float(v) for v in self.std],
+        }
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "FeatureNormalizer":
+    def from_state_dict(cls, state: dict) -> FeatureNormalizer:
         """Rebuild from :meth:`state_dict` output (e.g. after ``json.loads``)."""
         try:
             norm = cls(state["mode"], state["std_floor"])
             mean, std = state["mean"], state["std"]
         except KeyError as err:
-            raise ValueError(f"FeatureNormalizer.from_state_dict: missing key {err}; expected "
-                             f"the output of state_dict()") from None
+            raise ValueError(
+                f"FeatureNormalizer.from_state_dict: missing key {err}; expected "
+                f"the output of state_dict()"
+            ) from None
         if (mean is None) != (std is None) or (mean is not None and len(mean) != len(std)):
-            raise ValueError("FeatureNormalizer.from_state_dict: mean and std must both be "
-                             "absent or lists of the same length")
+            raise ValueError(
+                "FeatureNormalizer.from_state_dict: mean and std must both be "
+                "absent or lists of the same length"
+            )
         if mean is not None:
             norm.mean = np.asarray(mean, dtype=np.float64)
             norm.std = np.asarray(std, dtype=np.float64)
@@ -739,9 +853,9 @@ class CausalNormalizer:
 
     Like cepstral mean and variance normalisation per utterance it removes a recording's channel
     and speaker offsets, but a frame depends only on the past, so a stream computes exactly what
-    the whole recording computes (:class:`wav2kp.inference.StreamingPredictor`)."""
+    the whole recording computes (:class:`wav2kp.training.inference.StreamingPredictor`)."""
 
-    def __init__(self, prior: "FeatureNormalizer", prior_frames: float = 100.0) -> None:
+    def __init__(self, prior: FeatureNormalizer, prior_frames: float = 100.0) -> None:
         if not prior.fitted:
             raise ValueError("CausalNormalizer: the prior must be a fitted global normaliser.")
         self.prior, self.k = prior, float(prior_frames)
@@ -751,13 +865,34 @@ class CausalNormalizer:
     def transform(self, x: np.ndarray) -> np.ndarray:
         x64 = np.asarray(x, dtype=np.float64)
         if x64.ndim != 2 or not len(x64):
-            raise ValueError(f"CausalNormalizer: need a non-empty (N, F) array, got shape "
-                             f"{x64.shape}")
+            raise ValueError(
+                f"CausalNormalizer: need a non-empty (N, F) array, got shape {x64.shape}"
+            )
         mu, sd = np.asarray(self.prior.mean), np.asarray(self.prior.std)
         n = np.arange(1, len(x64) + 1, dtype=np.float64)[:, None] + self.k
         mean = (self.k * mu + np.cumsum(x64, axis=0)) / n
-        var = (self.k * (sd ** 2 + mu ** 2) + np.cumsum(x64 ** 2, axis=0)) / n - mean ** 2
+        var = (self.k * (sd**2 + mu**2) + np.cumsum(x64**2, axis=0)) / n - mean**2
         std = np.sqrt(np.maximum(var, 0.0))
         return ((x64 - mean) / np.maximum(std, self.std_floor)).astype(np.float32)
 
     __call__ = transform
+
+
+#: The feature normalisations a model can train and predict with.
+NORMALISATIONS = ("set", "utterance", "causal")
+
+
+def feature_normaliser(choice: str, set_normalizer: FeatureNormalizer, who: str = "feature_norm"):
+    """The normaliser a model applies to a recording's features: the feature set's training
+    statistics (``"set"``), each recording's own statistics (``"utterance"``), or running
+    statistics of the recording so far blended with the set's (``"causal"``, streamable).
+    ``who`` names the caller in the error for any other ``choice``."""
+    if choice == "set":
+        return set_normalizer
+    if choice == "utterance":
+        return FeatureNormalizer("utterance", set_normalizer.std_floor)
+    if choice == "causal":
+        return CausalNormalizer(set_normalizer)
+    raise ValueError(
+        f"{who} must be one of {', '.join(map(repr, NORMALISATIONS))}, got {choice!r}."
+    )

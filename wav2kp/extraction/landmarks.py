@@ -1,13 +1,13 @@
-"""dlib face detection, tracking and the 68-point shape predictor; per-clip extraction with QC.
+"""Stage 01: 68 keypoints per video frame, tracked, with QC; per-clip extraction of a corpus.
 
-The predictor file ships with the ``face-recognition-models`` package
-(``shape_predictor_68_face_landmarks.dat``); it is located without ``pkg_resources``.
+The detector and predictor themselves are :mod:`wav2kp.face68`; this module tracks the face
+through a clip (each box from the previous keypoints, checked and re-detected), writes the
+16 kHz audio and the keypoints of every clip, and keeps the QC and failures tables.
 """
+
 from __future__ import annotations
 
-import functools
 import hashlib
-import importlib.util
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -17,60 +17,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from wav2kp import config as paths
+from wav2kp import corpus as corpora
+from wav2kp import media
+from wav2kp.face68 import detect_68, detect_faces, predict_points
+from wav2kp.manifest import (
+    file_sha256,
+    package_versions,
+    write_csv_atomic,
+    write_json_atomic,
+    write_npz_atomic,
+)
 from wav2kp.shapes import inter_ocular
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def predictor_path() -> Path:
-    """Path of ``shape_predictor_68_face_landmarks.dat`` from ``face-recognition-models``."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "The package 'face-recognition-models' is not installed; it ships dlib's 68-point "
-            "predictor. Install the project with `make test` / `pip install -e .`."
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / \
-        "shape_predictor_68_face_landmarks.dat"
-    if not path.is_file():
-        raise FileNotFoundError(f"dlib's 68-point predictor is missing: {path}")
-    return path
-
-
-@functools.lru_cache(maxsize=1)
-def _models():
-    import dlib
-
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(predictor_path()))
-
-
-def detect_faces(image: np.ndarray, upsample: int = 0) -> list[tuple[tuple[int, int, int, int],
-                                                                    float]]:
-    """Faces in an RGB or grey uint8 image: ``[((left, top, right, bottom), score), ...]``,
-    best score first."""
-    detector, _ = _models()
-    rects, scores, _ = detector.run(np.ascontiguousarray(image), upsample, 0.0)
-    found = [((r.left(), r.top(), r.right(), r.bottom()), float(s))
-             for r, s in zip(rects, scores)]
-    return sorted(found, key=lambda item: -item[1])
-
-
-def predict_points(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The 68 keypoints inside ``box`` (left, top, right, bottom), float32 ``(68, 2)`` pixels."""
-    import dlib
-
-    _, predictor = _models()
-    shape = predictor(np.ascontiguousarray(image), dlib.rectangle(*[int(v) for v in box]))
-    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
-
-
-def detect_68(image: np.ndarray, upsample: int = 1) -> np.ndarray | None:
-    """Keypoints ``(68, 2)`` of the best-scoring face in ``image``, or ``None`` without a face."""
-    faces = detect_faces(image, upsample)
-    if not faces:
-        return None
-    return predict_points(image, faces[0][0])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,8 +102,9 @@ class FaceTracker:
         scale = min(1.0, self.config.detect_max_side / max(h, w))
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         if scale < 1.0:
-            grey = cv2.resize(grey, (round(w * scale), round(h * scale)),
-                              interpolation=cv2.INTER_AREA)
+            grey = cv2.resize(
+                grey, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
+            )
         faces = detect_faces(grey, self.config.upsample)
         if not faces and scale < 1.0:  # small faces: try the full-resolution frame
             scale = 1.0
@@ -178,9 +140,11 @@ class FaceTracker:
         scale = min(1.0, 88.0 / side)
         crop = cv2.cvtColor(rgb[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY)
         if scale < 1.0:
-            crop = cv2.resize(crop, (max(1, round((x1 - x0) * scale)),
-                                     max(1, round((y1 - y0) * scale))),
-                              interpolation=cv2.INTER_AREA)
+            crop = cv2.resize(
+                crop,
+                (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))),
+                interpolation=cv2.INTER_AREA,
+            )
         for (fl, ft, fr, fb), _ in detect_faces(crop, 0):
             fx = x0 + (fl + fr) / 2 / scale
             fy = y0 + (ft + fb) / 2 / scale
@@ -198,10 +162,14 @@ class FaceTracker:
             points = predict_points(rgb, box_from_points(self.previous))
             jump = np.linalg.norm(points - self.previous, axis=1).mean()
             iod = float(inter_ocular(self.previous))
-            if not np.isfinite(jump) or iod < 1.0 or jump > cfg.max_jump_iod * iod:
-                points = None
-            elif cfg.verify_every and self.frames % cfg.verify_every == 0 \
-                    and not self._face_in_box(rgb, box_from_points(points)):
+            if (
+                not np.isfinite(jump)
+                or iod < 1.0
+                or jump > cfg.max_jump_iod * iod
+                or cfg.verify_every
+                and self.frames % cfg.verify_every == 0
+                and not self._face_in_box(rgb, box_from_points(points))
+            ):
                 points = None
         if points is None:
             if self.previous is not None:
@@ -212,8 +180,9 @@ class FaceTracker:
         return points
 
 
-def interpolate_gaps(points: np.ndarray, found: np.ndarray, times: np.ndarray,
-                     max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+def interpolate_gaps(
+    points: np.ndarray, found: np.ndarray, times: np.ndarray, max_gap: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Fill runs of at most ``max_gap`` missing frames between two found frames by linear
     interpolation in time. Returns ``(points, interpolated)``; longer gaps and gaps at the
     ends stay NaN."""
@@ -223,9 +192,9 @@ def interpolate_gaps(points: np.ndarray, found: np.ndarray, times: np.ndarray,
     for a, b in zip(idx[:-1], idx[1:]):
         gap = b - a - 1
         if 0 < gap <= max_gap:
-            w = ((times[a + 1:b] - times[a]) / (times[b] - times[a]))[:, None, None]
-            points[a + 1:b] = (1 - w) * points[a] + w * points[b]
-            interpolated[a + 1:b] = True
+            w = ((times[a + 1 : b] - times[a]) / (times[b] - times[a]))[:, None, None]
+            points[a + 1 : b] = (1 - w) * points[a] + w * points[b]
+            interpolated[a + 1 : b] = True
     return points, interpolated
 
 
@@ -243,7 +212,7 @@ def still_jitter(points: np.ndarray, window: int = 10) -> float:
     displacement of the stable points (eye corners, nose) over the ``window``-frame stretch
     where they move least. NaN when there is no such stretch of found frames."""
     stable = points[:, [36, 39, 42, 45, 27, 28, 29, 30, 33]]
-    step = np.linalg.norm(np.diff(stable, axis=0), axis=2).mean(axis=1)    # (T-1,)
+    step = np.linalg.norm(np.diff(stable, axis=0), axis=2).mean(axis=1)  # (T-1,)
     iod = inter_ocular(points[1:])
     rel = 100 * step / iod
     if len(rel) < window:
@@ -252,7 +221,7 @@ def still_jitter(points: np.ndarray, window: int = 10) -> float:
     k = int(np.argmin(means))
     if not np.isfinite(means[k]):
         return float("nan")
-    return float(np.sqrt(np.mean(rel[k:k + window] ** 2)))
+    return float(np.sqrt(np.mean(rel[k : k + window] ** 2)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,7 +258,8 @@ class ClipLandmarks:
         return {
             "frames": int(len(self.times)),
             "duration_s": float(self.times[-1] - self.times[0] + 1 / self.fps)
-            if len(self.times) else 0.0,
+            if len(self.times)
+            else 0.0,
             "fps": float(self.fps),
             "detection_rate": float(self.found.mean()) if len(self.found) else 0.0,
             "longest_gap": longest_run(~self.found),
@@ -302,7 +272,6 @@ class ClipLandmarks:
 def _run_video(path: str | Path, per_frame) -> ClipLandmarks:
     """Keypoints of every frame of ``path`` from ``per_frame(rgb) -> (68, 2) | None``
     (frames are streamed); missing faces are NaN and flagged in ``found``."""
-    from wav2kp import media
 
     info = media.probe(path)
     pts, times = [], []
@@ -312,9 +281,14 @@ def _run_video(path: str | Path, per_frame) -> ClipLandmarks:
         times.append(t)
     points = np.asarray(pts, dtype=np.float32).reshape(-1, 68, 2)
     found = np.isfinite(points).all(axis=(1, 2))
-    return ClipLandmarks(points, np.asarray(times, dtype=np.float64), found,
-                         np.zeros(len(times), bool), info["fps"],
-                         (info["width"], info["height"]))
+    return ClipLandmarks(
+        points,
+        np.asarray(times, dtype=np.float64),
+        found,
+        np.zeros(len(times), bool),
+        info["fps"],
+        (info["width"], info["height"]),
+    )
 
 
 def track_video(path: str | Path, config: TrackerConfig = TrackerConfig()) -> ClipLandmarks:
@@ -337,29 +311,44 @@ def detect_every_frame(path: str | Path, upsample: int = 1) -> ClipLandmarks:
 
 def save_landmarks(path: Path, track: ClipLandmarks, **extra) -> None:
     """Write a landmarks ``.npz`` atomically (hidden temp file, then rename)."""
-    from wav2kp.manifest import write_npz_atomic
 
-    write_npz_atomic(path, points=track.points, times=track.times, found=track.found,
-                     interpolated=track.interpolated, fps_num=track.fps.numerator,
-                     fps_den=track.fps.denominator, size=np.array(track.size),
-                     redetections=track.redetections, **extra)
+    write_npz_atomic(
+        path,
+        points=track.points,
+        times=track.times,
+        found=track.found,
+        interpolated=track.interpolated,
+        fps_num=track.fps.numerator,
+        fps_den=track.fps.denominator,
+        size=np.array(track.size),
+        redetections=track.redetections,
+        **extra,
+    )
 
 
 def load_landmarks(path: str | Path) -> ClipLandmarks:
     """Read a landmarks ``.npz`` written by :func:`save_landmarks`."""
     with np.load(path) as z:
         return ClipLandmarks(
-            points=z["points"], times=z["times"], found=z["found"],
-            interpolated=z["interpolated"], fps=Fraction(int(z["fps_num"]), int(z["fps_den"])),
-            size=tuple(int(v) for v in z["size"]), redetections=int(z["redetections"]))
+            points=z["points"],
+            times=z["times"],
+            found=z["found"],
+            interpolated=z["interpolated"],
+            fps=Fraction(int(z["fps_num"]), int(z["fps_den"])),
+            size=tuple(int(v) for v in z["size"]),
+            redetections=int(z["redetections"]),
+        )
 
 
 def _clip_key(sha: str, config: TrackerConfig) -> str:
-    from wav2kp.manifest import package_versions
 
-    payload = {"input": sha, "config": asdict(config), "version": EXTRACTOR_VERSION,
-               "audio_rate": AUDIO_RATE,
-               "versions": package_versions(("dlib-bin", "av", "face-recognition-models"))}
+    payload = {
+        "input": sha,
+        "config": asdict(config),
+        "version": EXTRACTOR_VERSION,
+        "audio_rate": AUDIO_RATE,
+        "versions": package_versions(("dlib-bin", "av", "face-recognition-models")),
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -371,8 +360,13 @@ def clip_paths(out_dir: Path, clip: str) -> tuple[Path, Path]:
     return Path(out_dir) / "audio" / f"{clip}.wav", Path(out_dir) / "landmarks" / f"{clip}.npz"
 
 
-def extract_clip(path: str | Path, clip: str, out_dir: Path,
-                 config: TrackerConfig = TrackerConfig(), force: bool = False) -> dict:
+def extract_clip(
+    path: str | Path,
+    clip: str,
+    out_dir: Path,
+    config: TrackerConfig = TrackerConfig(),
+    force: bool = False,
+) -> dict:
     """Extract one clip: 16 kHz mono audio and tracked 68-point keypoints, written atomically
     to ``out_dir/audio/<clip>.wav`` and ``out_dir/landmarks/<clip>.npz``. The audio's sample i
     is at i / 16000 s on the container's clock, the clock of the landmark ``times``.
@@ -381,8 +375,6 @@ def extract_clip(path: str | Path, clip: str, out_dir: Path,
     ``FileNotFoundError``, :class:`wav2kp.media.MediaError` (unreadable file, missing stream) or
     :class:`ExtractionError` (no face, too few frames with a face), each naming the file.
     """
-    from wav2kp import media
-    from wav2kp.manifest import file_sha256
 
     path = Path(path)
     audio_path, lm_path = clip_paths(out_dir, clip)
@@ -409,17 +401,20 @@ def extract_clip(path: str | Path, clip: str, out_dir: Path,
     if track.found.mean() < config.min_found:
         raise ExtractionError(
             f"{path}: a face was found in only {100 * track.found.mean():.0f}% of its "
-            f"{len(track.times)} frames (at least {100 * config.min_found:.0f}% needed).")
-    track.points, track.interpolated = interpolate_gaps(track.points, track.found, track.times,
-                                                        config.max_gap)
+            f"{len(track.times)} frames (at least {100 * config.min_found:.0f}% needed)."
+        )
+    track.points, track.interpolated = interpolate_gaps(
+        track.points, track.found, track.times, config.max_gap
+    )
     qc = {**track.qc(), "source": str(path), "sha256": sha}
     media.write_wav(audio_path, audio, AUDIO_RATE)
     save_landmarks(lm_path, track, key=key, qc=json.dumps(qc), version=EXTRACTOR_VERSION)
     return {"clip": clip, **qc, "cached": False}
 
 
-def _extract_one(path: str, clip: str, out_dir: Path, config: TrackerConfig,
-                 force: bool) -> tuple[str, str, dict | None, str]:
+def _extract_one(
+    path: str, clip: str, out_dir: Path, config: TrackerConfig, force: bool
+) -> tuple[str, str, dict | None, str]:
     try:
         return clip, path, extract_clip(path, clip, out_dir, config, force), ""
     except Exception as err:  # one bad clip never spoils the run: it becomes a failure row
@@ -436,8 +431,8 @@ class ExtractionReport:
     """What :func:`extract` did: per-clip QC, failures (clip, path, reason), timing."""
 
     out_dir: Path
-    qc: "pd.DataFrame"
-    failures: "pd.DataFrame"
+    qc: pd.DataFrame
+    failures: pd.DataFrame
     wall_s: float
 
     @property
@@ -449,10 +444,8 @@ class ExtractionReport:
         return len(self.qc) == 0 and len(self.failures) > 0
 
 
-def _clip_table(source) -> "pd.DataFrame":
+def _clip_table(source) -> pd.DataFrame:
     import pandas as pd
-
-    from wav2kp import corpus as corpora
 
     if isinstance(source, pd.DataFrame):
         return source
@@ -462,9 +455,15 @@ def _clip_table(source) -> "pd.DataFrame":
     return corpora.discover(source)
 
 
-def extract(source, corpus: str | None = None, out_dir: Path | None = None, n_jobs: int = -1,
-            config: TrackerConfig = TrackerConfig(), progress: bool = True,
-            force: bool = False) -> ExtractionReport:
+def extract(
+    source,
+    corpus: str | None = None,
+    out_dir: Path | None = None,
+    n_jobs: int = -1,
+    config: TrackerConfig = TrackerConfig(),
+    progress: bool = True,
+    force: bool = False,
+) -> ExtractionReport:
     """Extract every clip of ``source`` (a clip table, a folder, a file, or ``"bundled"``).
 
     Outputs go to ``out_dir`` (default ``data/interim/<corpus>``, the corpus name defaulting
@@ -476,27 +475,30 @@ def extract(source, corpus: str | None = None, out_dir: Path | None = None, n_jo
     from joblib import Parallel, delayed
     from tqdm import tqdm
 
-    from wav2kp import config as cfg
-    from wav2kp.manifest import package_versions, write_csv_atomic, write_json_atomic
-
     t0 = time.perf_counter()
     clips = _clip_table(source)
     if corpus is None:
-        corpus = cfg.corpus_name(source if not isinstance(source, pd.DataFrame) else "clips")
-        if str(source) != "bundled" and not isinstance(source, pd.DataFrame) \
-                and Path(source).is_file():
+        corpus = paths.corpus_name(source if not isinstance(source, pd.DataFrame) else "clips")
+        if (
+            str(source) != "bundled"
+            and not isinstance(source, pd.DataFrame)
+            and Path(source).is_file()
+        ):
             corpus = Path(source).resolve().parent.name
-    out_dir = Path(out_dir) if out_dir else cfg.interim_dir(corpus)
+    out_dir = Path(out_dir) if out_dir else paths.interim_dir(corpus)
     for sub in ("audio", "landmarks"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
         for stale in (out_dir / sub).glob(".*.partial.*"):
             stale.unlink(missing_ok=True)
     rows, failures = [], []
     jobs = Parallel(n_jobs=n_jobs if len(clips) > 1 else 1, return_as="generator_unordered")
-    results = jobs(delayed(_extract_one)(p, c, out_dir, config, force)
-                   for c, p in zip(clips["clip"], clips["path"]))
-    for clip, path, row, reason in tqdm(results, total=len(clips), disable=not progress,
-                                        desc="extraction", unit="clip"):
+    results = jobs(
+        delayed(_extract_one)(p, c, out_dir, config, force)
+        for c, p in zip(clips["clip"], clips["path"])
+    )
+    for clip, path, row, reason in tqdm(
+        results, total=len(clips), disable=not progress, desc="extraction", unit="clip"
+    ):
         if row is None:
             failures.append({"clip": clip, "path": path, "reason": reason})
         else:
@@ -507,41 +509,22 @@ def extract(source, corpus: str | None = None, out_dir: Path | None = None, n_jo
     fails = pd.DataFrame(failures, columns=["clip", "path", "reason"]).sort_values("clip")
     fails = fails.reset_index(drop=True)
     wall = time.perf_counter() - t0
-    write_json_atomic(out_dir / "manifest.json", {
-        "stage": "extraction", "corpus": corpus, "version": EXTRACTOR_VERSION,
-        "config": asdict(config), "audio_rate": AUDIO_RATE,
-        "versions": package_versions(("wav2kp", "dlib-bin", "av", "face-recognition-models",
-                                      "numpy")),
-        "clips": {r["clip"]: {"sha256": r["sha256"], "source": r["source"]} for r in rows},
-        "failures": failures, "wall_s": round(wall, 2)})
+    write_json_atomic(
+        out_dir / "manifest.json",
+        {
+            "stage": "extraction",
+            "corpus": corpus,
+            "version": EXTRACTOR_VERSION,
+            "config": asdict(config),
+            "audio_rate": AUDIO_RATE,
+            "versions": package_versions(
+                ("wav2kp", "dlib-bin", "av", "face-recognition-models", "numpy")
+            ),
+            "clips": {r["clip"]: {"sha256": r["sha256"], "source": r["source"]} for r in rows},
+            "failures": failures,
+            "wall_s": round(wall, 2),
+        },
+    )
     write_csv_atomic(out_dir / "qc.csv", qc)
     write_csv_atomic(out_dir / "failures.csv", fails)
     return ExtractionReport(out_dir, qc, fails, wall)
-
-
-def compare_to_truth(interim_dir: Path, corpus_dir: Path, clips: "pd.DataFrame") -> "pd.DataFrame":
-    """Extraction error against the bundled corpus' ground truth, one row per frame: clip,
-    emotion, neutral, frame, time, found, interpolated, and the mean error per face part (and
-    over all 68 points and the 20 mouth points) in % of the true inter-ocular distance."""
-    import pandas as pd
-
-    from wav2kp.corpus import bundled
-    from wav2kp.metrics import part_errors, point_errors
-
-    frames = []
-    for row in clips.itertuples():
-        lm_path = clip_paths(interim_dir, row.clip)[1]
-        if not lm_path.is_file():
-            continue
-        lm = load_landmarks(lm_path)
-        gt = bundled.load_groundtruth(bundled.gt_path(corpus_dir, row.clip))
-        if len(gt["times"]) != len(lm.times):
-            raise ValueError(f"{lm_path}: {len(lm.times)} frames, but the ground truth of "
-                             f"{row.clip} has {len(gt['times'])}.")
-        err = point_errors(lm.points, gt["points"])
-        for k in range(len(lm.times)):
-            frames.append({"clip": row.clip, "emotion": row.emotion_name,
-                           "neutral": bool(row.neutral), "frame": k, "time": lm.times[k],
-                           "found": bool(lm.found[k]), "interpolated": bool(lm.interpolated[k]),
-                           **part_errors(err[k])})
-    return pd.DataFrame(frames)

@@ -5,8 +5,9 @@ folder for NVIDIA vid2vid's face model, plus ``manifest.json`` saying what produ
 Where the keypoints live: without a face, on a blank ``size`` px square (the model's rest face
 centred, inter-ocular distance 0.3 x size); with a face, the predicted motion (prediction minus
 the model's rest face, in inter-ocular distances) is moved onto the photo's own keypoints
-(:meth:`wav2kp.render.FaceRenderer.retarget`), so any face talks with its own shape.
+(:meth:`wav2kp.synthesis.render.FaceRenderer.retarget`), so any face talks with its own shape.
 """
+
 from __future__ import annotations
 
 import csv
@@ -17,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from wav2kp import inference
+from wav2kp import media
 from wav2kp.manifest import atomic_path, file_sha256, package_versions, write_json_atomic
+from wav2kp.synthesis import render
+from wav2kp.training import inference
 
 
 def keypoint_table(times: np.ndarray, points: np.ndarray) -> str:
@@ -31,11 +34,9 @@ def keypoint_table(times: np.ndarray, points: np.ndarray) -> str:
     return buf.getvalue()
 
 
-def recording_audio(path: str | Path | None, fallback: np.ndarray
-                    ) -> tuple[np.ndarray, int]:
+def recording_audio(path: str | Path | None, fallback: np.ndarray) -> tuple[np.ndarray, int]:
     """The recording's own audio for muxing (native rate, mono or stereo; more channels are
     averaged), or the 16 kHz ``fallback`` when there is no file or it cannot be decoded."""
-    from wav2kp import media
 
     if path is not None:
         try:
@@ -49,29 +50,33 @@ def recording_audio(path: str | Path | None, fallback: np.ndarray
     return np.asarray(fallback, dtype=np.float32), inference.RATE
 
 
-def place(pred: inference.Prediction, rest: np.ndarray, size: int = 256,
-          face=None) -> np.ndarray:
+def place(pred: inference.Prediction, rest: np.ndarray, size: int = 256, face=None) -> np.ndarray:
     """Pixel keypoints ``(T, 68, 2)``: on the canvas, or retargeted onto ``face``."""
     if face is not None:
         return face.retarget(pred.normalised - rest[None])
     return inference.canvas_transform(rest, size).apply(pred.normalised)
 
 
-def write_outputs(pred: inference.Prediction, out_dir: str | Path, rest: np.ndarray,
-                  source: str | Path | None = None, face=None, size: int = 256,
-                  sketch: bool = True, vid2vid: bool = False) -> dict[str, Path]:
+def write_outputs(
+    pred: inference.Prediction,
+    out_dir: str | Path,
+    rest: np.ndarray,
+    source: str | Path | None = None,
+    face=None,
+    size: int = 256,
+    sketch: bool = True,
+    vid2vid: bool = False,
+) -> dict[str, Path]:
     """Write everything for one prediction into ``out_dir`` (each file atomically); returns
-    ``{what: path}``. ``face`` is a :class:`wav2kp.render.FaceRenderer` or None."""
-    from wav2kp import render
+    ``{what: path}``. ``face`` is a :class:`wav2kp.synthesis.render.FaceRenderer` or None."""
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     points = place(pred, rest, size, face).astype(np.float32)
     paths: dict[str, Path] = {}
     paths["keypoints_npy"] = out / "keypoints.npy"
-    with atomic_path(paths["keypoints_npy"]) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, points)
+    with atomic_path(paths["keypoints_npy"]) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, points)
     paths["keypoints_csv"] = out / "keypoints.csv"
     with atomic_path(paths["keypoints_csv"]) as tmp:
         Path(tmp).write_text(keypoint_table(pred.times, points), encoding="utf-8")
@@ -79,22 +84,30 @@ def write_outputs(pred: inference.Prediction, out_dir: str | Path, rest: np.ndar
     canvas = (size, size) if face is None else face.size
     if sketch:
         paths["sketch"] = out / "sketch.mp4"
-        from wav2kp import media
 
-        media.write_video(paths["sketch"], (render.sketch_frame(p, canvas) for p in points),
-                          audio, canvas, fps=pred.fps, audio_rate=rate)
+        media.write_video(
+            paths["sketch"],
+            (render.sketch_frame(p, canvas) for p in points),
+            audio,
+            canvas,
+            fps=pred.fps,
+            audio_rate=rate,
+        )
     if face is not None:
         paths["face"] = out / "face.mp4"
         face.render_video(paths["face"], points, audio=audio, audio_rate=rate, fps=pred.fps)
     if vid2vid:
-        paths["vid2vid"] = render.export_vid2vid(out / "vid2vid", points, canvas,
-                                                 name=(Path(source).stem if source else "seq0000"))
+        paths["vid2vid"] = render.export_vid2vid(
+            out / "vid2vid", points, canvas, name=(Path(source).stem if source else "seq0000")
+        )
     manifest: dict[str, Any] = {
         "input": str(source) if source else None,
         "input_sha256": file_sha256(source) if source and Path(source).is_file() else None,
-        "frames": int(len(points)), "fps": str(Fraction(pred.fps)),
+        "frames": int(len(points)),
+        "fps": str(Fraction(pred.fps)),
         "duration_s": float(len(pred.audio) / inference.RATE),
-        "padded_s": pred.padded_s, "canvas": list(canvas),
+        "padded_s": pred.padded_s,
+        "canvas": list(canvas),
         "face": getattr(face, "name", None) if face is not None else None,
         **pred.info,
         "outputs": {k: str(v.name) for k, v in paths.items()},
@@ -113,11 +126,14 @@ def _fit(image: np.ndarray, size: int) -> np.ndarray:
         img = np.repeat(img[..., None], 3, axis=2)
     h, w = img.shape[:2]
     s = size / max(h, w)
-    img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))),
-                     interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    img = cv2.resize(
+        img,
+        (max(1, round(w * s)), max(1, round(h * s))),
+        interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+    )
     out = np.zeros((size, size, 3), np.uint8)
     y0, x0 = (size - img.shape[0]) // 2, (size - img.shape[1]) // 2
-    out[y0:y0 + img.shape[0], x0:x0 + img.shape[1]] = img
+    out[y0 : y0 + img.shape[0], x0 : x0 + img.shape[1]] = img
     return out
 
 
@@ -135,19 +151,32 @@ def panel_frames(panels: dict[str, Any], size: int = 256):
                 img = _fit(next(it), size)
             except StopIteration:
                 return
-            cv2.putText(img, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3,
-                        cv2.LINE_AA)
-            cv2.putText(img, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
-                        cv2.LINE_AA)
+            cv2.putText(
+                img, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA
+            )
+            cv2.putText(
+                img, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA
+            )
             row.append(img)
         yield np.concatenate(row, axis=1)
 
 
-def panel_video(path: str | Path, panels: dict[str, Any], audio: np.ndarray | None,
-                audio_rate: int | None, fps, size: int = 256) -> Path:
+def panel_video(
+    path: str | Path,
+    panels: dict[str, Any],
+    audio: np.ndarray | None,
+    audio_rate: int | None,
+    fps,
+    size: int = 256,
+) -> Path:
     """:func:`panel_frames` written as an H.264 + AAC mp4 (atomic)."""
-    from wav2kp import media
 
-    media.write_video(path, panel_frames(panels, size), audio, (size * len(panels), size),
-                      fps=fps, audio_rate=audio_rate)
+    media.write_video(
+        path,
+        panel_frames(panels, size),
+        audio,
+        (size * len(panels), size),
+        fps=fps,
+        audio_rate=audio_rate,
+    )
     return Path(path)

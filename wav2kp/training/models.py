@@ -1,6 +1,6 @@
 """Baselines and neural models, all behind one ``fit / predict / save / load`` shape.
 
-Every model maps a clip of a :class:`~wav2kp.dataset.FeatureSet` to targets ``(N, D)`` in
+Every model maps a clip of a :class:`~wav2kp.features.dataset.FeatureSet` to targets ``(N, D)`` in
 normalised face coordinates (unit inter-ocular distance, the set's reference pose) at the clip's
 feature frames; :meth:`KeypointModel.predict_pixels` maps them to pixel keypoints ``(T, 68, 2)``
 at the video frame times. Registry names (:data:`MODELS`):
@@ -54,6 +54,7 @@ MSE in the metric's own space. ``velocity_weight`` adds the same weighted MSE of
 differences (pred vs target, where both frames are valid) for the utterance models (``tcn*``);
 window models predict one frame at a time and ignore it.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,9 +67,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from wav2kp import features as feats
 from wav2kp import shapes
+from wav2kp.corpus.discovery import emotion_names
+from wav2kp.features import acoustic as feats
+from wav2kp.features import augment
+from wav2kp.features.dataset import UtteranceDataset, collate_padded
 from wav2kp.manifest import write_json_atomic
+from wav2kp.training import loop
 
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "config.json"
@@ -92,8 +97,9 @@ def _opening(targets: np.ndarray, point_idx: np.ndarray) -> np.ndarray:
     pts = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1, 2)
     pairs = _mouth_pairs(point_idx)
     if pairs is None:
-        raise ValueError("The targets hold no inner-lip points (61-67); the energy model needs "
-                         "the mouth.")
+        raise ValueError(
+            "The targets hold no inner-lip points (61-67); the energy model needs the mouth."
+        )
     return np.linalg.norm(pts[:, pairs[:, 0]] - pts[:, pairs[:, 1]], axis=-1).mean(axis=1)
 
 
@@ -119,6 +125,7 @@ def point_weights(fs, mouth_weight: float) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------- base
 
+
 class KeypointModel:
     """Base class. Subclasses set :attr:`name`, :attr:`defaults` (hyper-parameters) and
     implement ``fit``, ``predict``, ``_state`` and ``_load_state``."""
@@ -129,8 +136,10 @@ class KeypointModel:
     def __init__(self, **hparams: Any) -> None:
         unknown = set(hparams) - set(self.defaults)
         if unknown:
-            raise TypeError(f"{self.name}: unknown hyper-parameters {sorted(unknown)}; known: "
-                            f"{sorted(self.defaults)}.")
+            raise TypeError(
+                f"{self.name}: unknown hyper-parameters {sorted(unknown)}; known: "
+                f"{sorted(self.defaults)}."
+            )
         self.hparams = {**self.defaults, **hparams}
         #: what fit learned about the data that rebuilding the model needs (sizes, ...)
         self.dims: dict[str, Any] = {}
@@ -141,8 +150,7 @@ class KeypointModel:
     def fit(self, fs, cfg) -> pd.DataFrame:
         raise NotImplementedError
 
-    def predict_features(self, fs, features: np.ndarray, emotion: int | None = None
-                         ) -> np.ndarray:
+    def predict_features(self, fs, features: np.ndarray, emotion: int | None = None) -> np.ndarray:
         """Targets ``(N, D)`` float32 (normalised coordinates) from raw (un-normalised) features
         ``(N, F)`` computed with ``fs.mfcc``: how audio that is not in the set is predicted.
         ``emotion`` is an index of :meth:`TCN.emotion_index` (ignored by other models)."""
@@ -150,8 +158,9 @@ class KeypointModel:
 
     def predict(self, fs, clip: str) -> np.ndarray:
         """Targets ``(N, D)`` float32 (normalised coordinates) at the clip's feature frames."""
-        return self.predict_features(fs, fs.load(clip)["features"],
-                                     **self._clip_condition(fs, clip))
+        return self.predict_features(
+            fs, fs.load(clip)["features"], **self._clip_condition(fs, clip)
+        )
 
     def _clip_condition(self, fs, clip: str) -> dict[str, Any]:
         return {}
@@ -182,13 +191,15 @@ class KeypointModel:
         write_json_atomic(run_dir / CONFIG_FILE, self.config())
 
     @classmethod
-    def load(cls, run_dir: str | os.PathLike) -> "KeypointModel":
+    def load(cls, run_dir: str | os.PathLike) -> KeypointModel:
         """Rebuild the model a run saved (any registered model when called on the base)."""
         run_dir = Path(run_dir)
         path = run_dir / CONFIG_FILE
         if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: {run_dir} is not a saved run "
-                                    f"(train one with wav2kp.training.train_model).")
+            raise FileNotFoundError(
+                f"{path} does not exist: {run_dir} is not a saved run "
+                f"(train one with wav2kp.training.train_model)."
+            )
         config = json.loads(path.read_text(encoding="utf-8"))
         name = config["model"]
         if name not in MODELS:
@@ -197,8 +208,11 @@ class KeypointModel:
         if cls is not KeypointModel and not issubclass(klass, cls):
             raise TypeError(f"{path} holds a {name!r} model, not a {cls.name!r} one.")
         # hyper-parameters added later take the value runs saved before them were trained with
-        legacy = {k: v for k, v in getattr(klass, "legacy_hparams", {}).items()
-                  if k in klass.defaults and k not in config["hparams"]}
+        legacy = {
+            k: v
+            for k, v in getattr(klass, "legacy_hparams", {}).items()
+            if k in klass.defaults and k not in config["hparams"]
+        }
         model = klass(**{**legacy, **config["hparams"]})
         model.dims = config.get("dims", {})
         model.meta = {k: v for k, v in config.items() if k not in ("model", "hparams", "dims")}
@@ -209,6 +223,7 @@ class KeypointModel:
 
 # ------------------------------------------------------------------------------- baselines
 
+
 class MeanFace(KeypointModel):
     name = "mean_face"
     defaults: ClassVar[dict[str, Any]] = {}
@@ -216,8 +231,15 @@ class MeanFace(KeypointModel):
     def fit(self, fs, cfg=None) -> pd.DataFrame:
         _, ys = _split_frames(fs, "train")
         self.mean = np.concatenate(ys).mean(axis=0)
-        return pd.DataFrame([{"epoch": 0, "train_loss": _mse(self.mean, ys),
-                              "val_loss": _mse(self.mean, _split_frames(fs, "val")[1])}])
+        return pd.DataFrame(
+            [
+                {
+                    "epoch": 0,
+                    "train_loss": _mse(self.mean, ys),
+                    "val_loss": _mse(self.mean, _split_frames(fs, "val")[1]),
+                }
+            ]
+        )
 
     def predict_features(self, fs, features, emotion=None) -> np.ndarray:
         return np.tile(self.mean.astype(np.float32), (len(features), 1))
@@ -257,9 +279,19 @@ class Energy(KeypointModel):
         self._mean, self._comp = fs.pca.mean, fs.pca.components[mode]
         train_loss = float(np.mean((self._points(energy) - y) ** 2))
         xv, yv = _split_frames(fs, "val")
-        val_loss = (float(np.mean((self._points(np.concatenate([x[ok, c] for x, ok in xv])
-                                                 .astype(np.float64)) - np.concatenate(yv))
-                                  ** 2)) if yv else np.nan)
+        val_loss = (
+            float(
+                np.mean(
+                    (
+                        self._points(np.concatenate([x[ok, c] for x, ok in xv]).astype(np.float64))
+                        - np.concatenate(yv)
+                    )
+                    ** 2
+                )
+            )
+            if yv
+            else np.nan
+        )
         return pd.DataFrame([{"epoch": 0, "train_loss": train_loss, "val_loss": val_loss}])
 
     def _points(self, energy: np.ndarray) -> np.ndarray:
@@ -267,12 +299,16 @@ class Energy(KeypointModel):
 
     def predict_features(self, fs, features, emotion=None) -> np.ndarray:
         x = np.asarray(fs.normalizer(features))
-        return self._points(x[:, int(self.hparams["coefficient"])].astype(np.float64)
-                            ).astype(np.float32)
+        return self._points(x[:, int(self.hparams["coefficient"])].astype(np.float64)).astype(
+            np.float32
+        )
 
     def _state(self):
-        return {"ab": torch.tensor([self.a, self.b], dtype=torch.float64),
-                "mean": torch.from_numpy(self._mean), "component": torch.from_numpy(self._comp)}
+        return {
+            "ab": torch.tensor([self.a, self.b], dtype=torch.float64),
+            "mean": torch.from_numpy(self._mean),
+            "component": torch.from_numpy(self._comp),
+        }
 
     def _load_state(self, state):
         self.a, self.b = (float(v) for v in state["ab"])
@@ -295,8 +331,12 @@ def _window_positions(n_past: int, n_future: int, stride: int) -> np.ndarray:
 class Ridge(KeypointModel):
     name = "ridge"
     defaults: ClassVar[dict[str, Any]] = {
-        "stride": 2, "alphas": [1.0, 10.0, 100.0, 1000.0, 10000.0], "alpha": None,
-        "past_ms": None, "future_ms": None}
+        "stride": 2,
+        "alphas": [1.0, 10.0, 100.0, 1000.0, 10000.0],
+        "alpha": None,
+        "past_ms": None,
+        "future_ms": None,
+    }
 
     def _design(self, fs, clip_feats: np.ndarray) -> np.ndarray:
         n_past, n_future = _context(self, fs)
@@ -316,23 +356,33 @@ class Ridge(KeypointModel):
     def fit(self, fs, cfg) -> pd.DataFrame:
         from sklearn.linear_model import Ridge as SkRidge
 
-        self.dims = {"past_ms": self.hparams["past_ms"] if self.hparams["past_ms"] is not None
-                     else cfg.past_ms,
-                     "future_ms": self.hparams["future_ms"] if self.hparams["future_ms"]
-                     is not None else cfg.future_ms}
+        self.dims = {
+            "past_ms": self.hparams["past_ms"]
+            if self.hparams["past_ms"] is not None
+            else cfg.past_ms,
+            "future_ms": self.hparams["future_ms"]
+            if self.hparams["future_ms"] is not None
+            else cfg.future_ms,
+        }
         x, y = self._split_xy(fs, "train")
         z = fs.pca.transform(y)
         have_val = bool(fs.split_clips("val"))
-        alphas = ([self.hparams["alpha"]] if self.hparams["alpha"] is not None
-                  else list(self.hparams["alphas"]))
+        alphas = (
+            [self.hparams["alpha"]]
+            if self.hparams["alpha"] is not None
+            else list(self.hparams["alphas"])
+        )
         rows = []
         if have_val:
             xv, yv = self._split_xy(fs, "val")
         for alpha in alphas:
             reg = SkRidge(alpha=float(alpha)).fit(x, z)
             train = float(np.mean((fs.pca.inverse_transform(reg.predict(x)) - y) ** 2))
-            val = (float(np.mean((fs.pca.inverse_transform(reg.predict(xv)) - yv) ** 2))
-                   if have_val else np.nan)
+            val = (
+                float(np.mean((fs.pca.inverse_transform(reg.predict(xv)) - yv) ** 2))
+                if have_val
+                else np.nan
+            )
             rows.append({"alpha": float(alpha), "train_loss": train, "val_loss": val})
         scores = pd.DataFrame(rows)
         best = scores.iloc[int(np.nanargmin(scores["val_loss"]) if have_val else 0)]
@@ -340,11 +390,18 @@ class Ridge(KeypointModel):
         self.dims["alpha_scores"] = scores.to_dict(orient="list")
         reg = SkRidge(alpha=self.dims["alpha"]).fit(x, z)
         # fold the PCA inverse into one affine map: points = x @ W.T + b
-        self.weight = reg.coef_.T @ fs.pca.components          # (in, D)
+        self.weight = reg.coef_.T @ fs.pca.components  # (in, D)
         self.bias = reg.intercept_ @ fs.pca.components + fs.pca.mean
-        return pd.DataFrame([{"epoch": 0, "train_loss": float(best["train_loss"]),
-                              "val_loss": float(best["val_loss"]),
-                              "alpha": self.dims["alpha"]}])
+        return pd.DataFrame(
+            [
+                {
+                    "epoch": 0,
+                    "train_loss": float(best["train_loss"]),
+                    "val_loss": float(best["val_loss"]),
+                    "alpha": self.dims["alpha"],
+                }
+            ]
+        )
 
     def predict_features(self, fs, features, emotion=None) -> np.ndarray:
         x = self._design(fs, np.asarray(fs.normalizer(features)))
@@ -359,6 +416,7 @@ class Ridge(KeypointModel):
 
 # ---------------------------------------------------------------------------- neural models
 
+
 class PCAHead(nn.Module):
     """Whitened coefficients -> points: ``(z * sd) @ components + mean``. Fixed buffers (saved
     with the weights): ``mean (D,)``, ``components (k, D)``, ``sd (k,)`` and the loss'
@@ -371,9 +429,13 @@ class PCAHead(nn.Module):
         self.register_buffer("sd", torch.zeros(k))
         self.register_buffer("weights", torch.ones(d))
 
-    def set(self, mean, components, sd, weights) -> "PCAHead":
-        for name, value in (("mean", mean), ("components", components), ("sd", sd),
-                            ("weights", weights)):
+    def set(self, mean, components, sd, weights) -> PCAHead:
+        for name, value in (
+            ("mean", mean),
+            ("components", components),
+            ("sd", sd),
+            ("weights", weights),
+        ):
             getattr(self, name).copy_(torch.as_tensor(np.asarray(value), dtype=torch.float32))
         return self
 
@@ -381,8 +443,12 @@ class PCAHead(nn.Module):
         return (z * self.sd) @ self.components + self.mean
 
 
-def point_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
-               mask: torch.Tensor | None = None) -> torch.Tensor:
+def point_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    weights: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Weighted MSE over coordinates ``(..., D)``, averaged over rows where ``mask`` holds."""
     err = (pred - target) ** 2 * weights
     per_row = err.mean(dim=-1)
@@ -394,7 +460,7 @@ def point_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
 
 class NeuralModel(KeypointModel):
     """Shared machinery: a network whose output is whitened PCA coefficients, a
-    :class:`PCAHead`, training through :func:`wav2kp.training.fit_module`."""
+    :class:`PCAHead`, training through :func:`wav2kp.loop.fit_module`."""
 
     default_lr: ClassVar[float] = 1e-3
 
@@ -416,9 +482,11 @@ class NeuralModel(KeypointModel):
     def _set_dims(self, fs, cfg) -> None:
         utt = fs.load(fs.clips[0])
         n_targets = int(utt["targets"].shape[1])
-        self.dims = {"n_features": int(utt["features"].shape[1]), "n_targets": n_targets,
-                     "n_components": n_targets if self._raw_targets()
-                     else int(fs.pca.n_components)}
+        self.dims = {
+            "n_features": int(utt["features"].shape[1]),
+            "n_targets": n_targets,
+            "n_components": n_targets if self._raw_targets() else int(fs.pca.n_components),
+        }
 
     def _init_head(self, fs, cfg) -> None:
         weights = point_weights(fs, cfg.mouth_weight)
@@ -428,30 +496,29 @@ class NeuralModel(KeypointModel):
             y = np.concatenate(_split_frames(fs, "train")[1])
             self.head.set(y.mean(axis=0), np.eye(y.shape[1]), y.std(axis=0) + 1e-8, weights)
             return
-        self.head.set(fs.pca.mean, fs.pca.components, np.sqrt(fs.pca.explained_variance),
-                      weights)
+        self.head.set(fs.pca.mean, fs.pca.components, np.sqrt(fs.pca.explained_variance), weights)
 
     def _state(self):
-        return {**{f"net.{k}": v for k, v in self.net.state_dict().items()},
-                **{f"head.{k}": v for k, v in self.head.state_dict().items()}}
+        return {
+            **{f"net.{k}": v for k, v in self.net.state_dict().items()},
+            **{f"head.{k}": v for k, v in self.head.state_dict().items()},
+        }
 
     def _load_state(self, state):
         self._build()
         self.net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
-        self.head.load_state_dict({k[5:]: v for k, v in state.items()
-                                   if k.startswith("head.")})
+        self.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
         self.net.eval()
 
     def fit(self, fs, cfg, run_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-        from wav2kp import training
 
-        training.seed_all(cfg)                      # the network's init depends on the seed
+        loop.seed_all(cfg)  # the network's init depends on the seed
         self._set_dims(fs, cfg)
         self._build()
         self._init_head(fs, cfg)
         train_loader, val_loader = self._loaders(fs, cfg)
-        module = training.KeypointModule(self, cfg, lr=cfg.lr or self.default_lr)
-        history = training.fit_module(module, train_loader, val_loader, cfg, run_dir)
+        module = loop.KeypointModule(self, cfg, lr=cfg.lr or self.default_lr)
+        history = loop.fit_module(module, train_loader, val_loader, cfg, run_dir)
         self.net.eval()
         return history
 
@@ -472,22 +539,28 @@ class NeuralModel(KeypointModel):
 
 
 class _WindowNet(nn.Module):
-    def __init__(self, n_in: int, n_out: int, hidden: int, layers: int, dropout: float,
-                 bidirectional: bool) -> None:
+    def __init__(
+        self, n_in: int, n_out: int, hidden: int, layers: int, dropout: float, bidirectional: bool
+    ) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(n_in, hidden, num_layers=layers, batch_first=True,
-                            dropout=dropout if layers > 1 else 0.0,
-                            bidirectional=bidirectional)
+        self.lstm = nn.LSTM(
+            n_in,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            dropout=dropout if layers > 1 else 0.0,
+            bidirectional=bidirectional,
+        )
         self.out = nn.Linear(hidden * (2 if bidirectional else 1), n_out)
-        nn.init.zeros_(self.out.weight)   # starts at the mean face
+        nn.init.zeros_(self.out.weight)  # starts at the mean face
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:       # (B, W, F) -> (B, k)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, W, F) -> (B, k)
         _, (h, _) = self.lstm(x)
         if self.lstm.bidirectional:
-            last = torch.cat([h[-2], h[-1]], dim=-1)        # last layer, both directions
+            last = torch.cat([h[-2], h[-1]], dim=-1)  # last layer, both directions
         else:
-            last = h[-1]                                      # last layer, last step
+            last = h[-1]  # last layer, last step
         return self.out(last)
 
 
@@ -495,14 +568,22 @@ class WindowLSTM(NeuralModel):
     """An LSTM over each frame's context window, output from the final hidden state."""
 
     name = "lstm"
-    defaults: ClassVar[dict[str, Any]] = {"hidden": 128, "layers": 2, "dropout": 0.1,
-                                          "bidirectional": False, "past_ms": None,
-                                          "future_ms": None, "targets": "pca"}
+    defaults: ClassVar[dict[str, Any]] = {
+        "hidden": 128,
+        "layers": 2,
+        "dropout": 0.1,
+        "bidirectional": False,
+        "past_ms": None,
+        "future_ms": None,
+        "targets": "pca",
+    }
 
     def _context_ms(self, cfg) -> tuple[float, float]:
         h = self.hparams
-        return (h["past_ms"] if h["past_ms"] is not None else cfg.past_ms,
-                h["future_ms"] if h["future_ms"] is not None else cfg.future_ms)
+        return (
+            h["past_ms"] if h["past_ms"] is not None else cfg.past_ms,
+            h["future_ms"] if h["future_ms"] is not None else cfg.future_ms,
+        )
 
     def _set_dims(self, fs, cfg) -> None:
         super()._set_dims(fs, cfg)
@@ -510,28 +591,37 @@ class WindowLSTM(NeuralModel):
 
     def _make_net(self, n_in, n_out):
         h = self.hparams
-        return _WindowNet(n_in, n_out, int(h["hidden"]), int(h["layers"]), float(h["dropout"]),
-                          bool(h["bidirectional"]))
+        return _WindowNet(
+            n_in,
+            n_out,
+            int(h["hidden"]),
+            int(h["layers"]),
+            float(h["dropout"]),
+            bool(h["bidirectional"]),
+        )
 
     def _loaders(self, fs, cfg):
-        from wav2kp import training
 
         past, future = self.dims["past_ms"], self.dims["future_ms"]
-        return (training.loader(fs.window_dataset("train", past, future), cfg, shuffle=True),
-                training.loader(fs.window_dataset("val", past, future), cfg, shuffle=False)
-                if fs.split_clips("val") else None)
+        return (
+            loop.loader(fs.window_dataset("train", past, future), cfg, shuffle=True),
+            loop.loader(fs.window_dataset("val", past, future), cfg, shuffle=False)
+            if fs.split_clips("val")
+            else None,
+        )
 
     def step(self, batch, cfg):
         x, y = batch
         return point_loss(self.head(self.net(x)), y, self.head.weights)
 
-    def predict_features(self, fs, features, emotion=None, batch_size: int = 512
-                         ) -> np.ndarray:
+    def predict_features(self, fs, features, emotion=None, batch_size: int = 512) -> np.ndarray:
         n_past, n_future = _context(self, fs)
         x = np.asarray(fs.normalizer(features), dtype=np.float32)
         win = feats.windows(x, n_past, n_future)
-        out = [self._run(torch.from_numpy(np.ascontiguousarray(win[i:i + batch_size])))
-               for i in range(0, len(win), batch_size)]
+        out = [
+            self._run(torch.from_numpy(np.ascontiguousarray(win[i : i + batch_size])))
+            for i in range(0, len(win), batch_size)
+        ]
         return np.concatenate(out).astype(np.float32)
 
 
@@ -540,11 +630,15 @@ class OriginalLSTM(WindowLSTM):
 
     name = "lstm_original"
     default_lr = 1e-4
-    defaults: ClassVar[dict[str, Any]] = {"hidden": 200, "layers": 2, "dropout": 0.25,
-                                          "bidirectional": False,
-                                          "past_ms": feats.ORIGINAL_CONTEXT.past_ms,
-                                          "future_ms": feats.ORIGINAL_CONTEXT.future_ms,
-                                          "targets": "pca"}
+    defaults: ClassVar[dict[str, Any]] = {
+        "hidden": 200,
+        "layers": 2,
+        "dropout": 0.25,
+        "bidirectional": False,
+        "past_ms": feats.ORIGINAL_CONTEXT.past_ms,
+        "future_ms": feats.ORIGINAL_CONTEXT.future_ms,
+        "targets": "pca",
+    }
 
 
 class _Block(nn.Module):
@@ -563,19 +657,28 @@ class _Block(nn.Module):
 
 
 class _TCN(nn.Module):
-    def __init__(self, n_in: int, n_out: int, channels: int, kernel: int, dilations,
-                 dropout: float, n_emotions: int = 0, emotion_dim: int = 0) -> None:
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        channels: int,
+        kernel: int,
+        dilations,
+        dropout: float,
+        n_emotions: int = 0,
+        emotion_dim: int = 0,
+    ) -> None:
         super().__init__()
         self.emotion = nn.Embedding(n_emotions, emotion_dim) if n_emotions else None
         self.inp = nn.Conv1d(n_in + (emotion_dim if n_emotions else 0), channels, 1)
-        self.blocks = nn.ModuleList(_Block(channels, kernel, int(d), dropout)
-                                    for d in dilations)
+        self.blocks = nn.ModuleList(_Block(channels, kernel, int(d), dropout) for d in dilations)
         self.out = nn.Conv1d(channels, n_out, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                emotion: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, emotion: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``x (B, L, F)``, ``mask (B, L)`` (None: all frames), ``emotion (B,)`` -> ``(B, L, k)``."""
         if mask is None:
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
@@ -590,7 +693,7 @@ class _TCN(nn.Module):
 
 
 class _EmotionUtterances(torch.utils.data.Dataset):
-    """An :class:`~wav2kp.dataset.UtteranceDataset` whose items also carry an emotion index."""
+    """An :class:`~wav2kp.features.dataset.UtteranceDataset` whose items also carry an emotion index."""
 
     def __init__(self, base, emotions: list[int]) -> None:
         self.base, self.emotions = base, emotions
@@ -603,16 +706,20 @@ class _EmotionUtterances(torch.utils.data.Dataset):
 
 
 def _collate_with_emotion(batch):
-    from wav2kp.dataset import collate_padded
 
     return collate_padded([b[:3] for b in batch]), torch.tensor([b[3] for b in batch])
 
 
 class TCN(NeuralModel):
     name = "tcn"
-    defaults: ClassVar[dict[str, Any]] = {"channels": 128, "kernel": 3,
-                                          "dilations": [1, 2, 4, 8], "dropout": 0.1,
-                                          "targets": "pca", "feature_norm": "causal"}
+    defaults: ClassVar[dict[str, Any]] = {
+        "channels": 128,
+        "kernel": 3,
+        "dilations": [1, 2, 4, 8],
+        "dropout": 0.1,
+        "targets": "pca",
+        "feature_norm": "causal",
+    }
     uses_emotion: ClassVar[bool] = False
     #: runs saved before ``feature_norm`` existed used the set's normaliser
     legacy_hparams: ClassVar[dict[str, Any]] = {"feature_norm": "set"}
@@ -620,8 +727,16 @@ class TCN(NeuralModel):
     def _make_net(self, n_in, n_out):
         h = self.hparams
         n_emo = len(self.dims.get("emotions", [])) + 2 if self.uses_emotion else 0
-        return _TCN(n_in, n_out, int(h["channels"]), int(h["kernel"]), h["dilations"],
-                    float(h["dropout"]), n_emo, int(h.get("emotion_dim", 0)))
+        return _TCN(
+            n_in,
+            n_out,
+            int(h["channels"]),
+            int(h["kernel"]),
+            h["dilations"],
+            float(h["dropout"]),
+            n_emo,
+            int(h.get("emotion_dim", 0)),
+        )
 
     def receptive_field(self) -> int:
         """Frames either side that an output frame sees."""
@@ -648,34 +763,34 @@ class TCN(NeuralModel):
             self.dims["emotions"] = sorted({int(e) for e in emo})
 
     def _loaders(self, fs, cfg):
-        from wav2kp import training
-        from wav2kp.dataset import collate_padded
 
         norm = self.hparams.get("feature_norm", "set")
-        if norm not in ("set", "utterance", "causal"):
-            raise ValueError(f"{self.name}: feature_norm must be 'set', 'utterance' or "
-                             f"'causal', got {norm!r}.")
+        if norm not in feats.NORMALISATIONS:
+            raise ValueError(
+                f"{self.name}: feature_norm must be 'set', 'utterance' or 'causal', got {norm!r}."
+            )
 
         def make(split, shuffle):
             if not fs.split_clips(split):
                 return None
             if split == "train" and getattr(cfg, "augment", False):
-                from wav2kp import augment
-
                 ds = augment.AugmentedUtterances(
-                    fs, fs.split_clips(split), augment.AugmentConfig(**cfg.augment_params),
-                    seed=cfg.seed, normalize=norm)
+                    fs,
+                    fs.split_clips(split),
+                    augment.AugmentConfig(**cfg.augment_params),
+                    seed=cfg.seed,
+                    normalize=norm,
+                )
             elif norm != "set":
-                from wav2kp.dataset import UtteranceDataset
-
-                ds = UtteranceDataset(fs.out_dir, fs.split_clips(split),
-                                      normalizer=self.normalizer(fs))
+                ds = UtteranceDataset(
+                    fs.out_dir, fs.split_clips(split), normalizer=self.normalizer(fs)
+                )
             else:
                 ds = fs.utterance_dataset(split)
             if self.uses_emotion:
                 ds = _EmotionUtterances(ds, [self.emotion_index(fs, c) for c in ds.clips])
-                return training.loader(ds, cfg, shuffle, collate_fn=_collate_with_emotion)
-            return training.loader(ds, cfg, shuffle, collate_fn=collate_padded)
+                return loop.loader(ds, cfg, shuffle, collate_fn=_collate_with_emotion)
+            return loop.loader(ds, cfg, shuffle, collate_fn=collate_padded)
 
         return make("train", True), make("val", False)
 
@@ -691,8 +806,11 @@ class TCN(NeuralModel):
         if cfg.velocity_weight:
             both = ok[:, 1:] & ok[:, :-1]
             loss = loss + cfg.velocity_weight * point_loss(
-                pred[:, 1:] - pred[:, :-1], batch.targets[:, 1:] - batch.targets[:, :-1],
-                weights, both)
+                pred[:, 1:] - pred[:, :-1],
+                batch.targets[:, 1:] - batch.targets[:, :-1],
+                weights,
+                both,
+            )
         return loss
 
     def _clip_condition(self, fs, clip: str) -> dict[str, Any]:
@@ -706,12 +824,12 @@ class TCN(NeuralModel):
         if emotion is None:
             return 1
         if isinstance(emotion, str) and not emotion.isdigit():
-            from wav2kp.corpus.discovery import emotion_names
-
             ids = {name.lower(): int(i) for i, name in emotion_names().items()}
             if emotion.lower() not in ids:
-                raise ValueError(f"Unknown emotion {emotion!r}; known: "
-                                 f"{', '.join(sorted(emotion_names().values()))} or neutral.")
+                raise ValueError(
+                    f"Unknown emotion {emotion!r}; known: "
+                    f"{', '.join(sorted(emotion_names().values()))} or neutral."
+                )
             emotion = ids[emotion.lower()]
         known = self.dims.get("emotions", [])
         return 2 + known.index(int(emotion)) if int(emotion) in known else 1
@@ -719,14 +837,10 @@ class TCN(NeuralModel):
     def normalizer(self, fs):
         """The feature normaliser of ``feature_norm``: the set's (``"set"``), each recording's
         own statistics (``"utterance"``), or running statistics (``"causal"``, streamable)."""
-        from wav2kp.features import CausalNormalizer, FeatureNormalizer
 
-        norm = self.hparams.get("feature_norm", "set")
-        if norm == "utterance":
-            return FeatureNormalizer("utterance", fs.normalizer.std_floor)
-        if norm == "causal":
-            return CausalNormalizer(fs.normalizer)
-        return fs.normalizer
+        return feats.feature_normaliser(
+            self.hparams.get("feature_norm", "set"), fs.normalizer, f"{self.name}: feature_norm"
+        )
 
     def predict_features(self, fs, features, emotion=None) -> np.ndarray:
         return self.predict_normalised(np.asarray(self.normalizer(fs)(features)), emotion)
@@ -752,7 +866,8 @@ class EmotionTCN(TCN):
 
 
 MODELS: dict[str, type[KeypointModel]] = {
-    m.name: m for m in (MeanFace, Energy, Ridge, OriginalLSTM, WindowLSTM, TCN, EmotionTCN)}
+    m.name: m for m in (MeanFace, Energy, Ridge, OriginalLSTM, WindowLSTM, TCN, EmotionTCN)
+}
 
 
 def create(name: str, **hparams: Any) -> KeypointModel:

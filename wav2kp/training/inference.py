@@ -3,7 +3,7 @@
 :class:`Predictor` wraps a run (``data/models/<run>/``) and its feature set: audio -> MFCCs
 (the set's settings, 16 kHz) -> the model -> normalised keypoints at the feature frames ->
 keypoints at any frame rate (linear interpolation in time) -> pixels, on a blank canvas or
-moved onto a face photo (:class:`wav2kp.render.FaceRenderer`).
+moved onto a face photo (:class:`wav2kp.synthesis.render.FaceRenderer`).
 
 :class:`StreamingPredictor` consumes audio in chunks and emits each frame's keypoints as soon as
 the audio it depends on has arrived. For models whose features are frame-local (our MFCCs:
@@ -11,6 +11,7 @@ log-mels, no clip-wide dB floor) and a finite context, what it emits equals the 
 on the same audio; its latency is the model's future context plus the MFCC window's look-ahead,
 one feature hop (interpolation to the frame time) and the chunk.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,9 +21,12 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+
 import numpy as np
 
-from wav2kp import config, features as feats, shapes
+from wav2kp import config, media, shapes
+from wav2kp.features import acoustic as feats
+from wav2kp.training import models, runs
 
 RATE = 16000
 DEFAULT_FPS = Fraction(30000, 1001)
@@ -36,11 +40,11 @@ class PredictError(ValueError):
 
 # ------------------------------------------------------------------------------------- audio
 
+
 def load_speech(path: str | Path) -> np.ndarray:
     """The first audio stream of any file FFmpeg reads (wav, flac, mp3, m4a, ogg, mp4, ...; any
     rate, mono or stereo, int or float) as float32 mono at 16 kHz. Clear errors for a missing
     file, a file without audio, an undecodable file and a silent recording."""
-    from wav2kp import media
 
     path = Path(path)
     if not path.is_file():
@@ -50,8 +54,10 @@ def load_speech(path: str | Path) -> np.ndarray:
     except media.MediaError as err:
         raise PredictError(str(err)) from err
     if not info.get("has_audio"):
-        raise PredictError(f"{path}: the file has no audio stream, so there is no speech to "
-                           f"predict keypoints from.")
+        raise PredictError(
+            f"{path}: the file has no audio stream, so there is no speech to "
+            f"predict keypoints from."
+        )
     try:
         audio = media.decode_audio(path, RATE)
     except media.MediaError as err:
@@ -61,17 +67,18 @@ def load_speech(path: str | Path) -> np.ndarray:
     peak = float(np.max(np.abs(audio)))
     if not np.isfinite(peak) or peak < SILENCE_PEAK:
         level = "-inf" if peak == 0 else f"{20 * math.log10(peak):.0f}"
-        raise PredictError(f"{path}: the recording is silent (peak {level} dBFS): there is no "
-                           f"speech to lip-sync.")
+        raise PredictError(
+            f"{path}: the recording is silent (peak {level} dBFS): there is no speech to lip-sync."
+        )
     return audio
 
 
 # ------------------------------------------------------------------------------------ context
 
+
 def model_context(model, fs) -> tuple[int, int]:
     """``(past, future)`` feature frames a model's output frame depends on (0 for per-frame
     baselines; the receptive field of a TCN; the window of window models)."""
-    from wav2kp import models
 
     if isinstance(model, models.TCN):
         r = model.receptive_field()
@@ -99,6 +106,7 @@ def canvas_transform(reference: np.ndarray, size: int) -> shapes.Similarity:
 
 # ---------------------------------------------------------------------------------- predictor
 
+
 @dataclass
 class Prediction:
     """Keypoints predicted from one recording.
@@ -115,23 +123,16 @@ class Prediction:
     padded_s: float = 0.0
     info: dict = field(default_factory=dict)
 
-    def on_canvas(self, size: int = 256, reference: np.ndarray | None = None) -> np.ndarray:
-        """Pixel keypoints ``(T, 68, 2)`` on a blank ``size`` px square (see
-        :func:`canvas_transform`; ``reference`` defaults to the first frame)."""
-        ref = self.normalised[0] if reference is None else reference
-        return canvas_transform(ref, size).apply(self.normalised)
-
 
 class Predictor:
     """A trained run, ready to predict from raw audio."""
 
     def __init__(self, run_dir: str | Path) -> None:
-        from wav2kp import evaluation
 
         run_dir = Path(run_dir)
         label = run_dir.name
         try:
-            (self.model, self.fs), = evaluation.load_runs({label: run_dir}).values()
+            ((self.model, self.fs),) = runs.load_runs({label: run_dir}).values()
         except FileNotFoundError as err:
             raise PredictError(str(err)) from err
         self.run_dir = run_dir
@@ -140,7 +141,7 @@ class Predictor:
 
     # -- which run
     @classmethod
-    def default(cls) -> "Predictor":
+    def default(cls) -> Predictor:
         """The best model of the last study (``reports/results.json``), else the most recently
         trained run; a clear error when nothing is trained yet."""
         results = config.reports_dir() / "results.json"
@@ -150,12 +151,20 @@ class Predictor:
             run = config.run_dir(record.get("corpus", "bundled"), subset, best)
             if best and (run / "config.json").is_file():
                 return cls(run)
-        runs = sorted((p for p in config.models_dir().glob("*/config.json")),
-                      key=lambda p: p.stat().st_mtime) if config.models_dir().is_dir() else []
+        runs = (
+            sorted(
+                (p for p in config.models_dir().glob("*/config.json")),
+                key=lambda p: p.stat().st_mtime,
+            )
+            if config.models_dir().is_dir()
+            else []
+        )
         if not runs:
-            raise PredictError(f"No trained model under {config.models_dir()}: run the study "
-                               f"(`make study`) or train one (`wav2kp train --model tcn`), or "
-                               f"pass --model RUN_DIR.")
+            raise PredictError(
+                f"No trained model under {config.models_dir()}: run the study "
+                f"(`make study`) or train one (`wav2kp train --model tcn`), or "
+                f"pass --model RUN_DIR."
+            )
         return cls(runs[-1].parent)
 
     @property
@@ -175,8 +184,9 @@ class Predictor:
         return None
 
     # -- offline
-    def targets(self, audio: np.ndarray, emotion: str | int | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+    def targets(
+        self, audio: np.ndarray, emotion: str | int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(normalised keypoints (N, 68, 2) at the feature frames, their times (N,))`` of
         16 kHz audio (no padding)."""
         x, t = feats.clip_features(np.asarray(audio, dtype=np.float32), self.fs.mfcc, RATE)
@@ -189,8 +199,12 @@ class Predictor:
             pts = shapes.insert_points(self.fs.reference, pts, self.fs.point_idx)
         return pts
 
-    def predict_audio(self, audio: np.ndarray, fps: Fraction | float = DEFAULT_FPS,
-                      emotion: str | int | None = None) -> Prediction:
+    def predict_audio(
+        self,
+        audio: np.ndarray,
+        fps: Fraction | float = DEFAULT_FPS,
+        emotion: str | int | None = None,
+    ) -> Prediction:
         """Keypoints at ``fps`` for 16 kHz mono ``audio``. A recording shorter than the
         model's context (past + future + the MFCC window) is padded with silence on both sides
         first; the padding is said in ``padded_s`` and cut from the output."""
@@ -200,20 +214,34 @@ class Predictor:
         need = past_s + future_s + self.fs.mfcc.fft_size / RATE
         pad = 0
         if duration < need:
-            pad = int(math.ceil((need - duration) / 2 * RATE / self.fs.mfcc.hop_length)
-                      ) * self.fs.mfcc.hop_length
+            pad = (
+                int(math.ceil((need - duration) / 2 * RATE / self.fs.mfcc.hop_length))
+                * self.fs.mfcc.hop_length
+            )
             audio = np.concatenate([np.zeros(pad, np.float32), audio, np.zeros(pad, np.float32)])
         pts, t = self.targets(audio, emotion)
         out_t = frame_times(duration, fps)
         at = feats.align_to_times(pts, t, out_t + pad / RATE)
-        return Prediction(times=out_t, normalised=at, fps=Fraction(fps).limit_denominator(100000),
-                          audio=audio[pad:len(audio) - pad] if pad else audio,
-                          padded_s=pad / RATE,
-                          info={"model": self.name, "run": str(self.run_dir),
-                                "emotion": emotion, "context_s": list(self.context_s)})
+        return Prediction(
+            times=out_t,
+            normalised=at,
+            fps=Fraction(fps).limit_denominator(100000),
+            audio=audio[pad : len(audio) - pad] if pad else audio,
+            padded_s=pad / RATE,
+            info={
+                "model": self.name,
+                "run": str(self.run_dir),
+                "emotion": emotion,
+                "context_s": list(self.context_s),
+            },
+        )
 
-    def predict_file(self, path: str | Path, fps: Fraction | float = DEFAULT_FPS,
-                     emotion: str | int | None = None) -> Prediction:
+    def predict_file(
+        self,
+        path: str | Path,
+        fps: Fraction | float = DEFAULT_FPS,
+        emotion: str | int | None = None,
+    ) -> Prediction:
         pred = self.predict_audio(load_speech(path), fps, emotion)
         pred.info["input"] = str(path)
         return pred
@@ -228,6 +256,7 @@ class Predictor:
 
 
 # ---------------------------------------------------------------------------------- streaming
+
 
 @contextlib.contextmanager
 def _one_thread():
@@ -255,28 +284,38 @@ class StreamingPredictor:
     ``k`` at ``fps`` is interpolated between the two feature frames around it, so it also waits
     for the next feature frame. Requires frame-local features (``log_mels=True``)."""
 
-    def __init__(self, predictor: Predictor, fps: Fraction | float = DEFAULT_FPS,
-                 emotion: str | int | None = None) -> None:
+    def __init__(
+        self,
+        predictor: Predictor,
+        fps: Fraction | float = DEFAULT_FPS,
+        emotion: str | int | None = None,
+    ) -> None:
         cfg = predictor.fs.mfcc
         if not cfg.log_mels:
-            raise PredictError(f"{predictor.run_dir}: its features ({cfg.as_dict()}) use a "
-                               f"clip-wide dB floor, so a chunk computes differently from the "
-                               f"whole recording: streaming needs a model on log-mel MFCCs.")
-        if getattr(predictor.fs.normalizer, "mode", "global") == "utterance" or \
-                predictor.model.hparams.get("feature_norm", "set") == "utterance":
-            raise PredictError(f"{predictor.run_dir}: per-utterance feature normalisation needs "
-                               f"the whole recording; it cannot stream (train with "
-                               f"feature_norm='causal' for a streamable model).")
+            raise PredictError(
+                f"{predictor.run_dir}: its features ({cfg.as_dict()}) use a "
+                f"clip-wide dB floor, so a chunk computes differently from the "
+                f"whole recording: streaming needs a model on log-mel MFCCs."
+            )
+        if (
+            getattr(predictor.fs.normalizer, "mode", "global") == "utterance"
+            or predictor.model.hparams.get("feature_norm", "set") == "utterance"
+        ):
+            raise PredictError(
+                f"{predictor.run_dir}: per-utterance feature normalisation needs "
+                f"the whole recording; it cannot stream (train with "
+                f"feature_norm='causal' for a streamable model)."
+            )
         self.p, self.cfg = predictor, cfg
         self.fps = Fraction(fps).limit_denominator(100000)
         self.emotion = emotion
         self.hop, self.half = cfg.hop_length, cfg.fft_size // 2
-        self.margin = -(-self.half // self.hop) + 1          # frames spoilt by a cut's padding
+        self.margin = -(-self.half // self.hop) + 1  # frames spoilt by a cut's padding
         self.audio = np.zeros(0, np.float32)
         self.features = np.zeros((0, cfg.n_features), np.float32)
-        self.points = np.zeros((0, shapes.N_POINTS, 2))       # predicted feature frames
-        self.next_frame = 0                                   # next output frame index
-        self.emit_log: list[tuple[int, float]] = []           # (frame, audio seconds when out)
+        self.points = np.zeros((0, shapes.N_POINTS, 2))  # predicted feature frames
+        self.next_frame = 0  # next output frame index
+        self.emit_log: list[tuple[int, float]] = []  # (frame, audio seconds when out)
         self.compute_s = 0.0
 
     # -- features
@@ -292,7 +331,7 @@ class StreamingPredictor:
             return
         x, _ = feats.mfcc(seg, self.cfg)
         local0 = n0 - start_frame
-        new = x[local0:local0 + (n_end - n0)]
+        new = x[local0 : local0 + (n_end - n0)]
         self.features = np.concatenate([self.features, new])
 
     # -- model
@@ -311,7 +350,7 @@ class StreamingPredictor:
         else:
             out = model.predict_features(self.p.fs, self.features[c:], emotion=emotion)
         pts = self.p._points(out)
-        self.points = np.concatenate([self.points, pts[m0 - c:n_end - c]])
+        self.points = np.concatenate([self.points, pts[m0 - c : n_end - c]])
 
     def _emit(self, final: bool) -> tuple[np.ndarray, np.ndarray]:
         """Frames ``k`` not yet emitted whose time is covered: ``k / fps`` at most the newest
@@ -340,7 +379,7 @@ class StreamingPredictor:
         frames that became computable (possibly none)."""
         t0 = time.perf_counter()
         self.audio = np.concatenate([self.audio, np.asarray(chunk, np.float32).ravel()])
-        n_feat = max(0, (len(self.audio) - self.half) // self.hop + 1)   # complete windows
+        n_feat = max(0, (len(self.audio) - self.half) // self.hop + 1)  # complete windows
         with _one_thread():
             self._features_until(n_feat, final=False)
             self._predict_until(len(self.features) - self.p.future, final=False)
@@ -355,9 +394,10 @@ class StreamingPredictor:
         with _one_thread():
             if len(self.features) < total:
                 start_frame = max(0, len(self.features) - self.margin)
-                x, _ = feats.mfcc(self.audio[start_frame * self.hop:], self.cfg)
-                self.features = np.concatenate([self.features,
-                                                x[len(self.features) - start_frame:]])
+                x, _ = feats.mfcc(self.audio[start_frame * self.hop :], self.cfg)
+                self.features = np.concatenate(
+                    [self.features, x[len(self.features) - start_frame :]]
+                )
             self._predict_until(len(self.features), final=True)
         out = self._emit(final=True)
         self.compute_s += time.perf_counter() - t0
@@ -369,16 +409,20 @@ class StreamingPredictor:
         return np.array([when - k * step for k, when in self.emit_log])
 
 
-def stream(predictor: Predictor, audio: np.ndarray, chunk_ms: float = 20.0,
-           fps: Fraction | float = DEFAULT_FPS, emotion: str | int | None = None
-           ) -> tuple[np.ndarray, np.ndarray, StreamingPredictor]:
+def stream(
+    predictor: Predictor,
+    audio: np.ndarray,
+    chunk_ms: float = 20.0,
+    fps: Fraction | float = DEFAULT_FPS,
+    emotion: str | int | None = None,
+) -> tuple[np.ndarray, np.ndarray, StreamingPredictor]:
     """Run :class:`StreamingPredictor` over ``audio`` in ``chunk_ms`` chunks; returns all
     ``(times, normalised keypoints)`` and the streamer (latencies, compute time)."""
     s = StreamingPredictor(predictor, fps, emotion)
     size = max(1, int(round(chunk_ms * RATE / 1000)))
     times, pts = [], []
     for i in range(0, len(audio), size):
-        t, p = s.push(audio[i:i + size])
+        t, p = s.push(audio[i : i + size])
         times.append(t)
         pts.append(p)
     t, p = s.flush()
@@ -387,6 +431,16 @@ def stream(predictor: Predictor, audio: np.ndarray, chunk_ms: float = 20.0,
     return np.concatenate(times), np.concatenate(pts), s
 
 
-__all__ = ["Prediction", "PredictError", "Predictor", "StreamingPredictor", "stream",
-           "load_speech", "model_context", "frame_times", "canvas_transform", "DEFAULT_FPS",
-           "RATE"]
+__all__ = [
+    "Prediction",
+    "PredictError",
+    "Predictor",
+    "StreamingPredictor",
+    "stream",
+    "load_speech",
+    "model_context",
+    "frame_times",
+    "canvas_transform",
+    "DEFAULT_FPS",
+    "RATE",
+]

@@ -1,0 +1,279 @@
+"""The training loop shared by every neural model: PyTorch Lightning with fixed seeds,
+deterministic algorithms, early stopping on the validation loss and a learning-rate schedule.
+
+Neural models train with Adam, early stopping on the validation loss (``patience`` epochs), and
+``ReduceLROnPlateau`` (halve the lr after ``patience // 2`` epochs without improvement; or
+``lr_schedule="cosine"``: cosine annealing to 1% of the lr over ``max_epochs``; ``"none"``). The
+best validation epoch's weights are restored at the end. With ``deterministic=True`` (default)
+two runs with the same seed give identical weights on the same machine (``max_time_s`` can
+break that, since it stops on the clock).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import torch
+
+from wav2kp.manifest import write_csv_atomic
+
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "lr", "time_s"]
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (model hyper-parameters live in the model).
+
+    ``lr=None`` takes the model's default (1e-3; 1e-4 for ``lstm_original``). ``past_ms`` /
+    ``future_ms``: the centred context window of window models (``ridge``, ``lstm``), ms.
+    ``progress``: ``"log"`` one plain line per epoch (for papermill logs), ``"bar"`` Lightning's
+    progress bar, ``"none"`` silent.
+    """
+
+    max_epochs: int = 50
+    batch_size: int = 64
+    lr: float | None = None
+    weight_decay: float = 0.0
+    patience: int = 8
+    lr_schedule: Literal["plateau", "cosine", "none"] = "plateau"
+    seed: int = 0
+    deterministic: bool = True
+    past_ms: float = 200.0
+    future_ms: float = 200.0
+    velocity_weight: float = 0.0
+    mouth_weight: float = 0.0
+    num_workers: int = 0
+    accelerator: str = "auto"
+    max_time_s: float | None = None
+    progress: Literal["bar", "log", "none"] = "log"
+    #: training-time audio augmentation (:mod:`wav2kp.features.augment`) for the utterance models
+    #: (``tcn``, ``tcn_emotion``): MFCCs recomputed from augmented audio every epoch; the
+    #: window models (``lstm``, ``lstm_original``) train on the stored features
+    augment: bool = True
+    #: :class:`wav2kp.features.augment.AugmentConfig` fields overriding its defaults
+    augment_params: dict = dataclasses.field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _set_threads() -> None:
+    """Half the usable cores (at most 8) for torch's intra-op threads: the small recurrent and
+    convolutional nets here gain little from more, and on a shared 2-core machine 2 threads ran
+    a 2-layer LSTM step 3-5x slower than 1 (measured)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    torch.set_num_threads(max(1, min(8, cores // 2)))
+
+
+def seed_all(cfg: TrainConfig) -> None:
+    """Seed Python, NumPy and torch (and loader workers); deterministic kernels when asked."""
+    import lightning
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+    lightning.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    _set_threads()
+
+
+def loader(dataset, cfg: TrainConfig, shuffle: bool, collate_fn=None):
+    """A DataLoader whose shuffling is seeded by ``cfg.seed`` alone."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=shuffle,
+        collate_fn=collate_fn,
+        num_workers=cfg.num_workers,
+        generator=gen,
+        drop_last=False,
+    )
+
+
+def _batch_size(batch) -> int:
+    first = batch[0] if isinstance(batch, tuple) and not hasattr(batch, "_fields") else batch
+    if hasattr(first, "features"):
+        return int(first.features.shape[0])
+    return int(first.shape[0]) if torch.is_tensor(first) else 1
+
+
+def _lightning_module_class():
+    import lightning
+
+    class KeypointModule(lightning.LightningModule):
+        """Wraps a :class:`wav2kp.training.models.NeuralModel`: its ``net`` (trained) and ``head``
+        (fixed buffers) become submodules; the loss is the model's ``step``."""
+
+        def __init__(self, model, cfg: TrainConfig, lr: float) -> None:
+            super().__init__()
+            self.model_ref = [model]  # a list: not registered as a submodule twice
+            self.net, self.head = model.net, model.head
+            self.cfg, self.lr = cfg, float(lr)
+
+        def training_step(self, batch, batch_idx):
+            loss = self.model_ref[0].step(batch, self.cfg)
+            self.log(
+                "train_loss", loss, on_step=False, on_epoch=True, batch_size=_batch_size(batch)
+            )
+            return loss
+
+        def validation_step(self, batch, batch_idx):
+            loss = self.model_ref[0].step(batch, self.cfg)
+            self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=_batch_size(batch))
+
+        def configure_optimizers(self):
+            opt = torch.optim.Adam(
+                self.net.parameters(), lr=self.lr, weight_decay=self.cfg.weight_decay
+            )
+            if self.cfg.lr_schedule == "none":
+                return opt
+            if self.cfg.lr_schedule == "cosine":
+                sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+                    opt, T_max=max(1, self.cfg.max_epochs), eta_min=self.lr * 0.01
+                )
+                return {"optimizer": opt, "lr_scheduler": {"scheduler": sched}}
+            if self.cfg.lr_schedule != "plateau":
+                raise ValueError(
+                    f"lr_schedule must be 'plateau', 'cosine' or 'none', got "
+                    f"{self.cfg.lr_schedule!r}."
+                )
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, factor=0.5, patience=max(1, self.cfg.patience // 2)
+            )
+            monitor = "val_loss" if self.trainer.val_dataloaders is not None else "train_loss"
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": monitor}}
+
+    return KeypointModule
+
+
+def KeypointModule(model, cfg: TrainConfig, lr: float):
+    """The Lightning module that trains ``model.net`` with ``model.step`` as the loss."""
+    return _lightning_module_class()(model, cfg, lr)
+
+
+def _history_callback(cfg: TrainConfig):
+    import lightning
+
+    class History(lightning.Callback):
+        """One row per epoch; with ``progress="log"`` also one printed line."""
+
+        def __init__(self) -> None:
+            self.rows: list[dict] = []
+            self._t0 = time.perf_counter()
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            self._t0 = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            m = trainer.callback_metrics
+            get = lambda k: float(m[k]) if k in m else math.nan
+            lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else math.nan
+            row = {
+                "epoch": int(trainer.current_epoch),
+                "train_loss": get("train_loss"),
+                "val_loss": get("val_loss"),
+                "lr": float(lr),
+                "time_s": time.perf_counter() - self._t0,
+            }
+            self.rows.append(row)
+            if cfg.progress == "log":
+                print(
+                    f"epoch {row['epoch'] + 1}/{trainer.max_epochs} train "
+                    f"{row['train_loss']:.4g} val {row['val_loss']:.4g} "
+                    f"({row['time_s']:.1f} s)",
+                    flush=True,
+                )
+
+    return History()
+
+
+def fit_module(
+    module, train_loader, val_loader, cfg: TrainConfig, run_dir: str | os.PathLike | None = None
+) -> pd.DataFrame:
+    """Train a Lightning module; restore its best epoch (lowest ``val_loss``, or ``train_loss``
+    without a validation loader); write ``history.csv`` into ``run_dir`` when given.
+
+    Checkpoints go to ``run_dir/checkpoints`` (a temporary folder without ``run_dir``) and are
+    removed once the best weights are back in ``module``. Returns the history
+    (:data:`HISTORY_COLUMNS`, one row per epoch).
+    """
+    import lightning
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    # Lightning is heavy: the callback class that needs it is made on first use
+    from wav2kp.features.augment import EpochCallback
+
+    seed_all(cfg)
+    monitor = "val_loss" if val_loader is not None else "train_loss"
+    own_tmp = run_dir is None
+    root = Path(tempfile.mkdtemp(prefix="wav2kp-fit-")) if own_tmp else Path(run_dir)
+    ckpt_dir = root / "checkpoints"
+    history = _history_callback(cfg)
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        monitor=monitor,
+        mode="min",
+        save_top_k=1,
+        save_weights_only=True,
+        filename="best",
+    )
+
+    callbacks = [
+        history,
+        checkpoint,
+        EpochCallback(),
+        EarlyStopping(monitor=monitor, mode="min", patience=cfg.patience),
+    ]
+    max_time = {"seconds": float(cfg.max_time_s)} if cfg.max_time_s else None
+    trainer = lightning.Trainer(
+        accelerator=cfg.accelerator,
+        devices=1,
+        max_epochs=cfg.max_epochs,
+        max_time=max_time,
+        callbacks=callbacks,
+        logger=False,
+        default_root_dir=root,
+        enable_checkpointing=True,
+        enable_model_summary=False,
+        enable_progress_bar=cfg.progress == "bar",
+        num_sanity_val_steps=0,
+        deterministic="warn" if cfg.deterministic else False,
+        log_every_n_steps=1,
+    )
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*number of training batches.*")
+            warnings.filterwarnings("ignore", message=".*deterministic.*")
+            trainer.fit(module, train_loader, val_loader)
+        best = checkpoint.best_model_path
+        if best:
+            state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+            module.load_state_dict(state)
+    finally:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        if own_tmp:
+            shutil.rmtree(root, ignore_errors=True)
+    module.cpu()
+    frame = pd.DataFrame(history.rows, columns=HISTORY_COLUMNS)
+    if run_dir is not None:
+        write_history(frame, Path(run_dir) / "history.csv")
+    return frame
+
+
+def write_history(history: pd.DataFrame, path: Path) -> None:
+    write_csv_atomic(path, history)

@@ -1,0 +1,275 @@
+"""Training runs: one model trained, saved and scored on the validation split, or every model of
+the study; the run folder and how to load it back. The loop itself is :mod:`wav2kp.training.loop`.
+
+A run lives in ``data/models/<run>/`` (:func:`wav2kp.config.models_dir`):
+
+- ``weights.pt``: plain tensors (``torch.load(..., weights_only=True)``);
+- ``config.json``: the model's name and hyper-parameters, the sizes it learned from the data,
+  the :class:`TrainConfig`, the feature set's folder and parameters (its ``manifest.json``
+  ``params``, enough to rebuild the features), the seed and package versions;
+- ``history.csv``: one row per epoch (``epoch, train_loss, val_loss, lr, time_s``; baselines one
+  row);
+- ``metrics.json``: validation metrics of the *saved* model (:func:`split_metrics` after a reload,
+  so :func:`wav2kp.training.models.load_run` then :func:`split_metrics` gives exactly these numbers) and the
+  training wall time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wav2kp import config, metrics, shapes
+from wav2kp import config as paths
+from wav2kp import corpus as corpora
+from wav2kp.features import acoustic as features
+from wav2kp.features import dataset
+from wav2kp.manifest import package_versions, write_json_atomic
+from wav2kp.training import models
+from wav2kp.training.loop import TrainConfig, write_history
+
+RUN_PACKAGES = ("wav2kp", "numpy", "torch", "torchaudio", "lightning", "scikit-learn")
+
+
+# -------------------------------------------------------------------------------- evaluation
+
+
+def _fill_invalid(targets: np.ndarray, times: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Invalid rows replaced by linear interpolation of the valid ones (ends held)."""
+    if valid.all():
+        return targets
+    out = np.array(targets, dtype=np.float64)
+    for j in range(out.shape[1]):
+        out[~valid, j] = np.interp(times[~valid], times[valid], out[valid, j])
+    return out
+
+
+def clip_errors(model, fs, clip: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(squared errors (n_valid, D) in normalised units, point errors (T', 68) in % of the
+    inter-ocular distance at the scored video frames, scored-frame mask (T,))`` of one clip.
+
+    The truth in pixels is the clip's stored targets mapped through :meth:`FeatureSet.to_pixels`
+    exactly as the prediction is (so both go through the same inverse alignment and pose); a
+    video frame is scored when its face was found and the target frames on both sides of it are
+    valid.
+    """
+    utt = fs.load(clip)
+    pred = np.asarray(model.predict(fs, clip), dtype=np.float64)
+    targets = np.asarray(utt["targets"], dtype=np.float64)
+    valid = np.asarray(utt.get("valid", np.isfinite(targets).all(axis=1)), dtype=bool)
+    if pred.shape != targets.shape:
+        raise ValueError(
+            f"{model.name}.predict gave {pred.shape} for {clip!r}, expected {targets.shape}."
+        )
+    sq = (pred - targets)[valid] ** 2
+    if not valid.any():
+        return sq, np.zeros((0, shapes.N_POINTS)), np.zeros(len(utt["video_times"]), bool)
+    ttimes = utt["target_times"]
+    truth_px = fs.to_pixels(clip, _fill_invalid(targets, ttimes, valid))
+    pred_px = fs.to_pixels(clip, pred)
+    scored = np.interp(utt["video_times"], ttimes, valid.astype(np.float64)) >= 1.0 - 1e-9
+    if "video_ok" in utt:
+        scored &= np.asarray(utt["video_ok"], dtype=bool)
+    return sq, metrics.point_errors(pred_px[scored], truth_px[scored]), scored
+
+
+def split_metrics(model, fs, split: str = "val") -> dict[str, Any]:
+    """Metrics of ``model`` over the clips of ``split`` against the *extracted* keypoints (what it
+    trained on; the test-split scores against the ground truth are :mod:`wav2kp.evaluation`),
+    frames pooled across clips:
+
+    ``mse`` (normalised units squared, per coordinate, valid feature frames), ``mlmd_pct``
+    (mean mouth-point error, % of inter-ocular distance, pixels at video frame times),
+    ``lmd_pct`` (all 68 points; ``None`` when the targets are the mouth only), ``n_clips``,
+    ``n_frames`` (scored video frames). NaN when the split is empty.
+    """
+    sq, errs = [], []
+    clips = fs.split_clips(split)
+    for clip in clips:
+        s, e, _ = clip_errors(model, fs, clip)
+        sq.append(s)
+        errs.append(e)
+    whole_face = len(fs.point_idx) == shapes.N_POINTS
+    if not clips:
+        return {
+            "mse": math.nan,
+            "mlmd_pct": math.nan,
+            "lmd_pct": math.nan if whole_face else None,
+            "n_clips": 0,
+            "n_frames": 0,
+        }
+    err = np.concatenate(errs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {
+            "mse": float(np.concatenate(sq).mean()),
+            "mlmd_pct": float(np.nanmean(err[:, shapes.MOUTH])),
+            "lmd_pct": float(np.nanmean(err)) if whole_face else None,
+            "n_clips": len(clips),
+            "n_frames": int(len(err)),
+        }
+
+
+# --------------------------------------------------------------------------------- a whole run
+
+
+def _feature_set_record(fs) -> dict[str, Any]:
+    manifest = fs.out_dir / "manifest.json"
+    params = (
+        json.loads(manifest.read_text(encoding="utf-8")).get("params")
+        if manifest.is_file()
+        else fs.params
+    )
+    return {"dir": str(fs.out_dir), "name": fs.out_dir.name, "params": params}
+
+
+def train_model(name: str, fs, cfg: TrainConfig | None, run_dir: str | os.PathLike, **hparams: Any):
+    """Create, fit, save and evaluate (on ``val``) a model; returns ``(model, metrics)``.
+
+    The returned model is the one *reloaded from* ``run_dir``, and the metrics (also written to
+    ``metrics.json``) are computed on it, so loading the run later reproduces them exactly.
+    """
+
+    cfg = cfg or TrainConfig()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("metrics.json", "history.csv"):
+        (run_dir / stale).unlink(missing_ok=True)
+    model = models.create(name, **hparams)
+    t0 = time.perf_counter()
+    if isinstance(model, models.NeuralModel):
+        history = model.fit(fs, cfg, run_dir=run_dir)
+    else:
+        history = model.fit(fs, cfg)
+    train_s = time.perf_counter() - t0
+    write_history(history, run_dir / "history.csv")
+    model.meta = {
+        "train": cfg.as_dict(),
+        "feature_set": _feature_set_record(fs),
+        "seed": cfg.seed,
+        "versions": package_versions(RUN_PACKAGES),
+        "device": str(models.device()) if isinstance(model, models.NeuralModel) else "cpu",
+    }
+    model.save(run_dir)
+    model = models.load_run(run_dir)
+    val = split_metrics(model, fs, "val")
+    out = {
+        "model": name,
+        "val_mse": val["mse"],
+        "val_mlmd_pct": val["mlmd_pct"],
+        "val_lmd_pct": val["lmd_pct"],
+        "val_frames": val["n_frames"],
+        "epochs": int(len(history)),
+        "best_epoch": (
+            int(history.loc[history["val_loss"].idxmin(), "epoch"])
+            if history["val_loss"].notna().any()
+            else None
+        ),
+        "wall_s": round(train_s, 3),
+    }
+    write_json_atomic(run_dir / "metrics.json", out)
+    return model, out
+
+
+# ----------------------------------------------------------------------------- the study's runs
+
+#: The feature set each model trains on: ``lstm_original`` is fed as the original project fed
+#: it (torchaudio's default MFCC at 80 frames/s, keypoints x3 paired by index); the others use
+#: the timestamp-aligned default set.
+ORIGINAL_FEEDING = {"lstm_original"}
+
+
+def feature_sets(corpus: str = "bundled", subset: str = "quick", seed: int = 0) -> dict:
+    """The two processed sets the study trains on, built (or reused) from the extraction
+    outputs: ``{"default": FeatureSet, "original": FeatureSet}``."""
+
+    name = config.corpus_name(corpus)
+    clips = corpora.study_clips(corpus, subset)
+    out = {}
+    for key, mfcc_cfg, alignment in (
+        ("default", features.MFCCConfig(), "timestamps"),
+        ("original", features.MFCCConfig.original(), "original_x3"),
+    ):
+        set_name = dataset.feature_set_name(mfcc_cfg, alignment, "face")
+        out[key], _ = dataset.build_feature_set(
+            clips,
+            config.interim_dir(name),
+            config.processed_dir(name, set_name),
+            mfcc_cfg=mfcc_cfg,
+            alignment=alignment,
+            targets="face",
+            seed=seed,
+        )
+    return out
+
+
+def model_hparams(name: str, hidden: int | None) -> dict:
+    """Width knob of the study: ``hidden`` sets the LSTMs' hidden size and the TCNs' channels
+    (``lstm_original`` keeps the original's 200); ``None`` keeps every default."""
+    if hidden is None:
+        return {}
+    if name == "lstm":
+        return {"hidden": int(hidden)}
+    if name in ("tcn", "tcn_emotion"):
+        return {"channels": int(hidden)}
+    return {}
+
+
+def train_all(
+    names: list[str],
+    sets: dict,
+    cfg: TrainConfig,
+    corpus: str,
+    subset: str,
+    hidden: int | None = None,
+) -> list[dict]:
+    """Train every model of ``names`` on its feature set into ``config.run_dir(corpus, subset,
+    name)``; returns ``[{"name", "run", "metrics", "history"}]`` in order. Wall time is in
+    metrics."""
+    results = []
+    for name in names:
+        fs = sets["original" if name in ORIGINAL_FEEDING else "default"]
+        run_dir = paths.run_dir(corpus, subset, name)
+        print(f"== {name} ({fs.out_dir.name})", flush=True)
+        model, metrics = train_model(name, fs, cfg, run_dir=run_dir, **model_hparams(name, hidden))
+        history = pd.read_csv(run_dir / "history.csv")
+        print(
+            f"   val M-LMD {metrics['val_mlmd_pct']:.3f} % IOD in {metrics['wall_s']:.1f} s",
+            flush=True,
+        )
+        results.append({"name": name, "run": str(run_dir), "metrics": metrics, "history": history})
+    return results
+
+
+# ------------------------------------------------------------------------------ loading runs
+
+
+def _resolve_feature_set(record: dict):
+    path = Path(record["dir"])
+    if not (path / "feature_set.json").is_file():  # WAV2KP_HOME moved since training
+        path = paths.processed_dir(path.parent.name, record["name"])
+    return dataset.FeatureSet(path)
+
+
+def load_runs(runs: dict[str, str | Path]) -> dict[str, tuple[Any, Any]]:
+    """``{label: run dir}`` -> ``{label: (model, its FeatureSet)}``; a clear error for a run that
+    is missing."""
+    out = {}
+    for label, run_dir in runs.items():
+        run_dir = Path(run_dir)
+        if not (run_dir / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{run_dir}: no trained run for {label!r}; train it first "
+                f"(notebook 03 or `wav2kp train --model {label}`)."
+            )
+        model = models.load_run(run_dir)
+        out[label] = (model, _resolve_feature_set(model.meta["feature_set"]))
+    return out
