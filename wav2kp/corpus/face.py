@@ -205,7 +205,9 @@ def _plateau(
 # ---------------------------------------------------------------------------------------------
 # Keypoints from parameters
 
-_JAW_WEIGHTS = {
+#: How far each jaw point follows the chin when the jaw opens: chin fully, tapering to nothing
+#: at the ears (also the jaw of :func:`wav2kp.synthesis.render.open_mouth`).
+JAW_WEIGHTS = {
     8: 1.0,
     7: 0.95,
     9: 0.95,
@@ -255,7 +257,7 @@ def local_displacement(
     jaw, spread, rnd, close, labio = (params[:, i] for i in range(5))
     d = np.zeros((t, 68, 2))
     # Jaw: chin and lower face drop.
-    for i, w in _JAW_WEIGHTS.items():
+    for i, w in JAW_WEIGHTS.items():
         d[:, i, 1] += JAW_DROP * w * jaw
     # Lower lip follows the jaw unless held by a closure or lip-teeth contact.
     held = np.clip(close + labio, 0.0, 1.0)

@@ -351,19 +351,7 @@ def _imwrite(path: Path, image: np.ndarray, params: list[int] | None = None) -> 
 OPEN_MOUTH_WEIGHTS: dict[int, float] = {
     **dict.fromkeys((55, 56, 57, 58, 59, 65, 66, 67), 1.0),
     **dict.fromkeys((48, 54, 60, 64), 0.5),
-    8: 1.0,
-    7: 0.95,
-    9: 0.95,
-    6: 0.85,
-    10: 0.85,
-    5: 0.65,
-    11: 0.65,
-    4: 0.4,
-    12: 0.4,
-    3: 0.2,
-    13: 0.2,
-    2: 0.05,
-    14: 0.05,
+    **face.JAW_WEIGHTS,
 }
 
 
