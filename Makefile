@@ -19,11 +19,12 @@ PROFILE ?= full
 # Extra arguments for the study runner, e.g. make study ARGS="--only 00"
 ARGS ?=
 
-.PHONY: study test lint format repro lab lock doctor venv clean-venv clean-reports help
+.PHONY: study test test-fast lint format repro lab lock doctor venv clean-venv clean-reports help
 
 help:
 	@echo "make study   run the whole study (profile $(PROFILE)); reports in reports/html/index.html"
-	@echo "make test    unit tests + notebooks under the quick profile (nbval)"
+	@echo "make test    doctor, lint, every test and the notebooks under the quick profile (nbval)"
+	@echo "make test-fast  unit tests only (no media built, nothing trained): under a minute"
 	@echo "make repro   re-run the executed notebooks of the last study and check that the cells"
 	@echo "             marked NBVAL_CHECK_OUTPUT give the same output"
 	@echo "make lab     open JupyterLab on the project's kernel (installs requirements-lab.lock)"
@@ -91,6 +92,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix wav2kp tests benchmarks
 	$(VENV)/bin/ruff format wav2kp tests benchmarks
+
+# The edit-test loop: unit tests only (no corpus built, nothing trained, no notebooks), < 1 min.
+test-fast: $(STAMP)
+	@home=$$(mktemp -d -t wav2kp-test-XXXXXX); \
+	WAV2KP_HOME=$$home MPLBACKEND=Agg $(PY) -m pytest -q -m "not slow" -p no:cacheprovider tests; \
+	status=$$?; rm -rf $$home; exit $$status
 
 # Re-runs reports/executed/*.ipynb (the last study's notebooks, with its parameters) and compares
 # the outputs of the cells marked NBVAL_CHECK_OUTPUT with what the study recorded.

@@ -23,6 +23,16 @@ if not os.environ.get("WAV2KP_HOME"):
 
 from wav2kp import config  # noqa: E402  (after WAV2KP_HOME is settled)
 
+#: Fixtures that build media (the quick corpus, its extraction) or train: a test using one is
+#: slow, and ``make test-fast`` leaves it out.
+SLOW_FIXTURES = {"quick_corpus", "quick_clips"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ARG001 - pytest's signature
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def quick_corpus():

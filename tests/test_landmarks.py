@@ -270,6 +270,7 @@ def test_cli_on_a_single_file(quick_corpus, tmp_path: Path) -> None:
 
 
 @pytest.mark.real_samples
+@pytest.mark.slow
 def test_real_recordings(real_samples: Path, tmp_path: Path) -> None:
     report = landmarks.extract(
         real_samples, corpus="real", out_dir=tmp_path, n_jobs=2, progress=False

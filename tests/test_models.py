@@ -114,7 +114,50 @@ def test_run_dir_artefacts_and_history(runs) -> None:
             assert np.isfinite(history[["train_loss", "val_loss", "lr"]]).all().all()
         else:
             assert len(history) == 1
-        assert json.loads((run_dir / "metrics.json").read_text()) == metrics
+        saved = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics["cached"] is False
+        assert saved == {k: v for k, v in metrics.items() if k != "cached"}
+        assert len(saved["run_key"]) == 64
+
+
+def test_a_finished_run_is_not_trained_again(fs, runs, tmp_path) -> None:
+    """Same model, settings, features and code: the run is loaded, not retrained (same weights,
+    same metrics). A change the model reads retrains it; a change it does not read (the loop's
+    epochs for a baseline, the progress display) does not; force=True always retrains."""
+    for name in ("ridge", "tcn"):
+        _, metrics, run_dir = runs[name]
+        weights = (run_dir / "weights.pt").read_bytes()
+        model, again = training.train_model(
+            name, fs, _cfg(name, progress="log"), run_dir, **TINY[name]
+        )
+        assert again["cached"] is True and again["run_key"] == metrics["run_key"]
+        assert {k: v for k, v in again.items() if k != "cached"} == {
+            k: v for k, v in metrics.items() if k != "cached"
+        }
+        assert (run_dir / "weights.pt").read_bytes() == weights
+    # the loop's settings: a new key for the TCN, the same for ridge
+    more = {"tcn": _cfg("tcn", max_epochs=EPOCHS["tcn"] + 1), "ridge": _cfg("ridge", max_epochs=7)}
+    assert training.runs.run_key("tcn", fs, more["tcn"], TINY["tcn"]) != runs["tcn"][1]["run_key"]
+    assert training.runs.run_key("ridge", fs, more["ridge"], {}) == runs["ridge"][1]["run_key"]
+    # the model's own settings and the seed always count
+    assert (
+        training.runs.run_key("ridge", fs, _cfg("ridge", past_ms=100.0), {})
+        != runs["ridge"][1]["run_key"]
+    )
+    assert (
+        training.runs.run_key("ridge", fs, _cfg("ridge"), {"alpha": 2.0})
+        != runs["ridge"][1]["run_key"]
+    )
+    assert (
+        training.runs.run_key("ridge", fs, _cfg("ridge", seed=1), {}) != runs["ridge"][1]["run_key"]
+    )
+    # force: trained again into a copy of the run
+    import shutil
+
+    copy = tmp_path / "ridge"
+    shutil.copytree(runs["ridge"][2], copy)
+    _, forced = training.train_model("ridge", fs, _cfg("ridge"), copy, force=True)
+    assert forced["cached"] is False and forced["val_mlmd_pct"] == runs["ridge"][1]["val_mlmd_pct"]
 
 
 def test_load_run_reproduces_predictions_and_metrics(fs, runs) -> None:
@@ -201,3 +244,16 @@ def test_cli_train(quick_clips, tmp_path) -> None:
     )
     assert reloaded["mlmd_pct"] == pytest.approx(metrics["val_mlmd_pct"], abs=1e-9)
     assert cli.main(["train", "--model", "nope", "--subset", "quick"]) == 2
+
+
+def test_window_lstms_stop_sooner_without_touching_the_schedule(fs, tmp_path, monkeypatch) -> None:
+    """A model's stop_patience ends training that many epochs after the best one (the weights
+    restored are the best epoch's), while the learning-rate schedule keeps cfg.patience."""
+    assert models.WindowLSTM.stop_patience == 3 and models.TCN.stop_patience is None
+    monkeypatch.setattr(models.WindowLSTM, "stop_patience", 1)
+    cfg = _cfg("lstm", max_epochs=6, patience=50)
+    _, metrics = training.train_model("lstm", fs, cfg, tmp_path / "lstm", **TINY["lstm"])
+    history = pd.read_csv(tmp_path / "lstm" / "history.csv")
+    assert len(history) == metrics["epochs"]
+    assert len(history) == 6 or len(history) == metrics["best_epoch"] + 2
+    assert (history["lr"] == history["lr"].iloc[0]).all()  # plateau patience 25: no halving

@@ -27,6 +27,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
             only=args.only,
             start=getattr(args, "from"),
             overrides=overrides,
+            live=not args.quiet,
         )
     except study.StudyError as err:
         print(f"\nwav2kp study: {err}", file=sys.stderr)
@@ -287,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="key=value",
         help="override a notebook parameter (value parsed as YAML); repeatable",
+    )
+    p.add_argument(
+        "--quiet", action="store_true", help="one line per notebook instead of its cells' output"
     )
     p.set_defaults(func=_cmd_study)
 

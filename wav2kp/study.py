@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import html
 import json
+import logging
 import os
 import re
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -289,11 +291,89 @@ def _kernel_config() -> dict[str, Any]:
     return {"config": Config({"KernelManager": {"transport_encryption": "auto"}})}
 
 
-def execute(run: NotebookRun) -> None:
+class _Live:
+    """Progress of a running notebook on a terminal: ``<name> cell N/M`` as each cell starts
+    (from papermill's log) and every line the cells print, indented, as it arrives."""
+
+    PREFIX = "      "
+
+    def __init__(self, run: NotebookRun, out=None) -> None:
+        self.name = run.path.stem
+        # papermill numbers every cell, markdown too, after injecting a parameters cell behind
+        # the tagged one: map its numbers to the code cells' 1..M
+        kinds = []
+        for cell in _read_notebook(run.path).cells:
+            kinds.append(cell.cell_type)
+            if run.parameters and "parameters" in cell.metadata.get("tags", []):
+                kinds.append("code")
+        code = [i + 1 for i, kind in enumerate(kinds) if kind == "code"]
+        self.numbers = {n: k for k, n in enumerate(code, 1)}
+        self.total = len(code)
+        self.out = out or sys.stdout
+        self._line_open = False
+
+    # the cells' printed output (papermill's stdout_file / stderr_file)
+    def write(self, text: str) -> int:
+        for piece in re.split(r"(\r|\n)", text):
+            if piece in ("\r", "\n"):
+                if self._line_open:
+                    self.out.write("\n")
+                    self._line_open = False
+            elif piece:
+                if not self._line_open:
+                    self.out.write(self.PREFIX)
+                    self._line_open = True
+                self.out.write(piece)
+        self.out.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def cell(self, number: int) -> None:
+        if number not in self.numbers:  # a markdown cell
+            return
+        self.write("\n")
+        self.out.write(f"    {self.name}: cell {self.numbers[number]}/{self.total}\n")
+        self.out.flush()
+
+    @contextlib.contextmanager
+    def attached(self):
+        """Route papermill's "Executing Cell N" log records to :meth:`cell` while running."""
+        live = self
+
+        class Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                m = re.match(r"Executing Cell (\d+)", record.getMessage())
+                if m:
+                    live.cell(int(m.group(1)))
+
+        logger = logging.getLogger("papermill")
+        handler, level, propagate = Handler(logging.INFO), logger.level, logger.propagate
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # the outputs reach the terminal once, through write()
+        try:
+            yield self
+        finally:
+            self.write("\n")
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
+def _read_notebook(path: Path):
+    import nbformat
+
+    return nbformat.read(path, as_version=4)
+
+
+def execute(run: NotebookRun, live: bool = False) -> None:
     """Execute ``run.path`` into ``run.executed_path`` and export HTML; sets status, time, error.
 
-    A failing notebook still gets its (partial) executed notebook and HTML page; the failure is
-    recorded in ``run.error`` and the exception is re-raised.
+    With ``live``, the terminal shows each cell as it starts (``cell N/M``) and what the cells
+    print as they print it. A failing notebook still gets its (partial) executed notebook and
+    HTML page; the failure is recorded in ``run.error`` and the exception is re-raised.
     """
     import papermill
 
@@ -301,17 +381,21 @@ def execute(run: NotebookRun) -> None:
     for stale in (run.executed_path, run.html_path):  # never report an earlier run's pages
         stale.unlink(missing_ok=True)
     t0 = time.perf_counter()
+    watch = _Live(run) if live else None
     try:
-        papermill.execute_notebook(
-            str(run.path),
-            str(run.executed_path),
-            parameters=run.parameters,
-            kernel_name=KERNEL_NAME,
-            cwd=str(config.REPO_ROOT),
-            progress_bar=False,
-            log_output=False,
-            **_kernel_config(),
-        )
+        with watch.attached() if watch else contextlib.nullcontext():
+            papermill.execute_notebook(
+                str(run.path),
+                str(run.executed_path),
+                parameters=run.parameters,
+                kernel_name=KERNEL_NAME,
+                cwd=str(config.REPO_ROOT),
+                progress_bar=False,
+                log_output=live,
+                stdout_file=watch,
+                stderr_file=watch,
+                **_kernel_config(),
+            )
         export_html(run.executed_path, run.html_path)
         run.status = "ok"
     except BaseException as err:
@@ -499,8 +583,11 @@ def run_study(
     start: str | None = None,
     overrides: dict[str, Any] | None = None,
     notebooks_dir: Path | None = None,
+    live: bool = True,
 ) -> list[NotebookRun]:
     """Execute the selected notebooks in order and export their HTML pages and the index.
+
+    ``live``: show each notebook's cells and printed lines on the terminal as they run.
 
     ``only`` lists notebook numbers (``["00", "02"]``); ``start`` runs that notebook and all after.
     Parameters: the profile's for each notebook, then ``overrides``, restricted to the names the
@@ -525,17 +612,18 @@ def run_study(
     try:
         write_index(info, all_runs)
         for i, run in enumerate(runs, 1):
-            print(f"[{i}/{len(runs)}] {run.name} ...", end=" ", flush=True)
+            head = f"[{i}/{len(runs)}] {run.name}"
+            print(f"{head} ...", end="\n" if live else " ", flush=True)
             try:
-                execute(run)
+                execute(run, live=live)
             except Exception:
                 failed = run
-                print(f"FAILED after {run.wall_s:.1f} s", flush=True)
+                print(f"{head + ' ' if live else ''}FAILED after {run.wall_s:.1f} s", flush=True)
                 break
             except BaseException:
                 print("interrupted", flush=True)
                 raise
-            print(f"ok in {run.wall_s:.1f} s", flush=True)
+            print(f"{head + ' ' if live else ''}ok in {run.wall_s:.1f} s", flush=True)
             info["total_wall_s"] = time.perf_counter() - t0
             write_index(info, all_runs)
         info["state"] = "failed" if failed else "finished"

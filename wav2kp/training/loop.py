@@ -202,10 +202,17 @@ def _history_callback(cfg: TrainConfig):
 
 
 def fit_module(
-    module, train_loader, val_loader, cfg: TrainConfig, run_dir: str | os.PathLike | None = None
+    module,
+    train_loader,
+    val_loader,
+    cfg: TrainConfig,
+    run_dir: str | os.PathLike | None = None,
+    stop_patience: int | None = None,
 ) -> pd.DataFrame:
     """Train a Lightning module; restore its best epoch (lowest ``val_loss``, or ``train_loss``
-    without a validation loader); write ``history.csv`` into ``run_dir`` when given.
+    without a validation loader); write ``history.csv`` into ``run_dir`` when given. Training
+    stops after ``stop_patience`` epochs without improvement (default ``cfg.patience``, which
+    also sets the learning-rate schedule's patience to ``cfg.patience // 2``).
 
     Checkpoints go to ``run_dir/checkpoints`` (a temporary folder without ``run_dir``) and are
     removed once the best weights are back in ``module``. Returns the history
@@ -236,7 +243,11 @@ def fit_module(
         history,
         checkpoint,
         EpochCallback(),
-        EarlyStopping(monitor=monitor, mode="min", patience=cfg.patience),
+        EarlyStopping(
+            monitor=monitor,
+            mode="min",
+            patience=cfg.patience if stop_patience is None else stop_patience,
+        ),
     ]
     max_time = {"seconds": float(cfg.max_time_s)} if cfg.max_time_s else None
     trainer = lightning.Trainer(

@@ -16,9 +16,11 @@ A run lives in ``data/models/<run>/`` (:func:`wav2kp.config.models_dir`):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -32,7 +34,7 @@ from wav2kp import config as paths
 from wav2kp import corpus as corpora
 from wav2kp.features import acoustic as features
 from wav2kp.features import dataset
-from wav2kp.manifest import package_versions, write_json_atomic
+from wav2kp.manifest import inputs_sha256, package_versions, write_json_atomic
 from wav2kp.training import models
 from wav2kp.training.loop import TrainConfig, write_history
 
@@ -131,18 +133,102 @@ def _feature_set_record(fs) -> dict[str, Any]:
     return {"dir": str(fs.out_dir), "name": fs.out_dir.name, "params": params}
 
 
-def train_model(name: str, fs, cfg: TrainConfig | None, run_dir: str | os.PathLike, **hparams: Any):
+#: The code a run's weights depend on: a change to any of these files retrains cached runs.
+TRAINING_SOURCES = (
+    "training/loop.py",
+    "training/models.py",
+    "training/runs.py",
+    "features/acoustic.py",
+    "features/augment.py",
+    "features/dataset.py",
+    "shapes.py",
+    "metrics.py",
+    "media.py",
+)
+#: TrainConfig fields that only the training loop of the neural models reads.
+_LOOP_FIELDS = {
+    "max_epochs", "batch_size", "lr", "weight_decay", "patience", "lr_schedule", "deterministic",
+    "velocity_weight", "mouth_weight", "num_workers", "accelerator", "max_time_s", "augment",
+    "augment_params",
+}  # fmt: skip
+
+
+def _code_hash() -> str:
+    root = Path(__file__).resolve().parent.parent
+    return inputs_sha256(*(root / rel for rel in TRAINING_SOURCES))
+
+
+def run_key(name: str, fs, cfg: TrainConfig, hparams: dict[str, Any]) -> str:
+    """What a run's weights and metrics depend on, as one sha256: the model and its
+    hyper-parameters, the training settings that model reads (the loop's only for neural
+    models; never ``progress``), the feature set's parameters and input hashes, the training
+    code (:data:`TRAINING_SOURCES`) and the versions of the packages that compute it."""
+    neural = issubclass(models.MODELS[name], models.NeuralModel)
+    train = {
+        k: v
+        for k, v in cfg.as_dict().items()
+        if k != "progress" and (neural or k not in _LOOP_FIELDS)
+    }
+    manifest = fs.out_dir / "manifest.json"
+    record = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
+    payload = {
+        "model": name,
+        "hparams": hparams,
+        "train": train,
+        "features": {"params": record.get("params", fs.params), "inputs": record.get("inputs")},
+        "code": _code_hash(),
+        "versions": package_versions(RUN_PACKAGES),
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def cached_run(run_dir: Path, key: str):
+    """``(model, metrics)`` of a finished run in ``run_dir`` made with ``key``, else ``None``."""
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.is_file() or not (run_dir / "config.json").is_file():
+        return None
+    try:
+        metrics_ = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if metrics_.get("run_key") != key:
+        return None
+    try:
+        return models.load_run(run_dir), metrics_
+    except (OSError, ValueError, KeyError, RuntimeError):
+        return None
+
+
+def train_model(
+    name: str,
+    fs,
+    cfg: TrainConfig | None,
+    run_dir: str | os.PathLike,
+    force: bool = False,
+    **hparams: Any,
+):
     """Create, fit, save and evaluate (on ``val``) a model; returns ``(model, metrics)``.
 
     The returned model is the one *reloaded from* ``run_dir``, and the metrics (also written to
     ``metrics.json``) are computed on it, so loading the run later reproduces them exactly.
-    """
 
+    A run is cached: when ``run_dir`` already holds a finished run with the same
+    :func:`run_key` (same model, settings, features, code and package versions), it is loaded
+    instead of trained again (``metrics["cached"]`` is then ``True``); ``force=True`` retrains.
+    """
     cfg = cfg or TrainConfig()
     run_dir = Path(run_dir)
+    key = run_key(name, fs, cfg, hparams)
+    if not force and (hit := cached_run(run_dir, key)) is not None:
+        model, out = hit
+        if cfg.progress != "none":
+            print(f"   up to date: {run_dir} (trained in {out.get('wall_s', 0):.1f} s)", flush=True)
+        return model, {**out, "cached": True}
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("metrics.json", "history.csv"):
         (run_dir / stale).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "predictions", ignore_errors=True)  # an earlier run's
     model = models.create(name, **hparams)
     t0 = time.perf_counter()
     if isinstance(model, models.NeuralModel):
@@ -174,9 +260,10 @@ def train_model(name: str, fs, cfg: TrainConfig | None, run_dir: str | os.PathLi
             else None
         ),
         "wall_s": round(train_s, 3),
+        "run_key": key,
     }
     write_json_atomic(run_dir / "metrics.json", out)
-    return model, out
+    return model, {**out, "cached": False}
 
 
 # ----------------------------------------------------------------------------- the study's runs

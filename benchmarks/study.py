@@ -1,0 +1,81 @@
+"""Benchmark: the whole study, each notebook timed, cold and then again with nothing changed.
+
+    python benchmarks/study.py [--profile full|quick] [--home DIR] [--skip-cold] [-p key=value ...]
+
+Runs ``wav2kp study`` (the same runner as ``make study``) in a subprocess with ``WAV2KP_HOME``
+pointed at ``--home`` (default: a new temporary folder, so the first run builds everything from
+scratch), reads the wall time of every notebook from ``reports/html/study.json``, then runs the
+study a second time on the same data, where every stage should find its outputs up to date (the
+corpus, the keypoints, the feature sets, the trained runs). ``--skip-cold`` times only the warm
+run on an existing ``--home``; ``-p`` passes notebook parameters to both runs (e.g. ``-p
+epochs=20``: what a changed parameter recomputes). The last line is one JSON object with the
+figures; the README's timing table comes from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run_study(home: Path, profile: str, params: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "wav2kp", "study", "--profile", profile, "--quiet"]
+    for p in params:
+        cmd += ["-p", p]
+    env = {**os.environ, "WAV2KP_HOME": str(home), "MPLBACKEND": "Agg"}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, text=True, capture_output=True)
+    wall = time.perf_counter() - t0
+    print(proc.stdout, end="", flush=True)
+    if proc.returncode != 0:
+        print(proc.stderr[-4000:], file=sys.stderr)
+        raise SystemExit(f"wav2kp study failed (exit {proc.returncode})")
+    record = json.loads((home / "reports" / "html" / "study.json").read_text(encoding="utf-8"))
+    notebooks = {
+        nb["name"].split(".")[0]: round(float(nb["wall_s"]), 1)
+        for nb in record["notebooks"]
+        if nb.get("wall_s") is not None
+    }
+    return {"wall_s": round(wall, 1), "notebooks_s": notebooks, "commit": record["git_commit"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", default="full")
+    ap.add_argument("--home", help="WAV2KP_HOME to run in (default: a new temporary folder)")
+    ap.add_argument("--skip-cold", action="store_true", help="time only the warm re-run")
+    ap.add_argument("-p", "--param", action="append", default=[], metavar="key=value")
+    args = ap.parse_args()
+
+    own = args.home is None
+    home = Path(tempfile.mkdtemp(prefix="wav2kp-bench-study-")) if own else Path(args.home)
+    try:
+        figures: dict = {"benchmark": "study", "profile": args.profile, "params": args.param,
+                         "cores": os.cpu_count()}  # fmt: skip
+        if not args.skip_cold:
+            print(f"cold run ({args.profile}) in {home}", flush=True)
+            figures["cold"] = run_study(home, args.profile, args.param)
+        print(f"warm run ({args.profile}), nothing changed", flush=True)
+        figures["warm"] = run_study(home, args.profile, args.param)
+        if "cold" in figures:
+            figures["warm_over_cold"] = round(
+                figures["warm"]["wall_s"] / figures["cold"]["wall_s"], 3
+            )
+        data = home / "data"
+        figures["data_bytes"] = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
+    finally:
+        if own:
+            shutil.rmtree(home, ignore_errors=True)
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
