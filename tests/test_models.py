@@ -257,3 +257,44 @@ def test_window_lstms_stop_sooner_without_touching_the_schedule(fs, tmp_path, mo
     assert len(history) == metrics["epochs"]
     assert len(history) == 6 or len(history) == metrics["best_epoch"] + 2
     assert (history["lr"] == history["lr"].iloc[0]).all()  # plateau patience 25: no halving
+
+
+def test_a_finished_run_keeps_its_predictions(fs, runs) -> None:
+    """Predictions of a loaded run are kept per clip in <run>/predictions and reused while the
+    run and the clip's stored features are the same; a model not loaded from a run computes."""
+    _, _, run_dir = runs["lstm"]
+    clip = fs.split_clips("test")[0]
+    model = models.load_run(run_dir)
+    first = model.predict_pixels(fs, clip)
+    path = run_dir / "predictions" / f"clip-{clip}.npz"
+    assert path.is_file()
+    calls = []
+    model.predict = lambda *a, **k: calls.append(a)  # would break if the networks ran again
+    np.testing.assert_array_equal(model.predict_pixels(fs, clip), first)
+    assert calls == []
+    # another key (here: the stored file is from another run) -> computed again
+    np.savez(path, values=first + 1, key=np.array("another run"))
+    fresh = models.load_run(run_dir)
+    np.testing.assert_array_equal(fresh.predict_pixels(fs, clip), first)
+    # not a finished run: nothing kept
+    plain = models.create("mean_face")
+    assert plain.cached("x", (1,), lambda: np.zeros(3)).tolist() == [0, 0, 0]
+
+
+def test_runs_trained_side_by_side_equal_runs_trained_alone(fs, tmp_path) -> None:
+    """train_runs in 2 worker processes gives the weights and metrics of training each run alone
+    (each run is seeded and trains on one torch thread); a second call loads every run."""
+
+    def jobs(root):
+        return [training.RunJob(n, n, fs, root / n, TINY[n]) for n in ("lstm", "tcn")]
+
+    cfg = _cfg("lstm")  # one TrainConfig for both (batch 128, 3 epochs)
+    alone = training.train_runs(jobs(tmp_path / "alone"), cfg, n_jobs=1)
+    side = training.train_runs(jobs(tmp_path / "side"), cfg, n_jobs=2)
+    for name in ("lstm", "tcn"):
+        assert side[name]["val_mlmd_pct"] == alone[name]["val_mlmd_pct"], name
+        a = torch.load(tmp_path / "alone" / name / "weights.pt", weights_only=True)
+        b = torch.load(tmp_path / "side" / name / "weights.pt", weights_only=True)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    again = training.train_runs(jobs(tmp_path / "side"), cfg, n_jobs=2)
+    assert all(m["cached"] for m in again.values())

@@ -115,19 +115,18 @@ def train_ablations(
     feature sets by key (``default``, ``original``, ``original_timestamps``). Returns
     ``{label: run dir}``."""
 
-    out = {}
+    jobs = []
     for label in labels or ABLATION_RUNS:
         name, key, hp = ABLATION_RUNS[label]
         hp = dict(hp)
         if hp.get("future_ms", 0.0) is None:
             hp["future_ms"] = features.ORIGINAL_CONTEXT.future_ms
         hp.update(training.model_hparams(name, hidden))
-        run_dir = config.run_dir(corpus, subset, label)
-        print(f"== {label}: {name} on {sets[key].out_dir.name} {hp}", flush=True)
-        _, m = training.train_model(name, sets[key], cfg, run_dir=run_dir, **hp)
-        print(f"   val M-LMD {m['val_mlmd_pct']:.3f} % IOD in {m['wall_s']:.1f} s", flush=True)
-        out[label] = run_dir
-    return out
+        jobs.append(
+            training.RunJob(label, name, sets[key], config.run_dir(corpus, subset, label), hp)
+        )
+    training.train_runs(jobs, cfg)
+    return {job.label: job.run_dir for job in jobs}
 
 
 def ablation_table(

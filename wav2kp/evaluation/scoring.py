@@ -20,6 +20,7 @@ lip-sync offset of all clips pooled (one cross-correlation over every clip's fra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -29,11 +30,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 
 from wav2kp import config, media, metrics
 from wav2kp.corpus import bundled
 from wav2kp.extraction import landmarks
+from wav2kp.features import dataset
 from wav2kp.manifest import atomic_path, git_commit, package_versions, write_json_atomic
+from wav2kp.training import models, runs
 
 #: Metrics summarised per model (mean over clips with a bootstrap interval).
 CLIP_METRICS = ("lmd", "mlmd", "velocity", "mouth_area", "mouth_corr", "jitter")
@@ -179,6 +183,34 @@ class Evaluation:
         return list(dict.fromkeys(self.clips["model"]))
 
 
+def _predict_clips(run_dir: Path, fs_dir: Path, clips: Sequence[str]) -> str:
+    """In a worker: a run's predictions of ``clips``, kept in the run (see
+    :meth:`wav2kp.training.models.KeypointModel.cached`)."""
+    model, fs = models.load_run(run_dir), dataset.FeatureSet(fs_dir)
+    for clip in clips:
+        with contextlib.suppress(Exception):  # evaluate_runs reports the failure
+            model.predict_pixels(fs, clip)
+    return str(run_dir)
+
+
+def predict_ahead(
+    loaded: dict[str, tuple[Any, Any]], clips: Sequence[str], n_jobs: int | None = None
+) -> None:
+    """Compute every run's predictions of ``clips`` side by side, one process per core (the
+    window LSTMs first), so that scoring finds them kept in the runs. Runs not loaded from a
+    run folder are left to :func:`evaluate_runs`."""
+    jobs = [
+        (model, fs) for model, fs in loaded.values() if getattr(model, "run_dir", None) is not None
+    ]
+    workers = runs.parallel_jobs(len(jobs)) if n_jobs is None else n_jobs
+    if workers <= 1 or len(jobs) <= 1:
+        return
+    jobs.sort(key=lambda pair: not isinstance(pair[0], models.WindowLSTM))
+    Parallel(n_jobs=workers, backend="loky")(
+        delayed(_predict_clips)(model.run_dir, fs.out_dir, list(clips)) for model, fs in jobs
+    )
+
+
 def evaluate_runs(
     loaded: dict[str, tuple[Any, Any]],
     clips: Sequence[str],
@@ -186,10 +218,13 @@ def evaluate_runs(
     clip_table: pd.DataFrame | None = None,
     noise_floor: bool = True,
     progress: bool = False,
+    n_jobs: int | None = None,
 ) -> Evaluation:
     """Score every model of ``loaded`` (:func:`load_runs`) on ``clips``. A clip that cannot be
     scored (missing files, a model that fails on it) is listed in ``failures`` with the reason
-    and the others go on."""
+    and the others go on. The runs predict side by side first (:func:`predict_ahead`;
+    ``n_jobs=1``: one after the other, while scoring)."""
+    predict_ahead(loaded, clips, n_jobs)
     rows, failures = [], []
     series: dict[str, list] = {}
     refs: dict[str, Reference] = {}

@@ -12,6 +12,7 @@ from wav2kp.training import inference, loop, models, runs
 from wav2kp.training.loop import HISTORY_COLUMNS, TrainConfig
 from wav2kp.training.runs import (
     ORIGINAL_FEEDING,
+    RunJob,
     clip_errors,
     feature_sets,
     load_runs,
@@ -19,11 +20,13 @@ from wav2kp.training.runs import (
     split_metrics,
     train_all,
     train_model,
+    train_runs,
 )
 
 __all__ = [
     "HISTORY_COLUMNS",
     "ORIGINAL_FEEDING",
+    "RunJob",
     "TrainConfig",
     "clip_errors",
     "feature_sets",
@@ -36,4 +39,5 @@ __all__ = [
     "split_metrics",
     "train_all",
     "train_model",
+    "train_runs",
 ]

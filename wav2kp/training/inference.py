@@ -15,6 +15,7 @@ one feature hop (interpolation to the frame time) and the chunk.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import time
@@ -189,8 +190,15 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(normalised keypoints (N, 68, 2) at the feature frames, their times (N,))`` of
         16 kHz audio (no padding)."""
-        x, t = feats.clip_features(np.asarray(audio, dtype=np.float32), self.fs.mfcc, RATE)
-        out = self.model.predict_features(self.fs, x, emotion=self.emotion_index(emotion))
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        x, t = feats.clip_features(audio, self.fs.mfcc, RATE)
+        index = self.emotion_index(emotion)
+        digest = hashlib.sha256(audio.tobytes()).hexdigest()
+        out = self.model.cached(
+            f"audio-{digest[:24]}",
+            (digest, index),
+            lambda: self.model.predict_features(self.fs, x, emotion=index),
+        )
         return self._points(out), t
 
     def _points(self, targets: np.ndarray) -> np.ndarray:

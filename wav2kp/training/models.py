@@ -174,36 +174,41 @@ class KeypointModel:
 
     # -- shared
     def predict_pixels(self, fs, clip: str) -> np.ndarray:
-        """Pixel keypoints ``(T, 68, 2)`` at the clip's video frame times.
-
-        A model loaded from a finished run keeps its predictions of stored clips in
-        ``<run>/predictions/<clip>.npz``, keyed by the run (its ``run_key``: model, settings,
-        features, code, versions) and the clip's stored features, so scoring the same runs
-        again (notebook 04 re-run, the tests) does not run the networks again."""
-        key = self._prediction_key(fs, clip)
-        path = None if key is None else Path(self.run_dir) / "predictions" / f"{clip}.npz"
-        if path is not None and path.is_file():
-            with np.load(path) as z:
-                if str(z["key"]) == key:
-                    return z["points"]
-        points = fs.to_pixels(clip, self.predict(fs, clip))
-        if path is not None:
-            write_npz_atomic(path, points=np.asarray(points), key=np.array(key))
-        return points
-
-    def _prediction_key(self, fs, clip: str) -> str | None:
-        run_dir = getattr(self, "run_dir", None)
-        if run_dir is None:
-            return None
-        try:
-            run_key = json.loads((Path(run_dir) / "metrics.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if "run_key" not in run_key:
-            return None
+        """Pixel keypoints ``(T, 68, 2)`` at the clip's video frame times (kept per run, see
+        :meth:`cached`, keyed by the clip's stored features)."""
         utterance = dataset.utterance_path(fs.out_dir, clip)
         stored = file_sha256(utterance) if utterance.is_file() else "missing"
-        return hashlib.sha256(f"{run_key['run_key']}:{fs.out_dir}:{stored}".encode()).hexdigest()
+        return self.cached(
+            f"clip-{clip}",
+            (str(fs.out_dir), stored),
+            lambda: fs.to_pixels(clip, self.predict(fs, clip)),
+        )
+
+    def cached(self, name: str, key: tuple, compute) -> np.ndarray:
+        """``compute()`` once per run and ``key``: a model loaded from a finished run keeps the
+        array in ``<run>/predictions/<name>.npz``, keyed by the run's ``run_key`` (model,
+        settings, features, code, versions) and ``key``, so scoring the same runs again
+        (notebook 04 re-run, the tests, real recordings) does not run the networks again. A
+        model that is not a finished run just computes."""
+        run_dir = getattr(self, "run_dir", None)
+        run_key = None
+        if run_dir is not None:
+            try:
+                metrics_ = json.loads((Path(run_dir) / "metrics.json").read_text("utf-8"))
+                run_key = metrics_.get("run_key")
+            except (OSError, ValueError):
+                run_key = None
+        if run_key is None:
+            return compute()
+        digest = hashlib.sha256(json.dumps([run_key, *key], default=str).encode()).hexdigest()
+        path = Path(run_dir) / "predictions" / f"{name}.npz"
+        if path.is_file():
+            with np.load(path) as z:
+                if str(z["key"]) == digest:
+                    return z["values"]
+        values = np.asarray(compute())
+        write_npz_atomic(path, values=values, key=np.array(digest))
+        return values
 
     def config(self) -> dict[str, Any]:
         return {"model": self.name, "hparams": self.hparams, "dims": self.dims, **self.meta}

@@ -16,13 +16,17 @@ A run lives in ``data/models/<run>/`` (:func:`wav2kp.config.models_dir`):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import os
 import shutil
+import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +314,92 @@ def model_hparams(name: str, hidden: int | None) -> dict:
     return {}
 
 
+@dataclass
+class RunJob:
+    """One run to train: ``label`` (its name in the study), the model ``name`` and its
+    ``hparams``, the feature set, and the run folder."""
+
+    label: str
+    name: str
+    fs: Any
+    run_dir: Path
+    hparams: dict[str, Any] = field(default_factory=dict)
+
+
+class _Prefixed(io.TextIOBase):
+    """A stdout that starts every line with ``[label] ``: a worker's epochs, told apart."""
+
+    def __init__(self, label: str, out) -> None:
+        self.label, self.out, self.fresh = label, out, True
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines(keepends=True):
+            if self.fresh:
+                self.out.write(f"[{self.label}] ")
+            self.out.write(line)
+            self.fresh = line.endswith("\n")
+        self.out.flush()
+        return len(text)
+
+
+def _train_job(job: RunJob, cfg: TrainConfig) -> tuple[RunJob, dict[str, Any]]:
+    """Train one job in a worker process; its printed epochs are prefixed with its label."""
+    with contextlib.redirect_stdout(_Prefixed(job.label, sys.__stdout__)):
+        _, out = train_model(job.name, job.fs, cfg, job.run_dir, **job.hparams)
+    return job, out
+
+
+def parallel_jobs(n: int) -> int:
+    """Worker processes for ``n`` independent runs: one per core (each trains on one thread, so
+    the weights are those of a run trained alone), one on a GPU."""
+    if models.device().type != "cpu":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(n, cores))
+
+
+def train_runs(jobs: list[RunJob], cfg: TrainConfig, n_jobs: int | None = None) -> dict[str, dict]:
+    """Train independent runs side by side, one process per core: ``{label: metrics}`` in the
+    order of ``jobs``. Runs already trained with the same :func:`run_key` are loaded, not
+    trained; the longest ones (the window LSTMs) start first. Each run trains exactly as it
+    would alone (seeded, one torch thread), so the numbers do not depend on ``n_jobs``."""
+    results: dict[str, dict] = {}
+    todo = []
+    for job in jobs:
+        hit = cached_run(Path(job.run_dir), run_key(job.name, job.fs, cfg, job.hparams))
+        if hit is not None:
+            results[job.label] = {**hit[1], "cached": True}
+            print(f"== {job.label}: up to date ({job.run_dir})", flush=True)
+        else:
+            todo.append(job)
+    slow_first = sorted(
+        todo, key=lambda j: not issubclass(models.MODELS[j.name], models.WindowLSTM)
+    )
+    workers = parallel_jobs(len(todo)) if n_jobs is None else max(1, min(n_jobs, len(todo) or 1))
+    if todo:
+        print(f"== training {', '.join(j.label for j in slow_first)} ({workers} at a time)",
+              flush=True)  # fmt: skip
+    if workers <= 1:
+        done = ((job, train_model(job.name, job.fs, cfg, job.run_dir, **job.hparams)[1])
+                for job in slow_first)  # fmt: skip
+    else:
+        from joblib import Parallel, delayed
+
+        run = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
+        done = run(delayed(_train_job)(job, cfg) for job in slow_first)
+    for job, out in done:
+        results[job.label] = out
+        print(
+            f"== {job.label}: val M-LMD {out['val_mlmd_pct']:.3f} % IOD, "
+            f"{out['epochs']} epochs in {out['wall_s']:.1f} s",
+            flush=True,
+        )
+    return {job.label: results[job.label] for job in jobs}
+
+
 def train_all(
     names: list[str],
     sets: dict,
@@ -317,23 +407,31 @@ def train_all(
     corpus: str,
     subset: str,
     hidden: int | None = None,
+    n_jobs: int | None = None,
 ) -> list[dict]:
     """Train every model of ``names`` on its feature set into ``config.run_dir(corpus, subset,
-    name)``; returns ``[{"name", "run", "metrics", "history"}]`` in order. Wall time is in
-    metrics."""
-    results = []
-    for name in names:
-        fs = sets["original" if name in ORIGINAL_FEEDING else "default"]
-        run_dir = paths.run_dir(corpus, subset, name)
-        print(f"== {name} ({fs.out_dir.name})", flush=True)
-        model, metrics = train_model(name, fs, cfg, run_dir=run_dir, **model_hparams(name, hidden))
-        history = pd.read_csv(run_dir / "history.csv")
-        print(
-            f"   val M-LMD {metrics['val_mlmd_pct']:.3f} % IOD in {metrics['wall_s']:.1f} s",
-            flush=True,
+    name)``, side by side (:func:`train_runs`); returns ``[{"name", "run", "metrics",
+    "history"}]`` in order. Wall time is in metrics."""
+    jobs = [
+        RunJob(
+            name,
+            name,
+            sets["original" if name in ORIGINAL_FEEDING else "default"],
+            paths.run_dir(corpus, subset, name),
+            model_hparams(name, hidden),
         )
-        results.append({"name": name, "run": str(run_dir), "metrics": metrics, "history": history})
-    return results
+        for name in names
+    ]
+    done = train_runs(jobs, cfg, n_jobs)
+    return [
+        {
+            "name": job.name,
+            "run": str(job.run_dir),
+            "metrics": done[job.label],
+            "history": pd.read_csv(job.run_dir / "history.csv"),
+        }
+        for job in jobs
+    ]
 
 
 # ------------------------------------------------------------------------------ loading runs
