@@ -43,7 +43,16 @@ def run_study(home: Path, profile: str, params: list[str]) -> dict:
         for nb in record["notebooks"]
         if nb.get("wall_s") is not None
     }
-    return {"wall_s": round(wall, 1), "notebooks_s": notebooks, "commit": record["git_commit"]}
+    out = {"wall_s": round(wall, 1), "notebooks_s": notebooks, "commit": record["git_commit"]}
+    results = home / "reports" / "results.json"
+    if results.is_file():  # what the run found: every model's test M-LMD, the invariants
+        from wav2kp import evaluation
+
+        res = json.loads(results.read_text(encoding="utf-8"))
+        out["test_mlmd"] = {m: r["mlmd"] for m, r in res["models"].items()}
+        out["best_model"] = res["best_model"]
+        out["invariants_broken"] = evaluation.check_invariants(res)
+    return out
 
 
 def main() -> int:

@@ -294,8 +294,12 @@ def test_run_study_injects_parameters_and_writes_reports(
     assert manifest["total_wall_s"] >= runs[0].wall_s + runs[1].wall_s
 
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("[1/2] 00_first.ipynb ... ok in ")
-    assert out[1].startswith("[2/2] 01_second.ipynb ... ok in ")
+    # live: the notebook, then each code cell as it starts (the injected parameters included)
+    assert out[0] == "[1/2] 00_first.ipynb ..."
+    assert out[1:4] == [f"    00_first: cell {k}/3" for k in (1, 2, 3)]
+    assert out[4].startswith("[1/2] 00_first.ipynb ok in ")
+    assert out[5] == "[2/2] 01_second.ipynb ..."
+    assert any(line.startswith("[2/2] 01_second.ipynb ok in ") for line in out[6:])
 
 
 @pytest.mark.slow
@@ -336,7 +340,7 @@ def test_failing_notebook_stops_the_study(
     assert "not run (page from an earlier run)" in index  # 03
     assert "not selected" in index  # 00
     out = capsys.readouterr().out
-    assert "[2/3] 02_fails.ipynb ... FAILED after " in out and "03_after" not in out
+    assert "[2/3] 02_fails.ipynb FAILED after " in out and "03_after" not in out
 
 
 @pytest.mark.slow
@@ -351,3 +355,27 @@ def test_cli_exit_codes(
     assert "'nope'" in capsys.readouterr().err
     assert cli.main(["study", "--profile", "missing"]) == 2
     assert "tiny" in capsys.readouterr().err  # names the profiles that exist
+
+
+def test_what_cells_print_reaches_the_terminal_as_it_happens(
+    tmp_path: Path, home: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``wav2kp study`` shows every line a cell prints (progress bars' carriage returns become
+    lines), indented under its cell; ``live=False`` prints one line per notebook."""
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    nb = _notebook(
+        "00",
+        "n = 1",
+        ["n"],
+        extra=['print("hello from a cell")', 'import sys\nsys.stderr.write("50%\\r100%\\n")'],
+    )
+    nbformat.write(nb, folder / "00_talk.ipynb")
+    study.run_study("tiny", notebooks_dir=folder)
+    out = capsys.readouterr().out.splitlines()
+    assert "      hello from a cell" in out
+    assert "      50%" in out and "      100%" in out
+    assert out.index("    00_talk: cell 4/5") < out.index("      hello from a cell")
+    study.run_study("tiny", notebooks_dir=folder, live=False)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("[1/1] 00_talk.ipynb ... ok in ") and "hello" not in "".join(out)
