@@ -71,7 +71,7 @@ def resolve(path: str | os.PathLike) -> Path:
     a relative one taken from the repository root, never from the working directory (papermill
     runs notebooks in the root, nbval and JupyterLab in ``notebooks/``)."""
     p = Path(path).expanduser()
-    return p if p.is_absolute() else (REPO_ROOT / p).resolve()
+    return p if p.is_absolute() else Path(os.path.normpath(REPO_ROOT / p))
 
 
 def run_dir(corpus: str | os.PathLike, subset: str, name: str) -> Path:
