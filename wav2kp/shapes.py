@@ -222,6 +222,36 @@ class Similarity:
         t = -inv_s[..., None] * np.einsum("...ij,...j->...i", rt, self.translation)
         return Similarity(inv_s, rt, t)
 
+    def smoothed(self, window: int, order: int = 2) -> Similarity:
+        """A sequence of transforms (batch ``(T,)``) smoothed over time: a Savitzky-Golay filter
+        of ``window`` frames (odd; shortened to the sequence) and polynomial ``order`` on the
+        log scale, the unwrapped angle and the translation. Missing frames (NaN) are bridged for
+        the filter and stay NaN. ``window <= order`` returns an unchanged copy. Smooth motion
+        up to ``order`` (a constant pose, a steady turn) passes through unchanged."""
+        from scipy.signal import savgol_filter
+
+        if self.scale.ndim != 1:
+            raise ValueError(
+                f"smoothed: a sequence (T,) of transforms, got batch {self.scale.shape}"
+            )
+        n = len(self.scale)
+        ok = np.isfinite(self.scale) & np.isfinite(self.translation).all(axis=1)
+        window = min(int(window), n if n % 2 else n - 1)
+        if window % 2 == 0:
+            window -= 1
+        if window <= order or ok.sum() < 2:
+            return Similarity(self.scale.copy(), self.rotation.copy(), self.translation.copy())
+        t = np.arange(n, dtype=np.float64)
+        tracks = [np.log(self.scale), np.unwrap(np.where(ok, self.angle, 0.0)),
+                  self.translation[:, 0], self.translation[:, 1]]  # fmt: skip
+        smooth = []
+        for track in tracks:
+            filled = np.interp(t, t[ok], track[ok])
+            smooth.append(savgol_filter(filled, window, order, mode="interp"))
+        out = Similarity.from_params(np.exp(smooth[0]), smooth[1], np.stack(smooth[2:], axis=1))
+        out.scale[~ok], out.rotation[~ok], out.translation[~ok] = np.nan, np.nan, np.nan
+        return out
+
     def apply_inverse(self, points: np.ndarray) -> np.ndarray:
         """Undo :meth:`apply`: points ``B + (P, 2)`` in output units back to input units."""
         return self.inverse().apply(points)

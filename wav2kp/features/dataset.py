@@ -788,11 +788,12 @@ class FeatureSet:
     def utterance_dataset(self, split: str) -> UtteranceDataset:
         return UtteranceDataset(self.out_dir, self.split_clips(split), normalizer=self.normalizer)
 
-    def to_pixels(self, clip: str, targets: np.ndarray) -> np.ndarray:
+    def to_pixels(self, clip: str, targets: np.ndarray, pose_window: int = 0) -> np.ndarray:
         """Map targets ``(N, P*2)`` (normalised coords at the clip's feature frames) back to pixel
         keypoints ``(T, 68, 2)`` at its video frame times: the exact inverse of the alignment,
         the mouth completed from the mean face when only the mouth is predicted, then the
-        clip's own head pose."""
+        clip's own head pose (measured by the extractor; ``pose_window`` > 2 smooths it over
+        that many frames first, :meth:`wav2kp.shapes.Similarity.smoothed`)."""
 
         utt = self.load(clip)
         pts = np.asarray(targets, dtype=np.float64).reshape(len(utt["target_times"]), -1, 2)
@@ -802,6 +803,8 @@ class FeatureSet:
         if len(self.point_idx) < shapes.N_POINTS:
             at_video = shapes.insert_points(self.reference, at_video, self.point_idx)
         pose = shapes.Similarity.from_arrays(utt, prefix="pose_")
+        if pose_window > 2:
+            pose = pose.smoothed(pose_window)
         return shapes.denormalise(at_video, pose)
 
 
