@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 
 from wav2kp import config, metrics, shapes
 from wav2kp import config as paths
@@ -386,8 +387,6 @@ def train_runs(jobs: list[RunJob], cfg: TrainConfig, n_jobs: int | None = None) 
         done = ((job, train_model(job.name, job.fs, cfg, job.run_dir, **job.hparams)[1])
                 for job in slow_first)  # fmt: skip
     else:
-        from joblib import Parallel, delayed
-
         run = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
         done = run(delayed(_train_job)(job, cfg) for job in slow_first)
     for job, out in done:
