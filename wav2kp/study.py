@@ -242,22 +242,27 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def _source_cell_index(source: Path, executed_index: int, injected: bool) -> int:
-    """Index in the source notebook of cell ``executed_index`` of the executed one.
-
-    Papermill inserts its injected-parameters cell right after the cell tagged ``parameters``
-    (or at the top when there is none).
-    """
-    if not injected:
-        return executed_index
+def _cells(path: Path) -> list:
     import nbformat
 
-    cells = nbformat.read(str(source), as_version=4).cells
+    return nbformat.read(str(path), as_version=4).cells
+
+
+def _injected_at(cells: list, injected: bool) -> int | None:
+    """Where papermill puts its injected-parameters cell in the executed notebook: right after
+    the cell tagged ``parameters``, or at the top when there is none; ``None`` without one."""
+    if not injected:
+        return None
     tagged = [
         i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])
     ]
-    injected_at = tagged[0] + 1 if tagged else 0
-    return executed_index - 1 if executed_index > injected_at else executed_index
+    return tagged[0] + 1 if tagged else 0
+
+
+def _source_cell_index(source: Path, executed_index: int, injected: bool) -> int:
+    """Index in the source notebook of cell ``executed_index`` of the executed one."""
+    at = _injected_at(_cells(source), injected)
+    return executed_index - 1 if at is not None and executed_index > at else executed_index
 
 
 def describe_failure(run: NotebookRun, err: BaseException) -> str:
@@ -299,13 +304,13 @@ class _Live:
 
     def __init__(self, run: NotebookRun, out=None) -> None:
         self.name = run.path.stem
-        # papermill numbers every cell, markdown too, after injecting a parameters cell behind
-        # the tagged one: map its numbers to the code cells' 1..M
-        kinds = []
-        for cell in _read_notebook(run.path).cells:
-            kinds.append(cell.cell_type)
-            if run.parameters and "parameters" in cell.metadata.get("tags", []):
-                kinds.append("code")
+        # papermill numbers every cell, markdown too, after injecting its parameters cell: map
+        # its numbers to the code cells' 1..M
+        cells = _cells(run.path)
+        kinds = [cell.cell_type for cell in cells]
+        at = _injected_at(cells, bool(run.parameters))
+        if at is not None:
+            kinds.insert(at, "code")
         code = [i + 1 for i, kind in enumerate(kinds) if kind == "code"]
         self.numbers = {n: k for k, n in enumerate(code, 1)}
         self.total = len(code)
@@ -360,12 +365,6 @@ class _Live:
             logger.removeHandler(handler)
             logger.setLevel(level)
             logger.propagate = propagate
-
-
-def _read_notebook(path: Path):
-    import nbformat
-
-    return nbformat.read(path, as_version=4)
 
 
 def execute(run: NotebookRun, live: bool = False) -> None:

@@ -190,15 +190,8 @@ class KeypointModel:
         settings, features, code, versions) and ``key``, so scoring the same runs again
         (notebook 04 re-run, the tests, real recordings) does not run the networks again. A
         model that is not a finished run just computes."""
-        run_dir = getattr(self, "run_dir", None)
-        run_key = None
-        if run_dir is not None:
-            try:
-                metrics_ = json.loads((Path(run_dir) / "metrics.json").read_text("utf-8"))
-                run_key = metrics_.get("run_key")
-            except (OSError, ValueError):
-                run_key = None
-        if run_key is None:
+        run_dir, run_key = getattr(self, "run_dir", None), getattr(self, "run_key", None)
+        if run_dir is None or run_key is None:
             return compute()
         digest = hashlib.sha256(json.dumps([run_key, *key], default=str).encode()).hexdigest()
         path = Path(run_dir) / "predictions" / f"{name}.npz"
@@ -253,6 +246,11 @@ class KeypointModel:
         state = torch.load(run_dir / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         model._load_state(state)
         model.run_dir = run_dir
+        # a finished run's key (training.runs.run_key), which its kept predictions carry
+        try:
+            model.run_key = json.loads((run_dir / "metrics.json").read_text("utf-8"))["run_key"]
+        except (OSError, ValueError, KeyError):
+            model.run_key = None
         return model
 
 

@@ -268,6 +268,7 @@ def train_model(
         "run_key": key,
     }
     write_json_atomic(run_dir / "metrics.json", out)
+    model.run_key = key  # loaded before metrics.json existed
     return model, {**out, "cached": False}
 
 
