@@ -19,7 +19,7 @@ PROFILE ?= full
 # Extra arguments for the study runner, e.g. make study ARGS="--only 00"
 ARGS ?=
 
-.PHONY: study test test-fast lint format repro lab lock doctor venv clean-venv clean-reports help
+.PHONY: study test test-fast lint format repro lab lock doctor venv clean-venv clean-reports help release-model
 
 help:
 	@echo "make study   run the whole study (profile $(PROFILE)); reports in reports/html/index.html"
@@ -31,6 +31,7 @@ help:
 	@echo "make lint    ruff (lint + format check) and import-linter's layering contracts"
 	@echo "make doctor  check the environment: one line per check, with a fix for each failure"
 	@echo "make lock    re-resolve requirements*.lock from pyproject.toml (then run make test)"
+	@echo "make release-model  ship the last full study's default model in wav2kp/shipped/"
 
 venv: $(STAMP)
 
@@ -103,6 +104,11 @@ test-fast: $(STAMP)
 # the outputs of the cells marked NBVAL_CHECK_OUTPUT with what the study recorded.
 repro: $(STAMP)
 	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider reports/executed
+
+# Ships the last full study's default model inside the package (wav2kp/shipped/), with the
+# numbers it was released with; commit the folder afterwards.
+release-model: $(STAMP)
+	$(PY) -m wav2kp release-model
 
 lab: $(LAB_STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks

@@ -25,12 +25,14 @@ TINY = {
     "lstm": {"hidden": 16, "layers": 1},
     "tcn": {"channels": 32},
     "tcn_emotion": {"channels": 32, "emotion_dim": 4},
+    "phones": {},
+    "transformer": {"channels": 32, "heads": 2, "layers": 1},
 }
-EPOCHS = {"lstm_original": 2, "lstm": 3, "tcn": 25, "tcn_emotion": 5}
+EPOCHS = {"lstm_original": 2, "lstm": 3, "tcn": 25, "tcn_emotion": 5, "transformer": 3}
 
 
 def _cfg(name: str, **kw) -> training.TrainConfig:
-    utterances = name.startswith("tcn")
+    utterances = name.startswith("tcn") or name == "transformer"
     base = dict(
         max_epochs=EPOCHS.get(name, 1),
         batch_size=4 if utterances else 128,
@@ -71,6 +73,8 @@ def test_registry_and_errors() -> None:
         "lstm",
         "tcn",
         "tcn_emotion",
+        "phones",
+        "transformer",
     }
     with pytest.raises(ValueError, match="Unknown model"):
         models.create("nope")
@@ -298,3 +302,57 @@ def test_runs_trained_side_by_side_equal_runs_trained_alone(fs, tmp_path) -> Non
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     again = training.train_runs(jobs(tmp_path / "side"), cfg, n_jobs=2)
     assert all(m["cached"] for m in again.values())
+
+
+def test_phones_reads_the_audio_and_cannot_take_features(fs, runs) -> None:
+    model = runs["phones"][0]
+    clip = fs.split_clips("val")[0]
+    utt = fs.load(clip)
+    with pytest.raises(TypeError, match="predicts from audio"):
+        model.predict_features(fs, utt["features"])
+    from wav2kp import media
+
+    audio, _ = media.read_wav(config.interim_dir("bundled") / "audio" / f"{clip}.wav")
+    direct = model.predict_audio(fs, audio, utt["feature_times"])
+    np.testing.assert_allclose(direct, model.predict(fs, clip), atol=1e-6)
+    # the recognised phones open and close the mouth with the speech
+    opening = models._opening(direct.astype(np.float64), fs.point_idx)
+    truth = models._opening(utt["targets"].astype(np.float64), fs.point_idx)
+    assert np.corrcoef(opening, truth)[0, 1] > 0.4
+    assert runs["phones"][1]["val_mlmd_pct"] < runs["mean_face"][1]["val_mlmd_pct"]
+
+
+def test_transformer_is_local_and_padding_free(fs, runs) -> None:
+    model = runs["transformer"][0]
+    assert model.receptive_field() == 1 + 2 + 1 * 10
+    net = model.net
+    x = torch.randn(2, 60, model.dims["n_features"])
+    mask = torch.ones(2, 60, dtype=torch.bool)
+    mask[1, 35:] = False
+    with torch.no_grad():
+        both = net(x, mask)
+        alone = net(x[1:, :35], None)
+        np.testing.assert_allclose(both[1, :35].numpy(), alone[0].numpy(), atol=1e-5)
+        moved = x.clone()
+        moved[0, 50] += 1.0
+        changed = (net(moved, None) - net(x, None))[0].abs().sum(-1) > 1e-7
+    reach = np.flatnonzero(changed.numpy())
+    assert reach.min() >= 50 - model.receptive_field() and reach.max() <= 50 + 13
+
+
+def test_pretraining_on_synthetic_talkers(fs, tmp_path) -> None:
+    hp = {"channels": 16, "pretrain": {"utterances": 6, "epochs": 2}}
+    cfg = _cfg("tcn", max_epochs=2)
+    model, out = training.train_model("tcn", fs, cfg, tmp_path / "pre", **hp)
+    history = pd.read_csv(tmp_path / "pre" / "history.csv")
+    assert list(history["stage"]) == ["pretrain"] * 2 + ["train"] * 2
+    assert out["epochs"] == 4 and out["best_epoch"] in (0, 1)
+    talk = models.pretrain_set(fs, hp["pretrain"])
+    assert talk.out_dir.name.endswith("-talkers-n6-s0") and len(talk.clips) == 6
+    assert talk.split_clips("train") == talk.clips
+    np.testing.assert_array_equal(talk.reference, fs.reference)  # the same face coordinates
+    again, _ = training.train_model("tcn", fs, cfg, tmp_path / "again", **hp)
+    clip = fs.split_clips("val")[0]
+    np.testing.assert_array_equal(again.predict(fs, clip), model.predict(fs, clip))
+    key = training.runs.run_key("tcn", fs, cfg, hp)
+    assert key != training.runs.run_key("tcn", fs, cfg, {"channels": 16})

@@ -236,8 +236,26 @@ def test_cli_predict_end_to_end(runs, tmp_path: Path, capsys) -> None:
 
 def test_default_model_needs_a_trained_run(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("WAV2KP_HOME", str(tmp_path / "empty"))
+    monkeypatch.setattr(config, "SHIPPED_DIR", tmp_path / "no_shipped_model")
     with pytest.raises(inference.PredictError, match="No trained model"):
         inference.Predictor.default()
+
+
+def test_default_model_prefers_a_study_run_to_the_shipped_one(
+    runs, tmp_path: Path, monkeypatch
+) -> None:
+    from wav2kp.training import release
+
+    shipped = tmp_path / "shipped"
+    release.release(runs["tcn"], out_dir=shipped)
+    monkeypatch.setattr(config, "SHIPPED_DIR", shipped)
+    monkeypatch.setenv("WAV2KP_HOME", str(tmp_path / "fresh"))
+    assert inference.Predictor.default().run_dir == shipped  # nothing trained: the shipped one
+    home = tmp_path / "fresh" / "data" / "models"
+    import shutil
+
+    shutil.copytree(runs["tcn_emotion"], home / "mine")
+    assert inference.Predictor.default().run_dir == home / "mine"  # a run of one's own wins
 
 
 # ------------------------------------------------------------------- real speech (issue 8)

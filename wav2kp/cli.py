@@ -13,6 +13,7 @@ wav2kp doctor
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -266,6 +267,33 @@ def _cmd_evaluate_real(args: argparse.Namespace) -> int:
     return 0 if (len(videos) or len(speech)) else 1
 
 
+def _cmd_release_model(args: argparse.Namespace) -> int:
+    from wav2kp import config
+    from wav2kp.training import release
+
+    results = Path(args.results) if args.results else config.reports_dir() / "results.json"
+    run = config.find_run(args.run) if args.run else release.default_run()
+    if run is None or not (Path(run) / "config.json").is_file():
+        print(
+            f"wav2kp release-model: no run to release ({run or 'no default_model in ' + str(results)});"
+            f" run the full study first (make study) or pass --run RUN.",
+            file=sys.stderr,
+        )
+        return 2
+    record = json.loads(results.read_text(encoding="utf-8")) if results.is_file() else {}
+    if record.get("profile") != "full" and not args.any_profile:
+        print(
+            f"wav2kp release-model: {results} is from profile {record.get('profile')!r}; a "
+            f"release comes from the full study (make study), or pass --any-profile.",
+            file=sys.stderr,
+        )
+        return 2
+    info = release.release(run, results if results.is_file() else None)
+    print(json.dumps({k: info[k] for k in ("model", "run", "weights_bytes", "check")}, indent=2))
+    print(f"-> {config.SHIPPED_DIR}")
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from wav2kp import doctor
 
@@ -388,6 +416,17 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--out", help="output folder (default reports/real)")
     er.add_argument("--jobs", type=int, default=-1, help="parallel extraction workers")
     er.set_defaults(func=_cmd_evaluate_real)
+
+    rm = sub.add_parser(
+        "release-model",
+        help="ship a study's default model inside the package (wav2kp/shipped)",
+    )
+    rm.add_argument("--run", help="run folder or name (default: the last study's default model)")
+    rm.add_argument("--results", help="the study's results.json (default reports/results.json)")
+    rm.add_argument(
+        "--any-profile", action="store_true", help="allow a run from a profile other than full"
+    )
+    rm.set_defaults(func=_cmd_release_model)
 
     dr = sub.add_parser(
         "doctor",

@@ -66,6 +66,16 @@ def models_dir() -> Path:
     return data_dir() / "models"
 
 
+#: The trained run shipped inside the package (:mod:`wav2kp.training.release`).
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+
+
+def shipped_dir() -> Path | None:
+    """The shipped run's folder, or ``None`` when the package carries none."""
+    ok = (SHIPPED_DIR / "config.json").is_file() and (SHIPPED_DIR / "weights.pt").is_file()
+    return SHIPPED_DIR if ok else None
+
+
 def resolve(path: str | os.PathLike) -> Path:
     """A path given by the user or a notebook parameter: absolute as it is, ``~`` expanded, and
     a relative one taken from the repository root, never from the working directory (papermill

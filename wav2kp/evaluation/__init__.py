@@ -6,10 +6,11 @@ recordings, and the keypoint viewer (notebook 04, ``wav2kp evaluate-real``).
 - :mod:`~wav2kp.evaluation.ablations`: the diary's questions as paired comparisons;
 - :mod:`~wav2kp.evaluation.noise_floor`: dlib against the ground truth;
 - :mod:`~wav2kp.evaluation.real`: identity-free scores on real talking-head videos;
+- :mod:`~wav2kp.evaluation.levers`: what makes the models follow real people, run by run;
 - :mod:`~wav2kp.evaluation.viewer`: the interactive viewer and the side-by-side video.
 """
 
-from wav2kp.evaluation import ablations, noise_floor, real, scoring, viewer
+from wav2kp.evaluation import ablations, levers, noise_floor, real, scoring, viewer
 from wav2kp.evaluation.ablations import (
     ABLATION_RUNS,
     ABLATIONS,
@@ -57,6 +58,7 @@ __all__ = [
     "check_invariants",
     "compare_to_truth",
     "evaluate_runs",
+    "levers",
     "load_reference",
     "main_table",
     "model_record",

@@ -143,13 +143,14 @@ class Predictor:
     # -- which run
     @classmethod
     def default(cls) -> Predictor:
-        """The best model of the last study (``reports/results.json``), else the most recently
-        trained run; a clear error when nothing is trained yet."""
+        """The default model of the last study (``reports/results.json``: ``default_model``,
+        else ``best_model``), else the most recently trained run, else the model shipped with
+        the package (:mod:`wav2kp.training.release`); a clear error when there is none."""
         results = config.reports_dir() / "results.json"
         if results.is_file():
             record = json.loads(results.read_text(encoding="utf-8"))
-            best, subset = record.get("best_model"), record.get("subset")
-            run = config.run_dir(record.get("corpus", "bundled"), subset, best)
+            best = record.get("default_model") or record.get("best_model")
+            run = config.run_dir(record.get("corpus", "bundled"), record.get("subset"), best)
             if best and (run / "config.json").is_file():
                 return cls(run)
         runs = (
@@ -160,6 +161,8 @@ class Predictor:
             if config.models_dir().is_dir()
             else []
         )
+        if not runs and (shipped := config.shipped_dir()) is not None:
+            return cls(shipped)
         if not runs:
             raise PredictError(
                 f"No trained model under {config.models_dir()}: run the study "
@@ -194,11 +197,16 @@ class Predictor:
         x, t = feats.clip_features(audio, self.fs.mfcc, RATE)
         index = self.emotion_index(emotion)
         digest = hashlib.sha256(audio.tobytes()).hexdigest()
-        out = self.model.cached(
-            f"audio-{digest[:24]}",
-            (digest, index),
-            lambda: self.model.predict_features(self.fs, x, emotion=index),
-        )
+        if getattr(self.model, "needs_audio", False):  # reads the audio itself (phones)
+
+            def compute():
+                return self.model.predict_audio(self.fs, audio, t, emotion=index)
+        else:
+
+            def compute():
+                return self.model.predict_features(self.fs, x, emotion=index)
+
+        out = self.model.cached(f"audio-{digest[:24]}", (digest, index), compute)
         return self._points(out), t
 
     def _points(self, targets: np.ndarray) -> np.ndarray:
@@ -299,6 +307,11 @@ class StreamingPredictor:
         emotion: str | int | None = None,
     ) -> None:
         cfg = predictor.fs.mfcc
+        if getattr(predictor.model, "needs_audio", False):
+            raise PredictError(
+                f"{predictor.run_dir}: the {predictor.model.name} model decodes whole "
+                f"recordings, it cannot stream; use Predictor.predict_audio (wav2kp predict)."
+            )
         if not cfg.log_mels:
             raise PredictError(
                 f"{predictor.run_dir}: its features ({cfg.as_dict()}) use a "

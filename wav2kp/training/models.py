@@ -57,6 +57,7 @@ window models predict one frame at a time and ignore it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -350,6 +351,97 @@ class Energy(KeypointModel):
         self.mode = int(self.dims["mode"])
 
 
+class Phones(KeypointModel):
+    """Recognised phones drive the lips: PocketSphinx's English phone recogniser (its model ships
+    in its wheel) gives timed phones, the bundled corpus's coarticulation model turns them into
+    jaw, spread, round, closure and lip-teeth parameters (:mod:`wav2kp.features.phones`), and a
+    least-squares linear map (with a small ridge) from those parameters at the frame and at
+    ``offsets_ms`` around it to the set's PCA coefficients places them on the face. It reads the
+    audio, not the MFCCs (``needs_audio``): clips' audio comes from the set's extraction folder.
+    It does not stream (the recogniser decodes whole utterances)."""
+
+    name = "phones"
+    defaults: ClassVar[dict[str, Any]] = {"offsets_ms": [-80.0, -40.0, 40.0, 80.0], "ridge": 1e-3}
+    needs_audio: ClassVar[bool] = True
+
+    def _design(self, audio: np.ndarray, times: np.ndarray) -> np.ndarray:
+        from wav2kp.features import phones
+
+        times = np.asarray(times, dtype=np.float64)
+        shifts = [0.0, *(float(o) / 1000.0 for o in self.hparams["offsets_ms"])]
+        span = np.concatenate([times + s for s in shifts])
+        params = phones.articulation(audio, span).reshape(len(shifts), len(times), -1)
+        cols = [params[i] for i in range(len(shifts))]
+        return np.concatenate([*cols, np.ones((len(times), 1))], axis=1)
+
+    def _clip_design(self, fs, clip: str) -> np.ndarray:
+        from wav2kp import config, media
+
+        wav = config.interim_dir_of(fs.out_dir) / "audio" / f"{clip}.wav"
+        if not wav.is_file():
+            raise FileNotFoundError(
+                f"{wav}: the phones model reads each clip's audio from the extraction folder; "
+                f"run notebook 01_extraction for this corpus."
+            )
+        audio, _ = media.read_wav(wav)
+        return self._design(audio, fs.load(clip)["feature_times"])
+
+    def fit(self, fs, cfg=None) -> pd.DataFrame:
+        def frames(split):
+            xs, ys = [], []
+            for clip in fs.split_clips(split):
+                utt = fs.load(clip)
+                ok = np.asarray(utt["valid"], bool)
+                xs.append(self._clip_design(fs, clip)[ok])
+                ys.append(np.asarray(utt["targets"], np.float64)[ok])
+            return (np.concatenate(xs), np.concatenate(ys)) if xs else (None, None)
+
+        x, y = frames("train")
+        coeffs = fs.pca.transform(y)
+        reg = float(self.hparams["ridge"]) * len(x) * np.eye(x.shape[1])
+        reg[-1, -1] = 0.0  # the intercept is not shrunk
+        self.weights = np.linalg.solve(x.T @ x + reg, x.T @ coeffs)
+        self._mean, self._components = fs.pca.mean, fs.pca.components
+        self.dims = {"n_inputs": int(x.shape[1]), "n_components": int(coeffs.shape[1])}
+        train = float(np.mean((fs.pca.inverse_transform(x @ self.weights) - y) ** 2))
+        xv, yv = frames("val")
+        val = (
+            float(np.mean((fs.pca.inverse_transform(xv @ self.weights) - yv) ** 2))
+            if xv is not None
+            else np.nan
+        )
+        return pd.DataFrame([{"epoch": 0, "train_loss": train, "val_loss": val}])
+
+    def predict(self, fs, clip: str) -> np.ndarray:
+        return self._targets(fs, self._clip_design(fs, clip))
+
+    def predict_audio(self, fs, audio: np.ndarray, times: np.ndarray, emotion=None) -> np.ndarray:
+        """Targets ``(N, D)`` at ``times`` (s) of 16 kHz ``audio``."""
+        return self._targets(fs, self._design(audio, times))
+
+    def _targets(self, fs, design: np.ndarray) -> np.ndarray:
+        coeffs = design @ self.weights
+        return (self._mean + coeffs @ self._components).astype(np.float32)
+
+    def predict_features(self, fs, features, emotion=None) -> np.ndarray:
+        raise TypeError(
+            "the phones model predicts from audio, not features: use predict_audio (wav2kp "
+            "predict and Predictor do)."
+        )
+
+    def _state(self):
+        return {
+            "weights": torch.from_numpy(np.asarray(self.weights, np.float64)),
+            "mean": torch.from_numpy(np.asarray(self._mean, np.float64)),
+            "components": torch.from_numpy(np.asarray(self._components, np.float64)),
+        }
+
+    def _load_state(self, state):
+        self.weights = state["weights"].numpy()
+        self._mean = state["mean"].numpy()
+        self._components = state["components"].numpy()
+
+
 def _context(model: KeypointModel, fs) -> tuple[int, int]:
     return fs.context(float(model.dims["past_ms"]), float(model.dims["future_ms"]))
 
@@ -491,6 +583,17 @@ def point_loss(
     return (per_row * m).sum() / m.sum().clamp_min(1.0)
 
 
+def pretrain_set(fs, pretrain: dict):
+    """The synthetic-talker feature set a ``pretrain`` hyper-parameter names (``{"utterances":
+    n, "epochs": e, "seed": s}``), built next to ``fs`` on first use
+    (:func:`wav2kp.features.talkers.build_talker_set`)."""
+    from wav2kp.features import talkers
+
+    n, seed = int(pretrain["utterances"]), int(pretrain.get("seed", 0))
+    folder = Path(fs.out_dir).parent / f"{Path(fs.out_dir).name}-talkers-n{n}-s{seed}"
+    return talkers.build_talker_set(fs, n, folder, seed=seed)[0]
+
+
 class NeuralModel(KeypointModel):
     """Shared machinery: a network whose output is whitened PCA coefficients, a
     :class:`PCAHead`, training through :func:`wav2kp.loop.fit_module`."""
@@ -552,16 +655,33 @@ class NeuralModel(KeypointModel):
         self._set_dims(fs, cfg)
         self._build()
         self._init_head(fs, cfg)
+        stop = cfg.patience if self.stop_patience is None else min(cfg.patience, self.stop_patience)
+        histories = []
+        pre = self.hparams.get("pretrain")
+        if pre:
+            talk = pretrain_set(fs, pre)
+            pre_cfg = dataclasses.replace(
+                cfg, max_epochs=int(pre["epochs"]), augment=False, max_time_s=None
+            )
+            train_loader, val_loader = self._loaders(fs, pre_cfg, train_fs=talk)
+            module = loop.KeypointModule(self, pre_cfg, lr=cfg.lr or self.default_lr)
+            h = loop.fit_module(
+                module, train_loader, val_loader, pre_cfg, run_dir, stop_patience=stop
+            )
+            histories.append(h.assign(stage="pretrain"))
         train_loader, val_loader = self._loaders(fs, cfg)
         module = loop.KeypointModule(self, cfg, lr=cfg.lr or self.default_lr)
-        stop = cfg.patience if self.stop_patience is None else min(cfg.patience, self.stop_patience)
         history = loop.fit_module(
             module, train_loader, val_loader, cfg, run_dir, stop_patience=stop
         )
         self.net.eval()
-        return history
+        if not histories:
+            return history
+        return pd.concat([*histories, history.assign(stage="train")], ignore_index=True)
 
-    def _loaders(self, fs, cfg):
+    def _loaders(self, fs, cfg, train_fs=None):
+        """``(train, val)`` loaders; ``train_fs``: take the training utterances from that set
+        (a pre-training set sharing ``fs``'s normaliser and PCA) instead of ``fs``."""
         raise NotImplementedError
 
     def step(self, batch, cfg) -> torch.Tensor:
@@ -644,11 +764,12 @@ class WindowLSTM(NeuralModel):
             bool(h["bidirectional"]),
         )
 
-    def _loaders(self, fs, cfg):
+    def _loaders(self, fs, cfg, train_fs=None):
 
         past, future = self.dims["past_ms"], self.dims["future_ms"]
+        source = fs if train_fs is None else train_fs  # a pre-training set shares fs's normaliser
         return (
-            loop.loader(fs.window_dataset("train", past, future), cfg, shuffle=True),
+            loop.loader(source.window_dataset("train", past, future), cfg, shuffle=True),
             loop.loader(fs.window_dataset("val", past, future), cfg, shuffle=False)
             if fs.split_clips("val")
             else None,
@@ -763,6 +884,7 @@ class TCN(NeuralModel):
         "dropout": 0.1,
         "targets": "pca",
         "feature_norm": "causal",
+        "pretrain": None,
     }
     uses_emotion: ClassVar[bool] = False
     #: runs saved before ``feature_norm`` existed used the set's normaliser
@@ -806,7 +928,7 @@ class TCN(NeuralModel):
             emo = fs.splits.loc[~fs.splits["neutral"].astype(bool), "emotion"].dropna()
             self.dims["emotions"] = sorted({int(e) for e in emo})
 
-    def _loaders(self, fs, cfg):
+    def _loaders(self, fs, cfg, train_fs=None):
 
         norm = self.hparams.get("feature_norm", "set")
         if norm not in feats.NORMALISATIONS:
@@ -815,6 +937,14 @@ class TCN(NeuralModel):
             )
 
         def make(split, shuffle):
+            if split == "train" and train_fs is not None:
+                ds = UtteranceDataset(
+                    train_fs.out_dir, train_fs.split_clips("train"), normalizer=self.normalizer(fs)
+                )
+                if self.uses_emotion:
+                    ds = _EmotionUtterances(ds, [self.emotion_index(train_fs, c) for c in ds.clips])
+                    return loop.loader(ds, cfg, shuffle, collate_fn=_collate_with_emotion)
+                return loop.loader(ds, cfg, shuffle, collate_fn=collate_padded)
             if not fs.split_clips(split):
                 return None
             if split == "train" and getattr(cfg, "augment", False):
@@ -909,8 +1039,97 @@ class EmotionTCN(TCN):
     uses_emotion = True
 
 
+class _LocalTransformer(nn.Module):
+    """Pre-norm Transformer encoder whose attention sees ``window`` frames either side."""
+
+    def __init__(
+        self, n_in: int, n_out: int, d_model: int, heads: int, layers: int, window: int,
+        dropout: float,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        self.window, self.heads = int(window), int(heads)
+        self.inp = nn.Conv1d(n_in, d_model, 3, padding=1)
+        self.pos = nn.Conv1d(d_model, d_model, 5, padding=2, groups=d_model)  # position by conv
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                d_model,
+                heads,
+                2 * d_model,
+                dropout,
+                activation="gelu",
+                batch_first=True,
+                norm_first=True,
+            )  # fmt: skip
+            for _ in range(layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+        self.out = nn.Linear(d_model, n_out)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, emotion=None):
+        """``x (B, L, F)``, ``mask (B, L)`` (None: all frames) -> ``(B, L, k)``."""
+        b, n = x.shape[:2]
+        if mask is None:
+            mask = torch.ones((b, n), dtype=torch.bool, device=x.device)
+        m = mask[:, None, :].to(x.dtype)
+        h = self.inp((x * mask[..., None].to(x.dtype)).transpose(1, 2)) * m
+        h = (h + self.pos(h) * m).transpose(1, 2)
+        idx = torch.arange(n, device=x.device)
+        band = (idx[None, :] - idx[:, None]).abs() <= self.window  # (L, L) query x key
+        # a frame attends to valid frames of its band; padded frames to themselves only, so
+        # no row is empty and padding never reaches a real frame
+        allowed = band[None] & (mask[:, None, :] | torch.eye(n, dtype=torch.bool, device=x.device))
+        blocked = ~allowed.repeat_interleave(self.heads, dim=0)
+        for layer in self.layers:
+            h = layer(h, src_mask=blocked) * mask[..., None].to(h.dtype)
+        return self.out(self.norm(h))
+
+
+class Transformer(TCN):
+    """The diary's Transformer, per utterance: 1x3 input convolution, a depth-wise
+    convolution for position, ``layers`` pre-norm encoder layers whose attention is limited
+    to ``window`` frames either side (so the receptive field is finite and the model streams),
+    a linear output. Trained, normalised and augmented exactly like ``tcn``."""
+
+    name = "transformer"
+    defaults: ClassVar[dict[str, Any]] = {
+        "channels": 128,
+        "heads": 4,
+        "layers": 3,
+        "window": 10,
+        "dropout": 0.1,
+        "targets": "pca",
+        "feature_norm": "causal",
+        "pretrain": None,
+    }
+    uses_emotion = False
+
+    def _make_net(self, n_in, n_out):
+        h = self.hparams
+        return _LocalTransformer(
+            n_in, n_out, int(h["channels"]), int(h["heads"]), int(h["layers"]), int(h["window"]),
+            float(h["dropout"]),
+        )  # fmt: skip
+
+    def receptive_field(self) -> int:
+        h = self.hparams
+        return 1 + 2 + int(h["layers"]) * int(h["window"])
+
+
 MODELS: dict[str, type[KeypointModel]] = {
-    m.name: m for m in (MeanFace, Energy, Ridge, OriginalLSTM, WindowLSTM, TCN, EmotionTCN)
+    m.name: m
+    for m in (
+        MeanFace,
+        Energy,
+        Ridge,
+        Phones,
+        OriginalLSTM,
+        WindowLSTM,
+        TCN,
+        EmotionTCN,
+        Transformer,
+    )  # fmt: skip
 }
 
 

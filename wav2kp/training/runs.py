@@ -146,6 +146,10 @@ TRAINING_SOURCES = (
     "features/acoustic.py",
     "features/augment.py",
     "features/dataset.py",
+    "features/talkers.py",
+    "corpus/talkers.py",
+    "corpus/face.py",
+    "corpus/speech.py",
     "shapes.py",
     "metrics.py",
     "media.py",
@@ -252,6 +256,7 @@ def train_model(
     model.save(run_dir)
     model = models.load_run(run_dir)
     val = split_metrics(model, fs, "val")
+    final = history[history["stage"] == "train"] if "stage" in history else history
     out = {
         "model": name,
         "val_mse": val["mse"],
@@ -259,9 +264,9 @@ def train_model(
         "val_lmd_pct": val["lmd_pct"],
         "val_frames": val["n_frames"],
         "epochs": int(len(history)),
-        "best_epoch": (
-            int(history.loc[history["val_loss"].idxmin(), "epoch"])
-            if history["val_loss"].notna().any()
+        "best_epoch": (  # of the last stage (after pre-training, of the fine-tuning)
+            int(final.loc[final["val_loss"].idxmin(), "epoch"])
+            if final["val_loss"].notna().any()
             else None
         ),
         "wall_s": round(train_s, 3),
@@ -456,5 +461,9 @@ def load_runs(runs: dict[str, str | Path]) -> dict[str, tuple[Any, Any]]:
                 f"(notebook 03 or `wav2kp train --model {label}`)."
             )
         model = models.load_run(run_dir)
-        out[label] = (model, _resolve_feature_set(model.meta["feature_set"]))
+        carried = run_dir / "feature_set"  # a self-contained run (the shipped model)
+        if (carried / "feature_set.json").is_file():
+            out[label] = (model, dataset.FeatureSet(carried))
+        else:
+            out[label] = (model, _resolve_feature_set(model.meta["feature_set"]))
     return out

@@ -1,0 +1,66 @@
+"""The model shipped inside the package: it loads safely, predicts before any study, and
+reproduces the numbers it was released with."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from wav2kp import cli, config
+from wav2kp.training import inference, release
+
+SHIPPED = config.shipped_dir()
+
+
+def test_the_package_ships_a_model() -> None:
+    assert SHIPPED is not None, "wav2kp/shipped is missing: run `make release-model`"
+    record = release.release_record()
+    for key in ("model", "run", "weights_sha256", "weights_bytes", "study", "check"):
+        assert key in record, key
+    assert record["study"]["profile"] == "full"
+    assert (SHIPPED / "weights.pt").stat().st_size == record["weights_bytes"] < 5_000_000
+    from wav2kp.manifest import file_sha256
+
+    assert file_sha256(SHIPPED / "weights.pt") == record["weights_sha256"]
+    state = torch.load(SHIPPED / "weights.pt", weights_only=True)  # plain tensors only
+    assert state and all(torch.is_tensor(v) for v in state.values())
+    assert (SHIPPED / "feature_set" / "feature_set.json").is_file()
+
+
+def test_the_shipped_model_reproduces_its_recorded_numbers() -> None:
+    record = release.release_record()
+    numbers = release.check(inference.Predictor(SHIPPED))
+    assert numbers["clip"] == record["check"]["clip"]
+    assert numbers["frames"] == record["check"]["frames"]
+    for key in ("mouth_corr", "mouth_mlmd_pct", "mean_open_pct"):
+        assert numbers[key] == pytest.approx(record["check"][key], abs=1e-4), key
+    # and it follows the clip it never saw (a held-out sentence's emotional take)
+    assert numbers["mouth_corr"] > 0.6
+
+
+def test_predict_works_before_any_study(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("WAV2KP_HOME", str(tmp_path / "fresh"))
+    predictor = inference.Predictor.default()
+    assert predictor.run_dir == SHIPPED
+    rate = inference.RATE
+    t = np.arange(int(1.5 * rate)) / rate
+    tone = (0.2 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.float32)
+    from wav2kp import media
+
+    wav = tmp_path / "tone.wav"
+    media.write_wav(wav, tone, rate)
+    out = tmp_path / "out"
+    assert cli.main(["predict", str(wav), "--out", str(out)]) == 0
+    points = np.load(out / "keypoints.npy")
+    assert points.shape[1:] == (68, 2) and np.isfinite(points).all()
+    assert "shipped" in capsys.readouterr().out
+
+
+def test_release_model_refuses_a_study_that_is_not_full(tmp_path, monkeypatch, capsys) -> None:
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"profile": "quick", "best_model": "tcn"}))
+    assert cli.main(["release-model", "--results", str(results), "--run", str(SHIPPED)]) == 2
+    assert "full" in capsys.readouterr().err

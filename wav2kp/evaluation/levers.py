@@ -1,0 +1,207 @@
+"""What makes the keypoints follow real people: the levers, each one run, scored side by side.
+
+Every lever is a run (or a way of placing a run's predictions) scored twice: on the bundled
+test split against the ground truth (M-LMD, mouth-opening correlation, lip-sync offset), and on
+a folder of real talking-head videos (:mod:`wav2kp.evaluation.real`: mouth-opening correlation
+with the extracted keypoints, offset). :func:`lever_table` puts them in one table with the goals
+of issue 15 beside them, and :func:`choose_default` picks the model ``wav2kp predict`` uses: the
+highest real correlation among the runs that keep the bundled invariants (mouth correlation
+>= :data:`BUNDLED_MIN_CORR`, offset within one frame). The real clips choose between these named
+variants only; nothing is fitted on them.
+
+The levers (:data:`LEVER_RUNS`; the study's own runs are rows too):
+
+- ``<base>_talkers``: the base model pre-trained on synthetic talkers (many espeak-ng voices and
+  languages, random microphones and rooms; :mod:`wav2kp.features.talkers`), then fine-tuned on
+  the corpus as usual;
+- ``phones``: PocketSphinx's phone recogniser drives the corpus's coarticulation model
+  (:class:`wav2kp.training.models.Phones`);
+- ``transformer``: the diary's Transformer (local attention), trained like the TCN;
+- ``<base> + pose smoothed``: the base run's predictions placed with the head pose smoothed
+  over :data:`POSE_WINDOW` frames (changes the bundled M-LMD only: the real scores compare
+  mouth openings, which do not depend on the pose).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wav2kp import config, training
+from wav2kp.evaluation.scoring import _num
+
+__all__ = [
+    "BUNDLED_MIN_CORR",
+    "LEVER_RUNS",
+    "POSE_WINDOW",
+    "REAL_GOAL",
+    "Lever",
+    "PoseSmoothed",
+    "choose_default",
+    "lever_runs",
+    "lever_table",
+    "train_levers",
+]
+
+#: Bundled invariants a default model keeps: mouth-opening correlation and |offset| (frames).
+BUNDLED_MIN_CORR = 0.87
+#: Issue 15's real-video goals: mean correlation, margin over ``energy``, median |offset| ms.
+REAL_GOAL = {"mouth_corr": 0.65, "above_energy": 0.15, "median_abs_offset_ms": 40.0}
+#: Frames the head pose is smoothed over in the pose lever (measured best in docs/history.md).
+POSE_WINDOW = 15
+
+
+@dataclass(frozen=True)
+class Lever:
+    """One row of the table: ``label`` (a run label), what it changes, the issue's lever
+    number."""
+
+    label: str
+    lever: str
+    what: str
+
+
+def lever_runs(base: str, talkers: int, pretrain_epochs: int, hidden: int | None) -> dict:
+    """``{label: (model name, hyper-parameters)}`` of the extra runs the levers need."""
+    width = training.model_hparams(base, hidden)
+    return {
+        f"{base}_talkers": (
+            base,
+            {**width, "pretrain": {"utterances": int(talkers), "epochs": int(pretrain_epochs)}},
+        ),
+        "phones": ("phones", {}),
+        "transformer": ("transformer", training.model_hparams("tcn", hidden)),
+    }
+
+
+#: The lever rows after the study's own runs (``{base}`` is the default model of notebook 03).
+LEVER_RUNS = (
+    Lever("{base}_talkers", "1. more varied data", "pre-trained on synthetic talkers, fine-tuned"),
+    Lever("phones", "2. features that transfer", "phone recogniser -> articulation model"),
+    Lever("{base}+pose", "3. pose", f"head pose smoothed over {POSE_WINDOW} frames"),
+    Lever("transformer", "4. the model", "the diary's Transformer (local attention)"),
+)
+
+
+def train_levers(
+    fs, cfg, base: str, talkers: int, pretrain_epochs: int, hidden: int | None,
+    corpus: str, subset: str,
+) -> dict[str, Path]:  # fmt: skip
+    """Train (or load, when up to date) the lever runs into ``config.run_dir(corpus, subset,
+    label)``; returns ``{label: run dir}``. The talker set is built first, once."""
+    specs = lever_runs(base, talkers, pretrain_epochs, hidden)
+    for _, hp in specs.values():
+        if hp.get("pretrain"):
+            training.models.pretrain_set(fs, hp["pretrain"])
+    jobs = [
+        training.RunJob(label, name, fs, config.run_dir(corpus, subset, label), hp)
+        for label, (name, hp) in specs.items()
+    ]
+    training.train_runs(jobs, cfg)
+    return {job.label: job.run_dir for job in jobs}
+
+
+class PoseSmoothed:
+    """A loaded model whose pixel predictions are placed with the clip's head pose smoothed
+    over ``window`` frames (:meth:`wav2kp.features.dataset.FeatureSet.to_pixels`)."""
+
+    def __init__(self, model, window: int = POSE_WINDOW) -> None:
+        self.model, self.window = model, int(window)
+        self.name = model.name
+        self.run_dir = None  # nothing kept: predict_ahead leaves it to evaluate_runs
+
+    def predict(self, fs, clip: str) -> np.ndarray:
+        return self.model.predict(fs, clip)
+
+    def predict_pixels(self, fs, clip: str) -> np.ndarray:
+        targets = self.model.predict(fs, clip)
+        return fs.to_pixels(clip, targets, pose_window=self.window)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "model":  # not set yet (unpickling)
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+
+def lever_table(
+    summary: pd.DataFrame,
+    real_summary: pd.DataFrame | None,
+    rows: list[tuple[str, str, str, str]],
+    fps: float = 30000 / 1001,
+) -> pd.DataFrame:
+    """One row per ``(label, lever, what, real label)``: bundled test M-LMD (and × ``mean_face``),
+    mouth correlation and offset; real mean correlation, its margin over ``energy``, median and
+    mean |offset|; whether the bundled invariants hold and the real goals are met. ``real label``
+    is the run whose real scores the row takes (the pose lever takes its base run's)."""
+    floor = float(summary.loc["mean_face", "mlmd"]) if "mean_face" in summary.index else math.nan
+    energy = (
+        float(real_summary.loc["energy", "mouth_corr"])
+        if real_summary is not None and "energy" in real_summary.index
+        else math.nan
+    )
+    out = []
+    for label, lever, what, real_label in rows:
+        if label not in summary.index:
+            continue
+        s = summary.loc[label]
+        r = (
+            real_summary.loc[real_label]
+            if real_summary is not None and real_label in real_summary.index
+            else None
+        )
+        corr = float(s["mouth_corr"])
+        offset = float(s["offset_ms"])
+        keeps = bool(corr >= BUNDLED_MIN_CORR and abs(offset) <= 1000.0 / fps + 1e-6)
+        real_corr = float(r["mouth_corr"]) if r is not None else math.nan
+        med = float(r["median_offset_ms"]) if r is not None else math.nan
+        meets = bool(
+            r is not None
+            and real_corr >= REAL_GOAL["mouth_corr"]
+            and real_corr - energy >= REAL_GOAL["above_energy"]
+            and abs(med) <= REAL_GOAL["median_abs_offset_ms"]
+        )
+        out.append(
+            {
+                "run": label,
+                "lever": lever,
+                "what": what,
+                "test M-LMD": float(s["mlmd"]),
+                "× mean_face": float(s["mlmd"]) / floor if floor else math.nan,
+                "test mouth corr": corr,
+                "test offset ms": offset,
+                "real mouth corr": real_corr,
+                "real − energy": real_corr - energy,
+                "real median offset ms": med,
+                "real mean |offset| ms": float(r["abs_offset_ms"]) if r is not None else math.nan,
+                "keeps bundled invariants": keeps,
+                "meets real goal": meets,
+            }
+        )
+    return pd.DataFrame(out).set_index("run") if out else pd.DataFrame()
+
+
+def choose_default(table: pd.DataFrame, fallback: str) -> str:
+    """The run with the highest real mouth correlation among those that keep the bundled
+    invariants and are runs of their own (not the pose variant); ``fallback`` when none has a
+    real score."""
+    cand = table[table["keeps bundled invariants"] & ~table.index.str.contains(r"\+")]
+    cand = cand["real mouth corr"].dropna()
+    return str(cand.idxmax()) if len(cand) else fallback
+
+
+def table_record(table: pd.DataFrame, default: str) -> dict:
+    """The lever table as plain JSON for ``results.json``."""
+    rows = {
+        label: {k: (_num(v) if isinstance(v, float) else v) for k, v in row.items()}
+        for label, row in table.to_dict("index").items()
+    }
+    return {
+        "rows": rows,
+        "default_model": default,
+        "goals": {"real": REAL_GOAL, "bundled_min_mouth_corr": BUNDLED_MIN_CORR},
+    }

@@ -1,0 +1,151 @@
+"""The model that ships inside the package, so ``wav2kp predict`` works before any study.
+
+``wav2kp/shipped/`` holds one trained run, self-contained:
+
+- ``weights.pt`` and ``config.json``: the run as :meth:`KeypointModel.save` wrote it;
+- ``feature_set/feature_set.json`` and ``feature_set/splits.csv``: what the model needs of its
+  feature set to predict from new audio (MFCC settings, feature normaliser, reference face,
+  PCA), without the utterances;
+- ``release.json``: where it came from (study profile, commit, run key) and the numbers it was
+  released with: its bundled test and real-video scores from that study, and :func:`check`'s
+  numbers on a bundled clip, which a test reproduces from the shipped files.
+
+:func:`release` refreshes it from a full study (``make release-model``).
+:meth:`wav2kp.training.inference.Predictor.default` prefers a study's own trained run and falls
+back to the shipped one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wav2kp import config, metrics, shapes
+from wav2kp.manifest import file_sha256, git_commit, write_json_atomic
+
+__all__ = ["CHECK_CLIP", "SHIPPED_DIR", "check", "release", "release_record", "shipped_dir"]
+
+SHIPPED_DIR = config.SHIPPED_DIR
+shipped_dir = config.shipped_dir
+#: The bundled clip whose numbers a release records (synthesised, no video needed).
+CHECK_CLIP = (1, 1, False)  # emotion 1 (joy), sentence 1, emotional take
+FEATURE_SET = "feature_set"
+
+
+def release_record(run: Path | None = None) -> dict[str, Any]:
+    """``release.json`` of the shipped run (``{}`` when there is none)."""
+    run = run or SHIPPED_DIR
+    path = Path(run) / "release.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def check(predictor) -> dict[str, Any]:
+    """Numbers of ``predictor`` on the bundled clip :data:`CHECK_CLIP`, from its synthesised
+    audio and ground-truth keypoints (no rendering, no extraction): the mouth-opening
+    correlation with the truth, the M-LMD (% IOD) of the mouth after both are normalised to the
+    model's reference face, and the mean predicted opening (% IOD)."""
+    from scipy.signal import resample_poly
+
+    from wav2kp.corpus import bundled
+
+    emotion, sentence, neutral = CHECK_CLIP
+    (spec,) = [
+        s
+        for s in bundled.clip_specs({"emotions": [emotion], "sentences": [sentence]})
+        if s.neutral == neutral
+    ]
+    data = bundled.synthesize_clip(spec)
+    audio = resample_poly(data.audio.astype(np.float64), 160, 441).astype(np.float32)
+    pred = predictor.predict_audio(audio, fps=bundled.FPS)
+    n = min(len(pred.times), len(data.times))
+    truth, _ = shapes.normalise(data.points[:n].astype(np.float64), predictor.fs.reference)
+    guess = pred.normalised[:n]
+    mouth = shapes.MOUTH
+    err = np.linalg.norm(guess[:, mouth] - truth[:, mouth], axis=-1).mean()
+    iod = float(shapes.inter_ocular(predictor.fs.reference))
+    return {
+        "clip": spec.name,
+        "frames": int(n),
+        "mouth_corr": float(metrics.pearson(metrics.opening(guess), metrics.opening(truth))),
+        "mouth_mlmd_pct": float(100 * err / iod),
+        "mean_open_pct": float(100 * metrics.opening(guess).mean()),
+    }
+
+
+def release(
+    run_dir: str | Path,
+    results: str | Path | None = None,
+    out_dir: str | Path = SHIPPED_DIR,
+) -> dict[str, Any]:
+    """Copy the run ``run_dir`` (with its feature set's description) into ``out_dir`` and write
+    its ``release.json`` (scores from ``results``, a study's ``results.json``; :func:`check`'s
+    numbers). The folder is replaced as a whole (written beside it, then renamed)."""
+    from wav2kp.training import inference, runs
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    ((model, fs),) = runs.load_runs({run_dir.name: run_dir}).values()
+    record = json.loads(Path(results).read_text(encoding="utf-8")) if results else {}
+    tmp = Path(tempfile.mkdtemp(prefix=".shipped-", dir=out_dir.parent))
+    try:
+        for name in ("weights.pt", "config.json", "metrics.json"):
+            if (run_dir / name).is_file():
+                shutil.copy2(run_dir / name, tmp / name)
+        (tmp / FEATURE_SET).mkdir()
+        for name in ("feature_set.json", "splits.csv"):
+            shutil.copy2(Path(fs.out_dir) / name, tmp / FEATURE_SET / name)
+        numbers = check(inference.Predictor(tmp))
+        label = run_dir.name
+        info = {
+            "model": model.name,
+            "run": label,
+            "hparams": model.hparams,
+            "run_key": getattr(model, "run_key", None),
+            "weights_sha256": file_sha256(tmp / "weights.pt"),
+            "weights_bytes": (tmp / "weights.pt").stat().st_size,
+            "study": {k: record.get(k) for k in ("profile", "corpus", "subset", "commit", "split")},
+            "released_from_commit": git_commit(),
+            "bundled_test": _row(record, label),
+            "real": _real_row(record, label),
+            "check": numbers,
+        }
+        write_json_atomic(tmp / "release.json", info)
+        old = out_dir.with_name(out_dir.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if out_dir.exists():
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info
+
+
+def _row(record: dict, label: str) -> dict | None:
+    for key in ("models", "summary"):
+        table = record.get(key)
+        if isinstance(table, dict) and label in table:
+            return table[label]
+    return None
+
+
+def _real_row(record: dict, label: str) -> dict | None:
+    real = record.get("real") or {}
+    return (real.get("models") or {}).get(label)
+
+
+def default_run() -> Path | None:
+    """The run of the last study that :func:`release` would ship: ``default_model`` of its
+    ``results.json`` (else ``best_model``)."""
+    path = config.reports_dir() / "results.json"
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    label = record.get("default_model") or record.get("best_model")
+    run = config.run_dir(record.get("corpus", "bundled"), record.get("subset"), label)
+    return run if (run / "config.json").is_file() else None
