@@ -38,6 +38,7 @@ def test_the_checks_say_what_they_did(report: tuple[int, str]) -> None:
     assert "find the bundled face" in text
     assert "H.264 + AAC mp4 (10 frames, 0.5" in text
     assert "espeak-ng pt-BR" in text and "pt-br" in text
+    assert "PocketSphinx hears" in text
     assert "imports wav2kp" in text
     assert "training device" in text and ("CPU:" in text or "CUDA:" in text)
 

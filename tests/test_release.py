@@ -41,6 +41,7 @@ def test_the_shipped_model_reproduces_its_recorded_numbers() -> None:
     assert numbers["mouth_corr"] > 0.6
 
 
+@pytest.mark.slow  # writes a video
 def test_predict_works_before_any_study(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("WAV2KP_HOME", str(tmp_path / "fresh"))
     predictor = inference.Predictor.default()

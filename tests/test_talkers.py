@@ -82,15 +82,23 @@ def test_talker_utterance_is_in_the_feature_set_layout() -> None:
 def test_the_phone_recogniser_hears_a_sentence() -> None:
     spec = talkers.talker_specs(1, seed=0)[0]
     sp = talkers.synthesize_talker(
-        talkers.TalkerSpec(**{**spec.as_dict(), "voice": "en-us", "variant": "m3",
-                              "text": "Bob and Mary bought a blue boat."})  # fmt: skip
+        talkers.TalkerSpec(
+            **{
+                **spec.as_dict(),
+                "voice": "en-us",
+                "variant": "m3",
+                "text": "Bob and Mary bought a blue boat.",
+            }
+        )  # fmt: skip
     )
     segs = phones.recognise(sp.audio)
-    assert segs == phones.recognise(sp.audio)  # deterministic
+    other = talkers.synthesize_talker(talkers.talker_specs(1, seed=5)[0])
+    phones.recognise(other.audio)
+    assert segs == phones.recognise(sp.audio)  # deterministic, whatever was decoded before
     assert all(a < b for a, b, _ in segs) and segs[0][0] == 0.0
     symbols = [s for _, _, s in segs]
     assert symbols[0] == "_" and sum(s in ("b", "p", "m") for s in symbols) >= 2
-    assert {s for s in symbols} <= set(phones.ARPABET.values()) | {"_"}
+    assert set(symbols) <= set(phones.ARPABET.values()) | {"_"}
     # the articulation they imply closes the lips on the bilabials
     times = np.arange(0, sp.duration, 0.01)
     art = phones.articulation(sp.audio, times)

@@ -349,6 +349,26 @@ def check_disk(home: Path | None = None, need: int = FULL_STUDY_BYTES) -> Result
 
 
 #: The checks in the order they run: (name printed on the line, function).
+def check_phones() -> Result:
+    from wav2kp.corpus import speech
+    from wav2kp.features import phones
+
+    try:
+        said = speech.synthesize("Bob bought a map.", voice="en-us", variant="m3")
+        from scipy.signal import resample_poly
+
+        heard = phones.recognise(resample_poly(said.audio, 320, 441).astype("float32"))
+    except (ImportError, OSError, RuntimeError, ValueError) as err:
+        raise CheckFailed(
+            f"the phone recogniser does not run ({type(err).__name__}: {err})",
+            "pocketsphinx and its English model come from the pocketsphinx wheel; " + REINSTALL,
+        ) from err
+    spoken = [s for _, _, s in heard if s != "_"]
+    if len(spoken) < 4:
+        raise CheckFailed(f"the phone recogniser heard {spoken} in a 4-word sentence", REINSTALL)
+    return Result("ok", f"PocketSphinx hears {len(spoken)} phones in a 4-word English sentence")
+
+
 CHECKS: list[tuple[str, Callable[[], Result]]] = [
     ("python", check_python),
     ("lock", check_lock),
@@ -356,6 +376,7 @@ CHECKS: list[tuple[str, Callable[[], Result]]] = [
     ("dlib 68 points", check_dlib),
     ("PyAV (FFmpeg)", check_media),
     ("espeak-ng pt-BR", check_espeak),
+    ("phone recogniser", check_phones),
     ("notebook kernel", check_kernel),
     ("training device", check_device),
     ("disk", check_disk),

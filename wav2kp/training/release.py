@@ -33,7 +33,7 @@ __all__ = ["CHECK_CLIP", "SHIPPED_DIR", "check", "release", "release_record", "s
 SHIPPED_DIR = config.SHIPPED_DIR
 shipped_dir = config.shipped_dir
 #: The bundled clip whose numbers a release records (synthesised, no video needed).
-CHECK_CLIP = (1, 1, False)  # emotion 1 (joy), sentence 1, emotional take
+CHECK_CLIP = (1, 2, False)  # emotion 1 (joy), sentence 2, emotional take: a test-split clip
 FEATURE_SET = "feature_set"
 
 
@@ -90,21 +90,32 @@ def release(
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     ((model, fs),) = runs.load_runs({run_dir.name: run_dir}).values()
     record = json.loads(Path(results).read_text(encoding="utf-8")) if results else {}
+    label = _label(record, run_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".shipped-", dir=out_dir.parent))
+    tmp.chmod(0o755)
     try:
-        for name in ("weights.pt", "config.json", "metrics.json"):
-            if (run_dir / name).is_file():
-                shutil.copy2(run_dir / name, tmp / name)
+        # weights and config only: without metrics.json the shipped run keeps no predictions
+        # (nothing is written into the package when it is used)
+        for name in ("weights.pt", "config.json"):
+            shutil.copy2(run_dir / name, tmp / name)
+        train_metrics = (
+            json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+            if (run_dir / "metrics.json").is_file()
+            else {}
+        )
         (tmp / FEATURE_SET).mkdir()
         for name in ("feature_set.json", "splits.csv"):
             shutil.copy2(Path(fs.out_dir) / name, tmp / FEATURE_SET / name)
         numbers = check(inference.Predictor(tmp))
-        label = run_dir.name
         info = {
             "model": model.name,
             "run": label,
             "hparams": model.hparams,
             "run_key": getattr(model, "run_key", None),
+            "training": {
+                k: train_metrics.get(k) for k in ("val_mlmd_pct", "epochs", "best_epoch", "wall_s")
+            },
             "weights_sha256": file_sha256(tmp / "weights.pt"),
             "weights_bytes": (tmp / "weights.pt").stat().st_size,
             "study": {k: record.get(k) for k in ("profile", "corpus", "subset", "commit", "split")},
@@ -126,17 +137,35 @@ def release(
     return info
 
 
+def _label(record: dict, run_dir: Path) -> str:
+    """The study's label of ``run_dir`` (``tcn_emotion_talkers``), else the folder's name."""
+    for label in (
+        record.get("default_model"),
+        *(record.get("models") or {}),
+        *((record.get("levers") or {}).get("rows") or {}),
+    ):
+        if label and config.run_dir(
+            record.get("corpus", "bundled"), record.get("subset"), label
+        ) == Path(run_dir):
+            return str(label)
+    return Path(run_dir).name
+
+
 def _row(record: dict, label: str) -> dict | None:
-    for key in ("models", "summary"):
-        table = record.get(key)
-        if isinstance(table, dict) and label in table:
-            return table[label]
-    return None
+    """The bundled test scores of ``label``: its row of the main table, else of the levers."""
+    if label in (record.get("models") or {}):
+        return record["models"][label]
+    return ((record.get("levers") or {}).get("rows") or {}).get(label)
 
 
 def _real_row(record: dict, label: str) -> dict | None:
-    real = record.get("real") or {}
-    return (real.get("models") or {}).get(label)
+    real = ((record.get("real") or {}).get("models") or {}).get(label)
+    if real is not None:
+        return real
+    row = ((record.get("levers") or {}).get("rows") or {}).get(label)
+    if row is None:
+        return None
+    return {k: v for k, v in row.items() if k.startswith("real")}
 
 
 def default_run() -> Path | None:

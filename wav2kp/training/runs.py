@@ -147,6 +147,7 @@ TRAINING_SOURCES = (
     "features/augment.py",
     "features/dataset.py",
     "features/talkers.py",
+    "features/phones.py",
     "corpus/talkers.py",
     "corpus/face.py",
     "corpus/speech.py",
