@@ -160,6 +160,19 @@ def test_quick_study_results(quick_clips) -> None:
     assert set(pd.DataFrame(record["emotional_vs_neutral_mlmd"]).index) == {"emotional", "neutral"}
     md = (config.reports_dir() / "results.md").read_text()
     assert best in md and "M-LMD" in md and record["commit"][:12] in md
+    # the real-speech levers: one row each, and the default model they chose
+    levers = record["levers"]["rows"]
+    assert {"tcn_emotion_talkers", "phones", "tcn_emotion+pose", "transformer"} <= set(levers)
+    assert levers["tcn_emotion+pose"]["test mouth corr"] == levers["tcn_emotion"]["test mouth corr"]
+    for row in levers.values():
+        assert row["test M-LMD"] > 0 and isinstance(row["keeps bundled invariants"], bool)
+    default = record["default_model"]
+    assert default == record["levers"]["default_model"] and "+" not in default
+    if any(r["keeps bundled invariants"] for r in levers.values()):
+        assert levers[default]["keeps bundled invariants"]
+    else:  # nothing keeps them (the quick profile's tiny runs): the best on the test split
+        assert default == best
+    assert f"Default model (`wav2kp predict`): `{default}`" in md
     reports = config.reports_dir()
     assert (reports / "figures" / "04_boxplots.png").stat().st_size > 10_000
     assert (reports / "media" / "04_comparison.mp4").stat().st_size > 10_000

@@ -179,7 +179,7 @@ def lever_table(
                 "real mouth corr": real_corr,
                 "real − energy": real_corr - energy,
                 "real median offset ms": med,
-                "real mean |offset| ms": float(r["abs_offset_ms"]) if r is not None else math.nan,
+                "real mean abs offset ms": float(r["abs_offset_ms"]) if r is not None else math.nan,
                 "keeps bundled invariants": keeps,
                 "meets real goal": meets,
             }

@@ -465,6 +465,22 @@ def results_markdown(
             "",
         ]
         lines += [f"- {rec['sentence']}" for rec in record["ablations"].values()] + [""]
+    levers = record.get("levers") or {}
+    if levers.get("rows"):
+        frame = pd.DataFrame.from_dict(levers["rows"], orient="index")
+        frame = frame.drop(columns=["what"], errors="ignore").reset_index(names="run")
+        goal = levers.get("goals", {}).get("real", {})
+        lines += [
+            "Real speech, the levers (the test split above and the real videos; real goals: "
+            f"mean mouth correlation >= {goal.get('mouth_corr')}, >= "
+            f"{goal.get('above_energy')} above `energy`, median offset within "
+            f"{goal.get('median_abs_offset_ms')} ms):",
+            "",
+            _markdown(frame),
+            "",
+            f"Default model (`wav2kp predict`): `{levers.get('default_model')}`.",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -69,10 +69,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from wav2kp import shapes
+from wav2kp import config, media, shapes
 from wav2kp.corpus.discovery import emotion_names
 from wav2kp.features import acoustic as feats
-from wav2kp.features import augment, dataset
+from wav2kp.features import augment, dataset, phones, talkers
 from wav2kp.features.dataset import UtteranceDataset, collate_padded
 from wav2kp.manifest import file_sha256, write_json_atomic, write_npz_atomic
 from wav2kp.training import loop
@@ -365,8 +365,6 @@ class Phones(KeypointModel):
     needs_audio: ClassVar[bool] = True
 
     def _design(self, audio: np.ndarray, times: np.ndarray) -> np.ndarray:
-        from wav2kp.features import phones
-
         times = np.asarray(times, dtype=np.float64)
         shifts = [0.0, *(float(o) / 1000.0 for o in self.hparams["offsets_ms"])]
         span = np.concatenate([times + s for s in shifts])
@@ -375,8 +373,6 @@ class Phones(KeypointModel):
         return np.concatenate([*cols, np.ones((len(times), 1))], axis=1)
 
     def _clip_design(self, fs, clip: str) -> np.ndarray:
-        from wav2kp import config, media
-
         wav = config.interim_dir_of(fs.out_dir) / "audio" / f"{clip}.wav"
         if not wav.is_file():
             raise FileNotFoundError(
@@ -587,8 +583,6 @@ def pretrain_set(fs, pretrain: dict):
     """The synthetic-talker feature set a ``pretrain`` hyper-parameter names (``{"utterances":
     n, "epochs": e, "seed": s}``), built next to ``fs`` on first use
     (:func:`wav2kp.features.talkers.build_talker_set`)."""
-    from wav2kp.features import talkers
-
     n, seed = int(pretrain["utterances"]), int(pretrain.get("seed", 0))
     folder = Path(fs.out_dir).parent / f"{Path(fs.out_dir).name}-talkers-n{n}-s{seed}"
     return talkers.build_talker_set(fs, n, folder, seed=seed)[0]

@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from wav2kp import config, metrics, shapes
+from wav2kp.corpus import bundled
 from wav2kp.manifest import file_sha256, git_commit, write_json_atomic
+from wav2kp.training import inference, runs
 
 __all__ = ["CHECK_CLIP", "SHIPPED_DIR", "check", "release", "release_record", "shipped_dir"]
 
@@ -50,8 +52,6 @@ def check(predictor) -> dict[str, Any]:
     correlation with the truth, the M-LMD (% IOD) of the mouth after both are normalised to the
     model's reference face, and the mean predicted opening (% IOD)."""
     from scipy.signal import resample_poly
-
-    from wav2kp.corpus import bundled
 
     emotion, sentence, neutral = CHECK_CLIP
     (spec,) = [
@@ -85,8 +85,6 @@ def release(
     """Copy the run ``run_dir`` (with its feature set's description) into ``out_dir`` and write
     its ``release.json`` (scores from ``results``, a study's ``results.json``; :func:`check`'s
     numbers). The folder is replaced as a whole (written beside it, then renamed)."""
-    from wav2kp.training import inference, runs
-
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     ((model, fs),) = runs.load_runs({run_dir.name: run_dir}).values()
     record = json.loads(Path(results).read_text(encoding="utf-8")) if results else {}
