@@ -163,7 +163,9 @@ def test_quick_study_results(quick_clips) -> None:
     # the real-speech levers: one row each, and the default model they chose
     levers = record["levers"]["rows"]
     assert {"tcn_emotion_talkers", "phones", "tcn_emotion+pose", "transformer"} <= set(levers)
-    assert levers["tcn_emotion+pose"]["test mouth corr"] == levers["tcn_emotion"]["test mouth corr"]
+    assert levers["tcn_emotion+pose"]["test mouth corr"] == pytest.approx(
+        levers["tcn_emotion"]["test mouth corr"], abs=1e-6
+    )  # the pose moves the face, not the mouth's opening
     for row in levers.values():
         assert row["test M-LMD"] > 0 and isinstance(row["keeps bundled invariants"], bool)
     default = record["default_model"]
