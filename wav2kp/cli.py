@@ -49,8 +49,9 @@ def _cmd_corpus_build(args: argparse.Namespace) -> int:
             n_jobs=args.jobs,
             seed=args.seed,
             progress=True,
+            cluster=args.cluster,
         )
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except (FileNotFoundError, ValueError, RuntimeError, OSError) as err:
         print(f"wav2kp corpus build: {err}", file=sys.stderr)
         return 2
     print(
@@ -90,8 +91,9 @@ def _cmd_extract(args: argparse.Namespace) -> int:
             n_jobs=args.jobs,
             progress=True,
             force=args.force,
+            cluster=args.cluster,
         )
-    except (FileNotFoundError, NotADirectoryError, ValueError) as err:
+    except (FileNotFoundError, NotADirectoryError, ValueError, OSError) as err:
         print(f"wav2kp extract: {err}", file=sys.stderr)
         return 2
     qc = report.qc
@@ -231,7 +233,9 @@ def _cmd_evaluate_real(args: argparse.Namespace) -> int:
         else:
             best = inference.Predictor.default().run_dir  # loaded once, to find it
             runs = {best.name: best}
-        result = realeval.evaluate_real(args.folder, runs, n_jobs=args.jobs, progress=True)
+        result = realeval.evaluate_real(
+            args.folder, runs, n_jobs=args.jobs, progress=True, cluster=args.cluster
+        )
     except (inference.PredictError, FileNotFoundError, ValueError) as err:
         print(f"wav2kp evaluate-real: {err}", file=sys.stderr)
         return 2
@@ -334,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", help="output folder (default data/raw/bundled)")
     b.add_argument("--jobs", type=int, default=-1, help="parallel workers (-1: all cores)")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument(
+        "--cluster",
+        help="run the per-clip work on Dask: local:N (a LocalCluster of N processes) or a "
+        "scheduler address such as tcp://host:8786 (default: joblib on this machine)",
+    )
     b.set_defaults(func=_cmd_corpus_build)
     ls = csub.add_parser("list", help="print the clip table of a folder")
     ls.add_argument(
@@ -345,6 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("source", help="a folder of videos, one video file, or 'bundled'")
     ex.add_argument("--out", help="output folder (default data/interim/<corpus>)")
     ex.add_argument("--jobs", type=int, default=-1, help="parallel workers (-1: all cores)")
+    ex.add_argument(
+        "--cluster",
+        help="run the per-clip work on Dask: local:N (a LocalCluster of N processes) or a "
+        "scheduler address such as tcp://host:8786 (default: joblib on this machine)",
+    )
     ex.add_argument("--force", action="store_true", help="re-extract clips that are up to date")
     ex.set_defaults(func=_cmd_extract)
 
@@ -415,6 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     er.add_argument("--out", help="output folder (default reports/real)")
     er.add_argument("--jobs", type=int, default=-1, help="parallel extraction workers")
+    er.add_argument(
+        "--cluster",
+        help="run the per-clip work on Dask: local:N (a LocalCluster of N processes) or a "
+        "scheduler address such as tcp://host:8786 (default: joblib on this machine)",
+    )
     er.set_defaults(func=_cmd_evaluate_real)
 
     rm = sub.add_parser(

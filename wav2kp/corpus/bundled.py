@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import yaml
 
-from wav2kp import config, shapes
+from wav2kp import config, parallel, shapes
 from wav2kp.corpus import face as face_mod
 from wav2kp.corpus import speech
 from wav2kp.corpus.discovery import emotion_table
@@ -301,14 +301,15 @@ def build(
     seed: int = 0,
     progress: bool = True,
     force: bool = False,
+    cluster=None,
 ) -> BuildReport:
     """Build the bundled corpus (or a subset) into ``out_dir`` (default ``data/raw/bundled``).
 
-    Clips already built from the same inputs are kept; the rest are rendered in parallel
-    (joblib, ``n_jobs`` workers). Writes ``corpus.json`` (parameters, versions, clip keys).
-    A clip that fails is reported in ``BuildReport.failures``; the others complete.
+    Clips already built from the same inputs are kept; the rest are rendered in parallel:
+    joblib with ``n_jobs`` workers, or on a Dask cluster (``cluster``, see
+    :mod:`wav2kp.parallel`). Writes ``corpus.json`` (parameters, versions, clip keys). A clip
+    that fails is reported in ``BuildReport.failures``; the others complete.
     """
-    from joblib import Parallel, delayed
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -321,9 +322,14 @@ def build(
     todo = [s for s in specs if force or not is_current(out_dir, s, seed)]
     built, failures = [], []
     if todo:
-        jobs = Parallel(n_jobs=n_jobs if len(todo) > 1 else 1, return_as="generator_unordered")
-        results = jobs(delayed(_build_one)(s, out_dir, seed) for s in todo)
-        for spec, row, error in tqdm(
+        results = parallel.imap_unordered(
+            _build_one,
+            [(s, out_dir, seed) for s in todo],
+            n_jobs=n_jobs,
+            cluster=cluster,
+            on_error=lambda args, err: (args[0], None, f"{type(err).__name__}: {err}"),
+        )
+        for _, (spec, row, error) in tqdm(
             results, total=len(todo), disable=not progress, desc="bundled corpus", unit="clip"
         ):
             if row is None:
@@ -387,9 +393,17 @@ def ensure_built(
     n_jobs: int = -1,
     seed: int = 0,
     progress: bool = True,
+    cluster=None,
 ) -> BuildReport:
     """Build whatever is missing of ``subset`` (a no-op when everything is current)."""
-    return build(out_dir=out_dir, subset=subset, n_jobs=n_jobs, seed=seed, progress=progress)
+    return build(
+        out_dir=out_dir,
+        subset=subset,
+        n_jobs=n_jobs,
+        seed=seed,
+        progress=progress,
+        cluster=cluster,
+    )
 
 
 def select(clips: pd.DataFrame, subset: str) -> pd.DataFrame:

@@ -124,13 +124,17 @@ def _files(folder: Path) -> tuple[pd.DataFrame, list[Path]]:
 
 
 def evaluate_real(
-    folder: str | Path, runs: dict[str, str | Path], n_jobs: int = -1, progress: bool = False
+    folder: str | Path,
+    runs: dict[str, str | Path],
+    n_jobs: int = -1,
+    progress: bool = False,
+    cluster=None,
 ) -> dict:
     """Score every model of ``runs`` (``{label: run dir}``) on the videos and audio files of
     ``folder``. Returns ``{"videos": per (file, model) DataFrame, "speech": per (file, model)
     DataFrame for audio-only files, "failures": DataFrame, "series": {(file, model): (times,
     predicted opening, real opening, mask)}}``. A file that cannot be read is a failure row;
-    the others go on."""
+    the others go on. ``cluster``: extract the videos on Dask (:mod:`wav2kp.parallel`)."""
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -140,7 +144,9 @@ def evaluate_real(
     failures, rows, speech_rows, series = [], [], [], {}
     name = f"real_{config.corpus_name(folder)}"
     if len(videos):
-        report = landmarks.extract(videos, corpus=name, n_jobs=n_jobs, progress=progress)
+        report = landmarks.extract(
+            videos, corpus=name, n_jobs=n_jobs, progress=progress, cluster=cluster
+        )
         for f in report.failures.itertuples():
             failures.append({"file": Path(f.path).name, "model": "*", "error": f.reason})
         interim = config.interim_dir(name)

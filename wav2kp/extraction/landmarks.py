@@ -19,7 +19,7 @@ import numpy as np
 
 from wav2kp import config as paths
 from wav2kp import corpus as corpora
-from wav2kp import media
+from wav2kp import media, parallel
 from wav2kp.face68 import detect_68, detect_faces, predict_points
 from wav2kp.manifest import (
     file_sha256,
@@ -463,16 +463,18 @@ def extract(
     config: TrackerConfig = TrackerConfig(),
     progress: bool = True,
     force: bool = False,
+    cluster=None,
 ) -> ExtractionReport:
     """Extract every clip of ``source`` (a clip table, a folder, a file, or ``"bundled"``).
 
     Outputs go to ``out_dir`` (default ``data/interim/<corpus>``, the corpus name defaulting
     to the folder's name); clips already extracted from the same bytes with the same settings
-    are kept. Clips run in parallel (joblib, ``n_jobs``). Writes ``manifest.json``, ``qc.csv``
-    and ``failures.csv`` there. A clip that fails is a row of ``failures``; the rest complete.
+    are kept. Clips run in parallel: joblib with ``n_jobs`` processes, or on a Dask cluster
+    (``cluster``: ``"local:N"``, a scheduler address, a ``Client``; :mod:`wav2kp.parallel`).
+    Writes ``manifest.json``, ``qc.csv`` and ``failures.csv`` there. A clip that fails is a row
+    of ``failures``; the rest complete.
     """
     import pandas as pd
-    from joblib import Parallel, delayed
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -491,18 +493,24 @@ def extract(
         for stale in (out_dir / sub).glob(".*.partial.*"):
             stale.unlink(missing_ok=True)
     rows, failures = [], []
-    jobs = Parallel(n_jobs=n_jobs if len(clips) > 1 else 1, return_as="generator_unordered")
-    results = jobs(
-        delayed(_extract_one)(p, c, out_dir, config, force)
-        for c, p in zip(clips["clip"], clips["path"])
+    tasks = [(p, c, out_dir, config, force) for c, p in zip(clips["clip"], clips["path"])]
+    results = parallel.imap_unordered(
+        _extract_one,
+        tasks,
+        n_jobs=n_jobs,
+        cluster=cluster,
+        on_error=lambda args, err: (args[1], args[0], None, _plain_reason(err)),
     )
-    for clip, path, row, reason in tqdm(
+    for _, (clip, path, row, reason) in tqdm(
         results, total=len(clips), disable=not progress, desc="extraction", unit="clip"
     ):
         if row is None:
             failures.append({"clip": clip, "path": path, "reason": reason})
         else:
             rows.append(row)
+    for sub in ("audio", "landmarks"):  # a task killed half-way (a lost worker) leaves one
+        for stale in (out_dir / sub).glob(".*.partial.*"):
+            stale.unlink(missing_ok=True)
     qc = pd.DataFrame(rows)
     if len(qc):
         qc = qc.sort_values("clip").reset_index(drop=True)

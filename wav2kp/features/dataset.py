@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wav2kp import media, shapes
+from wav2kp import media, parallel, shapes
 from wav2kp.extraction import landmarks
 from wav2kp.features import acoustic as features
 from wav2kp.manifest import (
@@ -808,6 +808,13 @@ class FeatureSet:
         return shapes.denormalise(at_video, pose)
 
 
+def _clip_inputs(clip: str, audio_path: Path, lm_path: Path, mfcc_cfg) -> tuple:
+    """``(features, feature times, landmarks)`` of one extracted clip (``clip``: its name)."""
+    audio, rate = media.read_wav(audio_path)
+    feats, ftimes = features.clip_features(audio, mfcc_cfg, sample_rate=rate)
+    return feats, ftimes, landmarks.load_landmarks(lm_path)
+
+
 def build_feature_set(
     clips: pd.DataFrame,
     interim_dir: str | os.PathLike,
@@ -819,6 +826,8 @@ def build_feature_set(
     normalization: str = "global",
     seed: int = 0,
     force: bool = False,
+    n_jobs: int = 1,
+    cluster=None,
 ) -> tuple[FeatureSet, dict]:
     """Build (or reuse) the processed set of ``clips`` from the extraction stage's outputs.
 
@@ -875,12 +884,11 @@ def build_feature_set(
         }
 
     point_idx = shapes.point_indices(targets)
-    raw = {}
-    for clip in present:
-        audio_path, lm_path = landmarks.clip_paths(interim_dir, clip)
-        audio, rate = media.read_wav(audio_path)
-        feats, ftimes = features.clip_features(audio, mfcc_cfg, sample_rate=rate)
-        raw[clip] = (feats, ftimes, landmarks.load_landmarks(lm_path))
+    # per clip: MFCCs and keypoints (in parallel, or on a Dask cluster: wav2kp.parallel)
+    tasks = [(clip, *landmarks.clip_paths(interim_dir, clip), mfcc_cfg) for clip in present]
+    done = parallel.imap_unordered(_clip_inputs, tasks, n_jobs=n_jobs, cluster=cluster)
+    raw = {args[0]: result for args, result in done}
+    raw = {clip: raw[clip] for clip in present}  # the clips' order, whatever order they ran in
     train = clips_in(table, "train")
     good = [lm.points[lm.found | lm.interpolated] for c, (_, _, lm) in raw.items() if c in train]
     reference = shapes.mean_shape(np.concatenate(good))

@@ -1,0 +1,120 @@
+"""Per-clip stages on a Dask cluster: the same files as the joblib run, and a worker killed in the
+middle of an extraction changes nothing but the time it takes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wav2kp import parallel
+from wav2kp.extraction import landmarks
+
+
+def test_parse_cluster() -> None:
+    assert parallel.parse_cluster(None) is None and parallel.parse_cluster("") is None
+    assert parallel.parse_cluster("local:2") == ("local", 2)
+    assert parallel.parse_cluster("tcp://10.0.0.1:8786") == ("address", "tcp://10.0.0.1:8786")
+    for bad in ("local:0", "local:x", "myhost:8786"):
+        with pytest.raises(ValueError, match="local:N"):
+            parallel.parse_cluster(bad)
+    assert parallel.describe(None) == "joblib" and parallel.describe("local:3") == "dask local:3"
+
+
+def _square(x: int) -> int:
+    if x == 3:
+        raise RuntimeError("three")
+    return x * x
+
+
+def test_imap_unordered_joblib_and_dask_agree() -> None:
+    tasks = [(i,) for i in range(6) if i != 3]
+    local = dict(parallel.imap_unordered(_square, tasks, n_jobs=2))
+    dask = dict(parallel.imap_unordered(_square, tasks, cluster="local:2"))
+    assert local == dask == {(i,): i * i for i in range(6) if i != 3}
+    # a task that raises on every try becomes what on_error says
+    out = dict(
+        parallel.imap_unordered(
+            _square, [(3,), (2,)], cluster="local:1", on_error=lambda a, e: f"failed: {e}"
+        )
+    )
+    assert out == {(3,): "failed: three", (2,): 4}
+
+
+def _same_outputs(a: Path, b: Path, clips: list[str]) -> None:
+    """Audio byte for byte; keypoint files array for array (an npz's zip headers carry a time)."""
+    for clip in clips:
+        wav_a, lm_a = landmarks.clip_paths(a, clip)
+        wav_b, lm_b = landmarks.clip_paths(b, clip)
+        assert wav_a.read_bytes() == wav_b.read_bytes(), clip
+        with np.load(lm_a) as za, np.load(lm_b) as zb:
+            assert set(za.files) == set(zb.files)
+            for key in za.files:
+                np.testing.assert_array_equal(za[key], zb[key], err_msg=f"{clip}: {key}")
+    qa, qb = pd.read_csv(a / "qc.csv"), pd.read_csv(b / "qc.csv")
+    pd.testing.assert_frame_equal(qa.drop(columns=["source"]), qb.drop(columns=["source"]))
+    for sub in ("audio", "landmarks"):
+        assert not list((b / sub).glob(".*")), "a half-written file was left behind"
+
+
+@pytest.fixture(scope="module")
+def joblib_run(quick_clips, tmp_path_factory):
+    clips = quick_clips.iloc[:6]
+    out = tmp_path_factory.mktemp("joblib") / "interim"
+    report = landmarks.extract(clips, corpus="t", out_dir=out, n_jobs=2, progress=False)
+    assert len(report.qc) == 6 and report.failures.empty
+    return clips, out
+
+
+@pytest.mark.slow
+def test_dask_extraction_equals_joblib(joblib_run, tmp_path) -> None:
+    clips, reference = joblib_run
+    bad = pd.concat(
+        [clips, pd.DataFrame({"clip": ["broken"], "path": [str(tmp_path / "broken.mp4")]})],
+        ignore_index=True,
+    )
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    report = landmarks.extract(
+        bad, corpus="t", out_dir=tmp_path / "interim", progress=False, cluster="local:2"
+    )
+    assert list(report.failures["clip"]) == ["broken"]  # the same failures table
+    _same_outputs(reference, tmp_path / "interim", list(clips["clip"]))
+    again = landmarks.extract(clips, corpus="t", out_dir=tmp_path / "interim", cluster="local:2")
+    assert again.n_cached == 6  # the same cache
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_extraction(joblib_run, tmp_path) -> None:
+    from distributed import Client, LocalCluster
+
+    clips, reference = joblib_run
+    out = tmp_path / "interim"
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        killed = []
+
+        def kill_one_when_busy() -> None:
+            deadline = time.time() + 120
+            while time.time() < deadline and not killed:
+                busy = [w for w, tasks in client.processing().items() if tasks]
+                if busy and list((out / "landmarks").glob("*.npz")):
+                    pids = client.run(os.getpid, workers=[busy[0]])
+                    os.kill(pids[busy[0]], signal.SIGKILL)
+                    killed.append(busy[0])
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_one_when_busy)
+        killer.start()
+        report = landmarks.extract(clips, corpus="t", out_dir=out, progress=False, cluster=client)
+        killer.join()
+    assert killed, "no worker was killed: the test did not test anything"
+    assert len(report.qc) == 6 and report.failures.empty
+    _same_outputs(reference, out, list(clips["clip"]))
