@@ -144,6 +144,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         past_ms=args.past_ms,
         future_ms=args.future_ms,
         lr=args.lr,
+        **({"batch_size": args.batch_size} if args.batch_size else {}),
+        devices=args.devices,
+        num_nodes=args.num_nodes,
+        strategy=args.strategy,
     )
     run_dir = Path(args.run) if args.run else config.run_dir(args.corpus, args.subset, args.model)
     _, metrics = training.train_model(
@@ -380,6 +384,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--past-ms", type=float, default=200.0)
     tr.add_argument("--future-ms", type=float, default=200.0)
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--batch-size", type=int, help="utterances (or windows) per step and process")
+    tr.add_argument(
+        "--devices", type=int, default=1, help="processes (CPU) or GPUs per node (default 1)"
+    )
+    tr.add_argument("--num-nodes", type=int, default=1, help="machines (default 1)")
+    tr.add_argument(
+        "--strategy",
+        default="auto",
+        help="Lightning strategy: ddp_spawn (several processes of this machine), ddp (under "
+        "torchrun or SLURM, see docs/scaling.md), auto (default)",
+    )
     tr.add_argument("--run", help="run folder (default data/models/<corpus>_<subset>_<model>)")
     tr.set_defaults(func=_cmd_train)
 

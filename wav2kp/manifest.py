@@ -42,12 +42,14 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a hidden temp path (``.<stem>.partial<suffix>``, same folder) to write ``path``
-    through: renamed onto ``path`` when the block succeeds, removed in every case otherwise, so
-    nothing is ever left half-written."""
+    """Yield a hidden temp path (``.<stem>.<pid>.partial<suffix>``, same folder) to write
+    ``path`` through: renamed onto ``path`` when the block succeeds, removed in every case
+    otherwise, so nothing is ever left half-written. The process id keeps two processes writing
+    the same file (the ranks of a DDP run, two Dask workers) from sharing a temp file: the last
+    rename wins, whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -18,7 +18,7 @@ Conventions:
   before decoding; one whose index was lost (an mp4 with its index last) cannot be opened
   (:class:`MediaError` too); a stream without an index (MPEG-PS, FLV) simply ends where the data
   ends. A read error while demuxing raises :class:`MediaError` naming the time reached.
-- Writes are atomic: a temporary ``.<name>.partial.<ext>`` in the same folder, then a rename.
+- Writes are atomic: a temporary ``.<name>.<pid>.partial.<ext>`` in the same folder, then a rename.
 """
 
 from __future__ import annotations
@@ -477,7 +477,7 @@ def decode_audio(path: str | Path, rate: int | None = 16000, mono: bool = True) 
 
 
 def _partial(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
+    return path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
 
 
 def export_frames_png(
@@ -543,7 +543,7 @@ def write_video(
     or ``(C, N)`` with 1 or 2 channels; ``None`` for video only) into an mp4 at ``path``.
 
     ``size`` is ``(w, h)`` in pixels, both even. Frame k gets pts k in a 1/fps time base; audio
-    starts at 0. Atomic: written to ``.<name>.partial.mp4`` in the same folder and renamed at
+    starts at 0. Atomic: written to ``.<name>.<pid>.partial.mp4`` in the same folder and renamed at
     the end; on any error the partial file is removed and ``path`` is left as it was.
     """
     import av

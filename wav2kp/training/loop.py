@@ -12,6 +12,8 @@ break that, since it stops on the clock).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import math
 import os
 import shutil
@@ -54,6 +56,14 @@ class TrainConfig:
     mouth_weight: float = 0.0
     num_workers: int = 0
     accelerator: str = "auto"
+    #: processes (or GPUs) per node, nodes, and Lightning's strategy: ``devices=2,
+    #: strategy="ddp_spawn"`` trains on two processes of this machine (gloo on CPU, NCCL on
+    #: GPUs); ``"ddp"`` is what ``torchrun`` / SLURM launches use (see docs/scaling.md). Each
+    #: process takes ``batch_size`` utterances a step: the effective batch is ``batch_size x
+    #: devices x num_nodes``.
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
     max_time_s: float | None = None
     progress: Literal["bar", "log", "none"] = "log"
     #: training-time audio augmentation (:mod:`wav2kp.features.augment`) for the utterance models
@@ -111,6 +121,15 @@ def _batch_size(batch) -> int:
     return int(first.shape[0]) if torch.is_tensor(first) else 1
 
 
+def _picklable(cls: type, name: str) -> type:
+    """Make a class defined inside a function picklable by name (DDP's spawned processes
+    receive the module, the trainer and its callbacks pickled): a module attribute ``name``."""
+    cls.__module__, cls.__qualname__ = __name__, name
+    globals()[name] = cls
+    return cls
+
+
+@functools.lru_cache(maxsize=1)
 def _lightning_module_class():
     import lightning
 
@@ -127,13 +146,25 @@ def _lightning_module_class():
         def training_step(self, batch, batch_idx):
             loss = self.model_ref[0].step(batch, self.cfg)
             self.log(
-                "train_loss", loss, on_step=False, on_epoch=True, batch_size=_batch_size(batch)
+                "train_loss",
+                loss,
+                on_step=False,
+                on_epoch=True,
+                batch_size=_batch_size(batch),
+                sync_dist=True,  # averaged over the processes of a DDP run (a no-op alone)
             )
             return loss
 
         def validation_step(self, batch, batch_idx):
             loss = self.model_ref[0].step(batch, self.cfg)
-            self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=_batch_size(batch))
+            self.log(
+                "val_loss",
+                loss,
+                on_step=False,
+                on_epoch=True,
+                batch_size=_batch_size(batch),
+                sync_dist=True,
+            )
 
         def configure_optimizers(self):
             opt = torch.optim.Adam(
@@ -157,7 +188,7 @@ def _lightning_module_class():
             monitor = "val_loss" if self.trainer.val_dataloaders is not None else "train_loss"
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": monitor}}
 
-    return KeypointModule
+    return _picklable(KeypointModule, "_KeypointModule")
 
 
 def KeypointModule(model, cfg: TrainConfig, lr: float):
@@ -165,14 +196,17 @@ def KeypointModule(model, cfg: TrainConfig, lr: float):
     return _lightning_module_class()(model, cfg, lr)
 
 
-def _history_callback(cfg: TrainConfig):
+@functools.lru_cache(maxsize=1)
+def _history_class():
     import lightning
 
     class History(lightning.Callback):
-        """One row per epoch; with ``progress="log"`` also one printed line."""
+        """One row per epoch, also appended to ``path`` (JSON lines, by the first process: a
+        spawned DDP run trains in other processes); with ``progress="log"`` one printed line."""
 
-        def __init__(self) -> None:
+        def __init__(self, cfg: TrainConfig, path: Path) -> None:
             self.rows: list[dict] = []
+            self.cfg, self.path = cfg, path
             self._t0 = time.perf_counter()
 
         def on_train_epoch_start(self, trainer, pl_module) -> None:
@@ -190,7 +224,10 @@ def _history_callback(cfg: TrainConfig):
                 "time_s": time.perf_counter() - self._t0,
             }
             self.rows.append(row)
-            if cfg.progress == "log":
+            if trainer.is_global_zero:
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
+            if self.cfg.progress == "log" and trainer.is_global_zero:
                 print(
                     f"epoch {row['epoch'] + 1}/{trainer.max_epochs} train "
                     f"{row['train_loss']:.4g} val {row['val_loss']:.4g} "
@@ -198,7 +235,11 @@ def _history_callback(cfg: TrainConfig):
                     flush=True,
                 )
 
-    return History()
+    return _picklable(History, "_History")
+
+
+def _history_callback(cfg: TrainConfig, path: Path):
+    return _history_class()(cfg, path)
 
 
 def fit_module(
@@ -229,7 +270,8 @@ def fit_module(
     own_tmp = run_dir is None
     root = Path(tempfile.mkdtemp(prefix="wav2kp-fit-")) if own_tmp else Path(run_dir)
     ckpt_dir = root / "checkpoints"
-    history = _history_callback(cfg)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    history = _history_callback(cfg, ckpt_dir / "history.jsonl")
     checkpoint = ModelCheckpoint(
         dirpath=ckpt_dir,
         monitor=monitor,
@@ -249,10 +291,17 @@ def fit_module(
             patience=cfg.patience if stop_patience is None else stop_patience,
         ),
     ]
+    if "spawn" in str(cfg.strategy):
+        # spawned processes receive the datasets' tensors pickled; shared as file descriptors
+        # (torch's default) the same descriptor can be listed twice, which Python 3.11's spawn
+        # rejects ("bad value(s) in fds_to_keep"): share them through named memory instead
+        torch.multiprocessing.set_sharing_strategy("file_system")
     max_time = {"seconds": float(cfg.max_time_s)} if cfg.max_time_s else None
     trainer = lightning.Trainer(
         accelerator=cfg.accelerator,
-        devices=1,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy=cfg.strategy,
         max_epochs=cfg.max_epochs,
         max_time=max_time,
         callbacks=callbacks,
@@ -275,16 +324,33 @@ def fit_module(
         if best:
             state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
             module.load_state_dict(state)
+        rows = history.rows
+        if not rows and history.path.is_file():  # trained in spawned processes
+            lines = history.path.read_text(encoding="utf-8").splitlines()
+            rows = [json.loads(line) for line in lines if line.strip()]
+        if trainer.world_size > 1 and torch.distributed.is_initialized():
+            trainer.strategy.barrier()  # every process has read the best weights
     finally:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-        if own_tmp:
-            shutil.rmtree(root, ignore_errors=True)
+        if trainer.is_global_zero:  # the first process cleans up, once the others are done
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+            if own_tmp:
+                shutil.rmtree(root, ignore_errors=True)
     module.cpu()
-    frame = pd.DataFrame(history.rows, columns=HISTORY_COLUMNS)
-    if run_dir is not None:
+    frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    if run_dir is not None and trainer.is_global_zero:  # one writer in a DDP run
         write_history(frame, Path(run_dir) / "history.csv")
     return frame
 
 
 def write_history(history: pd.DataFrame, path: Path) -> None:
     write_csv_atomic(path, history)
+
+
+def __getattr__(name: str):
+    # The Lightning classes are made on first use (importing Lightning costs seconds); a process
+    # that unpickles one (a spawned DDP process) finds it here by name.
+    if name == "_KeypointModule":
+        return _lightning_module_class()
+    if name == "_History":
+        return _history_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -159,7 +159,7 @@ TRAINING_SOURCES = (
 _LOOP_FIELDS = {
     "max_epochs", "batch_size", "lr", "weight_decay", "patience", "lr_schedule", "deterministic",
     "velocity_weight", "mouth_weight", "num_workers", "accelerator", "max_time_s", "augment",
-    "augment_params",
+    "augment_params", "devices", "num_nodes", "strategy",
 }  # fmt: skip
 
 
@@ -246,6 +246,9 @@ def train_model(
     else:
         history = model.fit(fs, cfg)
     train_s = time.perf_counter() - t0
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+    if rank != 0:  # a DDP process other than the first (torchrun, SLURM): rank 0 saves the run
+        return model, {"model": name, "rank": rank, "cached": False}
     write_history(history, run_dir / "history.csv")
     model.meta = {
         "train": cfg.as_dict(),
@@ -387,6 +390,8 @@ def train_runs(jobs: list[RunJob], cfg: TrainConfig, n_jobs: int | None = None) 
         todo, key=lambda j: not issubclass(models.MODELS[j.name], models.WindowLSTM)
     )
     workers = parallel_jobs(len(todo)) if n_jobs is None else max(1, min(n_jobs, len(todo) or 1))
+    if cfg.devices * cfg.num_nodes > 1:  # each run is already several processes (DDP)
+        workers = 1
     if todo:
         print(f"== training {', '.join(j.label for j in slow_first)} ({workers} at a time)",
               flush=True)  # fmt: skip
