@@ -5,7 +5,9 @@
 Builds the quick bundled corpus under ``--home`` (default: a new temporary folder; reused when
 present), then extracts its clips (``force``: every clip computed) and builds the feature set
 from them with each executor in turn: joblib with 2 processes, a Dask LocalCluster of 1 worker,
-and of 2 workers (cluster start-up included, as a user of ``--cluster local:N`` waits for it).
+and of 2 workers (cluster start-up included, as a user of ``--cluster local:N`` waits for it);
+then, when ``../shared/real_samples`` is there, extracts its real videos the same three ways (the
+per-clip part of ``wav2kp evaluate-real``).
 Prints one line per run and, last, one JSON object: wall seconds, clips/s and video frames/s per
 executor, and the scaling efficiency of 2 Dask workers over 1 (``t1 / (2 * t2)``).
 """
@@ -61,6 +63,20 @@ def main() -> int:
             "failures": int(len(report.failures)),
         }
         print(label, out[label], flush=True)
+    real = Path(config.REPO_ROOT).parent / "shared" / "real_samples"
+    if real.is_dir():  # evaluate-real's extraction of real videos (the per-clip part of it)
+        from wav2kp import corpus as corpora_
+
+        videos = corpora_.discover(real)
+        for label, (cluster, n_jobs) in executors.items():
+            t0 = time.perf_counter()
+            rep = landmarks.extract(
+                videos, corpus=f"bench_real_{label}", n_jobs=n_jobs, progress=False, force=True,
+                cluster=cluster,
+            )  # fmt: skip
+            out[label]["real_extract_s"] = round(time.perf_counter() - t0, 2)
+            out[label]["real_videos"] = int(len(rep.qc))
+            print(label, "real videos", out[label]["real_extract_s"], "s", flush=True)
     out["extract_scaling_2_over_1"] = round(
         out["dask_1"]["extract_s"] / (2 * out["dask_2"]["extract_s"]), 3
     )
