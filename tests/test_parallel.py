@@ -45,6 +45,16 @@ def test_imap_unordered_joblib_and_dask_agree() -> None:
         )
     )
     assert out == {(3,): "failed: three", (2,): 4}
+    # several tasks per Dask task: the same results, a failure still reported per task
+    batched = dict(
+        parallel.imap_unordered(
+            _square, [(i,) for i in range(7)], cluster="local:2", batch=3,
+            on_error=lambda a, e: f"failed: {e}",
+        )
+    )  # fmt: skip
+    assert batched == {**{(i,): i * i for i in range(7) if i != 3}, (3,): "failed: three"}
+    with pytest.raises(ValueError, match="batch"):
+        list(parallel.imap_unordered(_square, [(1,)], cluster="local:1", batch=0))
 
 
 def _same_outputs(a: Path, b: Path, clips: list[str]) -> None:
@@ -86,8 +96,10 @@ def test_dask_extraction_equals_joblib(joblib_run, tmp_path) -> None:
     )
     assert list(report.failures["clip"]) == ["broken"]  # the same failures table
     _same_outputs(reference, tmp_path / "interim", list(clips["clip"]))
-    again = landmarks.extract(clips, corpus="t", out_dir=tmp_path / "interim", cluster="local:2")
-    assert again.n_cached == 6  # the same cache
+    again = landmarks.extract(
+        clips, corpus="t", out_dir=tmp_path / "interim", cluster="local:2", batch=4
+    )
+    assert again.n_cached == 6  # the same cache (and clips batched 4 to a Dask task)
 
 
 @pytest.mark.slow

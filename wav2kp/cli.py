@@ -92,6 +92,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
             progress=True,
             force=args.force,
             cluster=args.cluster,
+            batch=args.batch,
         )
     except (FileNotFoundError, NotADirectoryError, ValueError, OSError) as err:
         print(f"wav2kp extract: {err}", file=sys.stderr)
@@ -358,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("source", help="a folder of videos, one video file, or 'bundled'")
     ex.add_argument("--out", help="output folder (default data/interim/<corpus>)")
     ex.add_argument("--jobs", type=int, default=-1, help="parallel workers (-1: all cores)")
+    ex.add_argument(
+        "--batch", type=int, default=1, help="clips per Dask task (with --cluster; default 1)"
+    )
     ex.add_argument(
         "--cluster",
         help="run the per-clip work on Dask: local:N (a LocalCluster of N processes) or a "

@@ -103,17 +103,22 @@ def imap_unordered(
     cluster=None,
     on_error: Callable[[tuple, BaseException], Any] | None = None,
     retries: int = 1,
+    batch: int = 1,
 ) -> Iterator[tuple[tuple, Any]]:
     """``(args, func(*args))`` for every ``args`` of ``tasks``, in the order they finish (see
     the module docstring). ``retries``: extra tries of a task that *raised* on Dask (a worker
-    that died is retried by the scheduler on its own)."""
+    that died is retried by the scheduler on its own). ``batch``: on Dask, run that many tasks
+    one after the other in one Dask task (fewer futures for the scheduler when there are very
+    many small tasks; a lost worker re-runs its whole batch)."""
     tasks = list(tasks)
     if not tasks:
         return
     if parse_cluster(cluster) is None:
         yield from _joblib(func, tasks, n_jobs)
         return
-    yield from _dask(func, tasks, cluster, on_error, retries)
+    if int(batch) < 1:
+        raise ValueError(f"batch must be >= 1, got {batch!r}.")
+    yield from _dask(func, tasks, cluster, on_error, retries, int(batch))
 
 
 def _joblib(func, tasks, n_jobs) -> Iterable[tuple[tuple, Any]]:
@@ -127,20 +132,46 @@ def _joblib(func, tasks, n_jobs) -> Iterable[tuple[tuple, Any]]:
         yield tasks[i], result
 
 
-def _dask(func, tasks, cluster, on_error, retries) -> Iterable[tuple[tuple, Any]]:
+class _Failed:
+    """What :func:`_run_batch` returns for a task of a batch that raised."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _run_batch(func, batch: list[tuple]) -> list:
+    out = []
+    for args in batch:
+        try:
+            out.append(func(*args))
+        except Exception as err:  # noqa: BLE001 - reported per task by the client
+            out.append(_Failed(err))
+    return out
+
+
+def _dask(func, tasks, cluster, on_error, retries, batch=1) -> Iterable[tuple[tuple, Any]]:
     from distributed import as_completed
+
+    def failed(args, err):
+        if on_error is None:
+            raise err
+        return on_error(args, err)
 
     with cluster_client(cluster) as client:
         futures = {}
-        for args in tasks:
-            futures[client.submit(func, *args, pure=False, retries=retries)] = args
+        if batch == 1:
+            for args in tasks:
+                futures[client.submit(func, *args, pure=False, retries=retries)] = [args]
+        else:
+            for i in range(0, len(tasks), batch):
+                group = tasks[i : i + batch]
+                futures[client.submit(_run_batch, func, group, pure=False, retries=retries)] = group
         for fut in as_completed(futures):
-            args = futures[fut]
+            group = futures[fut]
             try:
-                result = fut.result()
+                results = [fut.result()] if batch == 1 else fut.result()
             except Exception as err:  # noqa: BLE001 - a task that failed on every try
-                if on_error is None:
-                    raise
-                result = on_error(args, err)
-            yield args, result
+                results = [_Failed(err)] * len(group)
+            for args, result in zip(group, results):
+                yield args, (failed(args, result.error) if isinstance(result, _Failed) else result)
             fut.release()

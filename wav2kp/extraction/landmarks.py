@@ -464,14 +464,15 @@ def extract(
     progress: bool = True,
     force: bool = False,
     cluster=None,
+    batch: int = 1,
 ) -> ExtractionReport:
     """Extract every clip of ``source`` (a clip table, a folder, a file, or ``"bundled"``).
 
     Outputs go to ``out_dir`` (default ``data/interim/<corpus>``, the corpus name defaulting
     to the folder's name); clips already extracted from the same bytes with the same settings
     are kept. Clips run in parallel: joblib with ``n_jobs`` processes, or on a Dask cluster
-    (``cluster``: ``"local:N"``, a scheduler address, a ``Client``; :mod:`wav2kp.parallel`).
-    Writes ``manifest.json``, ``qc.csv`` and ``failures.csv`` there. A clip that fails is a row
+    (``cluster``: ``"local:N"``, a scheduler address, a ``Client``; :mod:`wav2kp.parallel`;
+    ``batch`` clips per Dask task). Writes ``manifest.json``, ``qc.csv`` and ``failures.csv`` there. A clip that fails is a row
     of ``failures``; the rest complete.
     """
     import pandas as pd
@@ -500,6 +501,7 @@ def extract(
         n_jobs=n_jobs,
         cluster=cluster,
         on_error=lambda args, err: (args[1], args[0], None, _plain_reason(err)),
+        batch=batch,
     )
     for _, (clip, path, row, reason) in tqdm(
         results, total=len(clips), disable=not progress, desc="extraction", unit="clip"
