@@ -121,8 +121,6 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import json
-
     from wav2kp import config, training
     from wav2kp.training import models
 

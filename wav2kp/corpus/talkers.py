@@ -103,13 +103,9 @@ def portuguese_words() -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=1)
-def _variants() -> tuple[str, ...]:
-    return tuple(v for v in speech.available_variants() if v not in _NOT_SPEECH)
-
-
 def variants() -> tuple[str, ...]:
     """The espeak-ng voice variants talkers speak with (all but the unnatural ones)."""
-    return _variants()
+    return tuple(v for v in speech.available_variants() if v not in _NOT_SPEECH)
 
 
 @dataclass(frozen=True)
@@ -165,7 +161,7 @@ def talker_specs(n: int, seed: int = 0, start: int = 0) -> list[TalkerSpec]:
     languages = list(LANGUAGES)
     weights = np.array([LANGUAGES[k] for k in languages])
     weights = weights / weights.sum()
-    variants = _variants()
+    voices = variants()
     specs = []
     for i in range(start, start + n):
         s = _seed_of(seed, i)
@@ -176,7 +172,7 @@ def talker_specs(n: int, seed: int = 0, start: int = 0) -> list[TalkerSpec]:
             TalkerSpec(
                 name=f"talker{i:06d}",
                 voice=voice,
-                variant=variants[int(rng.integers(len(variants)))],
+                variant=voices[int(rng.integers(len(voices)))],
                 rate=int(rng.integers(110, 231)),
                 pitch=int(rng.integers(15, 86)),
                 pitch_range=int(rng.integers(15, 96)),

@@ -444,6 +444,13 @@ class ExtractionReport:
         return len(self.qc) == 0 and len(self.failures) > 0
 
 
+def _remove_partials(out_dir: Path) -> None:
+    """Delete the hidden temporary files of writes that never finished."""
+    for sub in ("audio", "landmarks"):
+        for stale in (out_dir / sub).glob(".*.partial.*"):
+            stale.unlink(missing_ok=True)
+
+
 def _clip_table(source) -> pd.DataFrame:
     import pandas as pd
 
@@ -491,8 +498,7 @@ def extract(
     out_dir = Path(out_dir) if out_dir else paths.interim_dir(corpus)
     for sub in ("audio", "landmarks"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
-        for stale in (out_dir / sub).glob(".*.partial.*"):
-            stale.unlink(missing_ok=True)
+    _remove_partials(out_dir)  # an interrupted run's
     rows, failures = [], []
     tasks = [(p, c, out_dir, config, force) for c, p in zip(clips["clip"], clips["path"])]
     results = parallel.imap_unordered(
@@ -510,9 +516,7 @@ def extract(
             failures.append({"clip": clip, "path": path, "reason": reason})
         else:
             rows.append(row)
-    for sub in ("audio", "landmarks"):  # a task killed half-way (a lost worker) leaves one
-        for stale in (out_dir / sub).glob(".*.partial.*"):
-            stale.unlink(missing_ok=True)
+    _remove_partials(out_dir)  # a task killed half-way (a lost worker) leaves one
     qc = pd.DataFrame(rows)
     if len(qc):
         qc = qc.sort_values("clip").reset_index(drop=True)
