@@ -95,11 +95,74 @@ def test_dask_extraction_equals_joblib(joblib_run, tmp_path) -> None:
         bad, corpus="t", out_dir=tmp_path / "interim", progress=False, cluster="local:2"
     )
     assert list(report.failures["clip"]) == ["broken"]  # the same failures table
+    import json
+
+    recorded = json.loads((tmp_path / "interim" / "manifest.json").read_text())["executor"]
+    assert recorded == "dask local:2"  # what produced the outputs is recorded
+    assert json.loads((reference / "manifest.json").read_text())["executor"] == "joblib"
     _same_outputs(reference, tmp_path / "interim", list(clips["clip"]))
     again = landmarks.extract(
         clips, corpus="t", out_dir=tmp_path / "interim", cluster="local:2", batch=4
     )
     assert again.n_cached == 6  # the same cache (and clips batched 4 to a Dask task)
+
+
+@pytest.mark.slow
+def test_dask_corpus_build_features_and_real_equal_joblib(joblib_run, tmp_path) -> None:
+    """The other per-clip stages on 2 Dask workers: the bundled corpus build (videos, ground
+    truth and corpus.json byte for byte), the feature build (every array of every utterance,
+    feature_set.json and splits.csv byte for byte) and evaluate-real (the same table, the same
+    failures)."""
+    import shutil
+
+    from wav2kp import config
+    from wav2kp.corpus import bundled
+    from wav2kp.evaluation import real
+    from wav2kp.features import dataset
+
+    # corpus build: 2 clips
+    subset = {"emotions": [1], "sentences": [1]}
+    a = bundled.build(tmp_path / "a", subset=subset, n_jobs=2, progress=False)
+    b = bundled.build(tmp_path / "b", subset=subset, progress=False, cluster="local:2")
+    assert a.n_built == b.n_built == 2 and not a.failures and not b.failures
+    files = sorted(
+        p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
+    )
+    assert len(files) == 5  # 2 videos, 2 ground truths, corpus.json
+    for rel in files:
+        fa, fb = tmp_path / "a" / rel, tmp_path / "b" / rel
+        if rel.suffix == ".npz":
+            with np.load(fa) as za, np.load(fb) as zb:
+                for key in za.files:
+                    np.testing.assert_array_equal(za[key], zb[key], err_msg=f"{rel}: {key}")
+        else:
+            assert fa.read_bytes() == fb.read_bytes(), rel
+
+    # feature build from the same extracted clips
+    clips, interim = joblib_run
+    fa, _ = dataset.build_feature_set(clips, interim, tmp_path / "fa", n_jobs=2)
+    fb, _ = dataset.build_feature_set(clips, interim, tmp_path / "fb", cluster="local:2")
+    for name in ("feature_set.json", "splits.csv"):
+        assert (tmp_path / "fa" / name).read_bytes() == (tmp_path / "fb" / name).read_bytes()
+    assert fa.clips == fb.clips and len(fa.clips) == 6
+    for clip in fa.clips:
+        ua, ub = fa.load(clip), fb.load(clip)
+        assert set(ua) == set(ub)
+        for key in ua:
+            np.testing.assert_array_equal(np.asarray(ua[key]), np.asarray(ub[key]), err_msg=key)
+
+    # evaluate-real with the shipped model: one video, one broken file
+    folder = tmp_path / "real"
+    folder.mkdir()
+    shutil.copy(clips["path"].iloc[0], folder / "someone.mp4")
+    (folder / "broken.mp4").write_bytes(b"\x00" * 2000)
+    runs = {"shipped": config.shipped_dir()}
+    local = real.evaluate_real(folder, runs, n_jobs=2)
+    shutil.rmtree(config.interim_dir(f"real_{config.corpus_name(folder)}"))  # compute again
+    dask = real.evaluate_real(folder, runs, cluster="local:2")
+    pd.testing.assert_frame_equal(local["videos"], dask["videos"])
+    pd.testing.assert_frame_equal(local["failures"], dask["failures"])
+    assert list(dask["failures"]["file"]) == ["broken.mp4"] and len(dask["videos"]) == 1
 
 
 @pytest.mark.slow

@@ -93,6 +93,8 @@ def describe(spec) -> str:
     if parsed is None:
         return "joblib"
     kind, value = parsed
+    if kind == "client":
+        return f"dask {getattr(value, 'scheduler', None) and value.scheduler.address}"
     return f"dask local:{value}" if kind == "local" else f"dask {value}"
 
 

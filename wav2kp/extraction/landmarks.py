@@ -531,6 +531,7 @@ def extract(
             "version": EXTRACTOR_VERSION,
             "config": asdict(config),
             "audio_rate": AUDIO_RATE,
+            "executor": parallel.describe(cluster),
             "versions": package_versions(
                 ("wav2kp", "dlib-bin", "av", "face-recognition-models", "numpy")
             ),

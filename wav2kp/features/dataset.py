@@ -946,7 +946,10 @@ def build_feature_set(
         },
     )
     wall = time.perf_counter() - t0
-    write_manifest(out_dir, params, inputs, wall_s=round(wall, 2), missing=missing)
+    write_manifest(
+        out_dir, params, inputs, wall_s=round(wall, 2), missing=missing,
+        executor=parallel.describe(cluster),
+    )  # fmt: skip
     fs = FeatureSet(out_dir)
     return fs, {**_stats(fs), "cached": False, "missing": missing, "wall_s": wall}
 
