@@ -226,3 +226,29 @@ def test_training_on_two_processes_matches_one(quick_clips, tmp_path) -> None:
     assert two["run_key"] != one["run_key"]  # devices and strategy are part of the run
     cfg = json.loads((tmp_path / "two" / "config.json").read_text())["train"]
     assert (cfg["devices"], cfg["strategy"], cfg["batch_size"]) == (2, "ddp", 2)
+
+
+@pytest.mark.slow
+def test_cli_cluster_flag(joblib_run, tmp_path, capsys) -> None:
+    """`wav2kp extract FILE --cluster local:1 --batch 2`: the clip extracted on Dask; a
+    malformed --cluster is a usage error naming the forms it takes, before any work."""
+    import json
+
+    from wav2kp import cli
+
+    clips, reference = joblib_run
+    video = clips["path"].iloc[0]
+    out = tmp_path / "interim"
+    assert (
+        cli.main(["extract", video, "--out", str(out), "--cluster", "local:1", "--batch", "2"]) == 0
+    )
+    assert json.loads((out / "manifest.json").read_text())["executor"] == "dask local:1"
+    clip = clips["clip"].iloc[0]
+    wav_ref, _ = landmarks.clip_paths(reference, clip)
+    wav_out, _ = landmarks.clip_paths(out, Path(video).stem)
+    assert wav_ref.read_bytes() == wav_out.read_bytes()
+    for command in (["extract", video], ["corpus", "build"], ["evaluate-real", str(tmp_path)]):
+        with pytest.raises(SystemExit) as stop:
+            cli.main([*command, "--cluster", "myhost:8786"])
+        assert stop.value.code == 2
+        assert "local:N" in capsys.readouterr().err

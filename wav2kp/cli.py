@@ -307,6 +307,24 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return doctor.main()
 
 
+CLUSTER_HELP = (
+    "run the per-clip work on Dask: local:N (a LocalCluster of N processes) or a scheduler "
+    "address such as tcp://host:8786 (default: joblib on this machine)"
+)
+
+
+def _cluster_arg(text: str) -> str:
+    """``--cluster`` checked when the command line is read (a clear usage error, not a
+    traceback after minutes of work)."""
+    from wav2kp import parallel
+
+    try:
+        parallel.parse_cluster(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wav2kp", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -343,8 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument(
         "--cluster",
-        help="run the per-clip work on Dask: local:N (a LocalCluster of N processes) or a "
-        "scheduler address such as tcp://host:8786 (default: joblib on this machine)",
+        type=_cluster_arg,
+        help=CLUSTER_HELP,
     )
     b.set_defaults(func=_cmd_corpus_build)
     ls = csub.add_parser("list", help="print the clip table of a folder")
@@ -358,12 +376,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", help="output folder (default data/interim/<corpus>)")
     ex.add_argument("--jobs", type=int, default=-1, help="parallel workers (-1: all cores)")
     ex.add_argument(
-        "--batch", type=int, default=1, help="clips per Dask task (with --cluster; default 1)"
+        "--batch",
+        type=int,
+        default=1,
+        help="clips per Dask task (with --cluster; default 1; e.g. 50 for a million clips)",
     )
     ex.add_argument(
         "--cluster",
-        help="run the per-clip work on Dask: local:N (a LocalCluster of N processes) or a "
-        "scheduler address such as tcp://host:8786 (default: joblib on this machine)",
+        type=_cluster_arg,
+        help=CLUSTER_HELP,
     )
     ex.add_argument("--force", action="store_true", help="re-extract clips that are up to date")
     ex.set_defaults(func=_cmd_extract)
@@ -448,8 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("--jobs", type=int, default=-1, help="parallel extraction workers")
     er.add_argument(
         "--cluster",
-        help="run the per-clip work on Dask: local:N (a LocalCluster of N processes) or a "
-        "scheduler address such as tcp://host:8786 (default: joblib on this machine)",
+        type=_cluster_arg,
+        help=CLUSTER_HELP,
     )
     er.set_defaults(func=_cmd_evaluate_real)
 
