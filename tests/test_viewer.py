@@ -1,4 +1,4 @@
-"""wav2kp.evaluation.viewer: drawing keypoints, the side-by-side comparison video and the notebook widget,
+"""wav2kp.evaluation.viewer: drawing keypoints, the side-by-side comparison video and the keypoint player,
 on a tiny synthetic clip (12 frames of 64x48 at 25 fps with a 440 Hz tone)."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pytest
 
 from wav2kp import media, shapes
 from wav2kp.evaluation.viewer import (
-    ALL_MODELS,
     MODEL_COLOURS,
+    QUANTUM,
     TRUTH_COLOUR,
     ClipView,
-    KeypointViewer,
+    KeypointPlayer,
     comparison_frames,
     comparison_video,
     draw_keypoints,
@@ -242,7 +242,7 @@ def test_mismatched_lengths_name_the_clip(clips, tmp_path) -> None:
     with pytest.raises(ValueError, match=r"clip 'clip_y'.*12 frames.*15 frame times"):
         comparison_video(far, tmp_path / "y.mp4")
     with pytest.raises(ValueError, match="clip_y"):
-        KeypointViewer([far])._load("clip_y")
+        KeypointPlayer([far]).data()
 
     # one frame more or less is tolerated: the longer side is cut
     near = ClipView("clip_z", a.video, np.arange(N + 1) / FPS, np.zeros((N + 1, 68, 2)))
@@ -252,95 +252,56 @@ def test_mismatched_lengths_name_the_clip(clips, tmp_path) -> None:
     assert media.probe(out, scan_timestamps=True)["n_frames"] == N - 1
 
 
-# ---------------------------------------------------------------------------------- widget
+# ---------------------------------------------------------------------------------- player
 
 
-def test_keypoint_viewer(clips) -> None:
-    import ipywidgets as widgets
+def _unpack(b64: str, n: int) -> np.ndarray:
+    import base64
 
-    v = KeypointViewer(clips)
-    assert isinstance(v.widget, widgets.VBox)
-    assert list(v.model.options) == ["shifted", "exact", ALL_MODELS]
-    assert v.clip.value == "a" and v.frame.max == N - 1 and v.play.max == N - 1
-    assert v.play.interval == 40  # 25 fps
-    assert v.audio.value == clips["a"].audio.read_bytes() and v.audio.format == "wav"
-    assert v.audio.autoplay is False and v.audio.controls is True
-    bundle = v._repr_mimebundle_()
-    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == v.widget.model_id
-
-    v.select(model="shifted")
-    shifted = v.render(0)
-    assert shifted.shape == (H, W, 3)
-    assert v.image.value[:8] == b"\x89PNG\r\n\x1a\n"
-    v.select(model="exact")
-    exact = v.render(0)
-    assert np.abs(shifted.astype(int) - exact).sum() > 1000
-    v.select(model=ALL_MODELS)
-    both = v.render(0)
-    colours = model_colours(["shifted", "exact"])
-    for name, image in (("shifted", shifted), ("exact", exact), (ALL_MODELS, both)):
-        counts = {m: int((image == c).all(axis=-1).sum()) for m, c in colours.items()}
-        if name == ALL_MODELS:  # both models, each in its colour
-            assert counts["shifted"] > 20 and counts["exact"] > 20, counts
-        else:  # one model only
-            other = "exact" if name == "shifted" else "shifted"
-            assert counts[name] > 20 and counts[other] == 0, (name, counts)
-
-    # the label: time and mouth error (3*sqrt(2) px over the truth's IOD, and 0 for exact)
-    v.frame.value = 2
-    err = 100 * 3 * np.sqrt(2) / float(shapes.inter_ocular(clips["a"].truth[0]))
-    assert "t = 0.080 s" in v.label.value
-    assert f"shifted: mouth {err:.1f} % IOD" in v.label.value
-    assert "exact: mouth 0.0 % IOD" in v.label.value
-    v.frame.value = N // 2
-    assert "no truth" in v.label.value
-
-    v.truth.value = False
-    v.select(model="exact")
-    plain = v.render(N // 2)  # no truth there: just the model
-    v.truth.value = True
-    np.testing.assert_array_equal(v.render(N // 2), plain)
-
-    v.select(clip="b")
-    assert v.clip.value == "b" and v.frame.max == 7 and v.frame.value == 0
-    assert v.audio.value == b"" and v.audio.layout.display == "none"
-    assert v.render(7).shape == (H, W, 3)
-    with pytest.raises(IndexError, match="0..7"):
-        v.render(8)
-    with pytest.raises(KeyError):
-        v.select(clip="zzz")
-    v.select(clip="a")
-    assert v.audio.value == clips["a"].audio.read_bytes()
+    q = np.frombuffer(base64.b64decode(b64), dtype="<i2").reshape(n, 68, 2).astype(float)
+    return np.where(q == -32768, np.nan, q / QUANTUM)
 
 
-def test_keypoint_viewer_scales_keypoints_with_frames(clips) -> None:
-    small = KeypointViewer([clips["a"]], models=["shifted"], max_size=32)
-    assert list(small.model.options) == ["shifted"]
-    img = small.render(0)
-    assert img.shape == (24, 32, 3)
-    pts = np.round(scale_points(clips["a"].truth[0] + SHIFT, 0.5)[shapes.MOUTH]).astype(int)
-    colour = model_colours(["shifted"])["shifted"]
-    assert np.abs(img[pts[:, 1], pts[:, 0]].astype(int) - colour).sum(axis=1).mean() < 80
+def test_keypoint_player_embeds_everything(clips) -> None:
+    """One self-contained block: the videos as data URLs, frame times, truth and predictions to
+    1/QUANTUM px (NaN kept), the models with their colours; no address outside the page."""
+    import json
+    import re
+
+    p = KeypointPlayer(clips)
+    data = p.data()
+    assert data["models"] == ["shifted", "exact"]
+    assert data["colours"] == {"shifted": "#00e5ff", "exact": "#ff4df0"}
+    a = data["clips"][0]
+    assert a["clip"] == "a" and a["title"] == "synthetic" and (a["w"], a["h"]) == (W, H)
+    assert a["video"].startswith("data:video/mp4;base64,")
+    assert np.allclose(a["times"], clips["a"].times)
+    truth = _unpack(a["truth"], N)
+    assert np.isnan(truth[N // 2]).all() and not np.isnan(truth[0]).any()
+    np.testing.assert_allclose(truth[0], clips["a"].truth[0], atol=0.5 / QUANTUM)
+    np.testing.assert_allclose(
+        _unpack(a["preds"]["shifted"], N)[0], clips["a"].truth[0] + SHIFT, atol=0.5 / QUANTUM
+    )
+    page = p.html()
+    assert p._repr_html_() == page
+    assert not re.search(r"(src|href)=[\"']?(https?:)?//", page)  # nothing fetched
+    assert "import " not in page.split("<script>")[1]  # no module loaded from elsewhere
+    embedded = page.split('class="w2k-data">')[1].split("</script>")[0]
+    assert json.loads(embedded)["models"] == ["shifted", "exact"]
+    # a clip without a model's prediction offers only what it has
+    only = ClipView("only_exact", clips["a"].video, clips["a"].times, clips["a"].truth,
+                    {"exact": clips["a"].truth})  # fmt: skip
+    d = KeypointPlayer([only], models=["shifted", "exact"]).data()
+    assert list(d["clips"][0]["preds"]) == ["exact"]
+
+
+def test_keypoint_player_refuses_bad_input(clips, tmp_path) -> None:
     with pytest.raises(ValueError, match="twice"):
-        KeypointViewer([clips["a"], clips["a"]])
-
-
-def test_keypoint_viewer_missing_model_and_bad_clip(clips) -> None:
-    a = clips["a"]
-    only = ClipView("only_exact", a.video, a.times, a.truth, {"exact": a.truth})
-    far = ClipView("far", a.video, np.arange(N + 3) / FPS, np.zeros((N + 3, 68, 2)))
-    v = KeypointViewer([a, only, far], models=["shifted", "exact"])
-    v.select(clip="only_exact", model="shifted")
-    assert "shifted: no prediction for this clip" in v.label.value
-    plain = v.render(0)  # the truth only
-    v.truth.value = False
-    np.testing.assert_array_equal(v.render(0), load_frames(a.video)[0][0])
-    assert np.abs(plain.astype(int) - v.render(0)).sum() > 1000
-    with pytest.raises(ValueError, match="clip 'far'"):
-        v.select(clip="far")
-    v.clip.value = "far"  # as the dropdown would: no raise
-    assert "clip &#x27;far&#x27;" in v.label.value and v.image.value == b""
-    v.truth.value = True  # still no raise, still the reason
-    assert "clip &#x27;far&#x27;" in v.label.value
-    v.clip.value = "only_exact"  # and a good clip shows again
-    assert v.image.value[:4] == b"\x89PNG" and "only_exact" in v.label.value
+        KeypointPlayer([clips["a"], clips["a"]])
+    with pytest.raises(ValueError, match="at least one"):
+        KeypointPlayer([])
+    gone = ClipView("gone", tmp_path / "nothing.mp4", clips["a"].times, clips["a"].truth)
+    with pytest.raises(FileNotFoundError, match="gone"):
+        KeypointPlayer([gone])
+    out = KeypointPlayer(clips).save(tmp_path / "p" / "player.html")
+    assert out.read_text().startswith("<!DOCTYPE html>") and not list(out.parent.glob(".*"))

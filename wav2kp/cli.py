@@ -301,6 +301,32 @@ def _cmd_release_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check_pages(args: argparse.Namespace) -> int:
+    from wav2kp import browser, config
+
+    html_dir = Path(args.html) if args.html else config.reports_dir() / "html"
+    screens = Path(args.screens) if args.screens else config.reports_dir() / "screens"
+    try:
+        report = browser.check_pages(html_dir, screens)
+    except (browser.BrowserMissing, FileNotFoundError) as err:
+        print(f"wav2kp check-pages: {err}", file=sys.stderr)
+        return 2
+    for name, page in report["pages"].items():
+        players = page["players"]
+        worst = max((p["worst_frame_error"] or 0 for p in players), default=None)
+        print(
+            f"{name}: {len(page['media'])} media (played: "
+            f"{sum(m['advanced'] for m in page['played'])}), {len(page['images'])} images, "
+            f"{page['links']} links, {len(players)} player(s)"
+            + (f", worst frame error {worst}" if players else "")
+            + f", {len(page['console_errors'])} console errors"
+        )
+    print(f"screenshots: {screens}")
+    for problem in report["problems"]:
+        print(f"PROBLEM {problem}")
+    return 1 if report["problems"] else 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from wav2kp import doctor
 
@@ -484,6 +510,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--any-profile", action="store_true", help="allow a run from a profile other than full"
     )
     rm.set_defaults(func=_cmd_release_model)
+
+    cp = sub.add_parser(
+        "check-pages",
+        help="open the study's HTML pages in headless Chromium and check links, media, images, "
+        "players and the console; screenshots to reports/screens",
+    )
+    cp.add_argument("html", nargs="?", help="folder of pages (default reports/html)")
+    cp.add_argument("--screens", help="where screenshots go (default reports/screens)")
+    cp.set_defaults(func=_cmd_check_pages)
 
     dr = sub.add_parser(
         "doctor",

@@ -369,6 +369,31 @@ def check_phones() -> Result:
     return Result("ok", f"PocketSphinx hears {len(spoken)} phones in a 4-word English sentence")
 
 
+def check_browser() -> Result:
+    """Chromium for the page checks (``wav2kp check-pages``, the browser tests): a warning
+    without one, since the study itself does not need it."""
+    import subprocess
+
+    from wav2kp import browser
+
+    try:
+        path = browser.find_chromium()
+    except browser.BrowserMissing as err:
+        return Result(
+            "warn",
+            "no Chromium: the page checks (make test's browser tests) are skipped",
+            str(err).split(". ", 1)[-1],
+        )
+    try:
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+        version = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "?"
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise CheckFailed(
+            f"{path} does not start ({err})", "reinstall: apt-get install chromium"
+        ) from err
+    return Result("ok", f"{version} ({path}) for the page checks")
+
+
 CHECKS: list[tuple[str, Callable[[], Result]]] = [
     ("python", check_python),
     ("lock", check_lock),
@@ -380,6 +405,7 @@ CHECKS: list[tuple[str, Callable[[], Result]]] = [
     ("notebook kernel", check_kernel),
     ("training device", check_device),
     ("disk", check_disk),
+    ("browser", check_browser),
 ]
 
 

@@ -27,10 +27,17 @@ client), and, for ``tcp://`` addresses, can be reached from the client. See
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 __all__ = ["cluster_client", "describe", "imap_unordered", "parse_cluster"]
+
+# loky says this when it replaces a worker process (its memory-leak guard, an idle timeout);
+# the jobs are re-run and the results are unaffected, so it is noise on the study's pages
+warnings.filterwarnings(
+    "ignore", message="A worker stopped while some jobs were given", category=UserWarning
+)
 
 
 def parse_cluster(spec: str | None) -> tuple[str, Any] | None:

@@ -12,6 +12,7 @@ environment, so ``WAV2KP_HOME`` (where ``data/`` and ``reports/`` go) reaches th
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import html
 import json
@@ -28,12 +29,14 @@ from typing import Any
 
 import yaml
 
-from wav2kp import config
+from wav2kp import config, pages
 from wav2kp.manifest import atomic_path, git_commit, package_versions, write_json_atomic
 
 #: ``NN_name.ipynb``: two digits, an underscore, a name.
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_.+\.ipynb$")
 KERNEL_NAME = "python3"
+#: nbconvert templates of the study's pages.
+TEMPLATES = Path(__file__).parent / "templates"
 #: How much of a failing cell's source and traceback a ``StudyError`` message shows (lines).
 SOURCE_LINES = 15
 TRACEBACK_LINES = 12
@@ -221,11 +224,27 @@ def _atomic_write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def tidy_executed(executed: Path) -> None:
+    """Rewrite an executed notebook's printed output as a terminal shows it
+    (:func:`wav2kp.pages.tidy`: a progress bar is its last state, not one line per update)."""
+    import nbformat
+
+    nb = nbformat.read(str(executed), as_version=4)
+    if pages.tidy(nb):
+        _atomic_write_text(Path(executed), nbformat.writes(nb))
+
+
 def export_html(executed: Path, html_path: Path) -> Path:
-    """Export an executed notebook to a standalone HTML page (nbconvert, ``lab`` template)."""
+    """Export an executed notebook to a standalone HTML page (nbconvert's ``lab`` look, without
+    the scripts it would fetch from a CDN: ``wav2kp/templates/wav2kp_page``), with the
+    notebook's key numbers right under its introduction (:mod:`wav2kp.pages`)."""
+    import nbformat
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter(template_name="lab").from_filename(str(executed))
+    nb = nbformat.read(str(executed), as_version=4)
+    pages.add_key_numbers(nb, Path(executed).stem)
+    exporter = HTMLExporter(template_name="wav2kp_page", extra_template_basedirs=[str(TEMPLATES)])
+    body, _ = exporter.from_notebook_node(nb)
     _atomic_write_text(Path(html_path), body)
     return Path(html_path)
 
@@ -319,10 +338,13 @@ class _Live:
 
     # the cells' printed output (papermill's stdout_file / stderr_file)
     def write(self, text: str) -> int:
+        # on a terminal a carriage return rewrites the line (a progress bar stays one line);
+        # elsewhere (a log file) every state is a line of its own
+        tty = bool(getattr(self.out, "isatty", lambda: False)())
         for piece in re.split(r"(\r|\n)", text):
             if piece in ("\r", "\n"):
                 if self._line_open:
-                    self.out.write("\n")
+                    self.out.write("\r\x1b[K" if piece == "\r" and tty else "\n")
                     self._line_open = False
             elif piece:
                 if not self._line_open:
@@ -395,6 +417,7 @@ def execute(run: NotebookRun, live: bool = False) -> None:
                 stderr_file=watch,
                 **_kernel_config(),
             )
+        tidy_executed(run.executed_path)
         export_html(run.executed_path, run.html_path)
         run.status = "ok"
     except BaseException as err:
@@ -402,6 +425,7 @@ def execute(run: NotebookRun, live: bool = False) -> None:
         run.error = describe_failure(run, err)
         if run.executed_path.is_file() and not run.html_path.is_file():  # papermill saved it
             with contextlib.suppress(Exception):  # keep the original failure
+                tidy_executed(run.executed_path)
                 export_html(run.executed_path, run.html_path)
         raise
     finally:
@@ -443,29 +467,18 @@ def study_manifest(info: dict[str, Any], runs: list[NotebookRun]) -> dict[str, A
     return {**info, "total_wall_s": round(info["total_wall_s"], 3), "notebooks": notebooks}
 
 
-_CSS = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
-       max-width: 70rem; padding: 0 1rem; color: #1d232a; }
-h1 { font-size: 1.6rem; margin-bottom: .2rem; }
-dl { display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; color: #444; }
-dt { font-weight: 600; } dd { margin: 0; }
-table { border-collapse: collapse; width: 100%; margin-top: 1.2rem; }
-th, td { text-align: left; vertical-align: top; padding: .45rem .6rem; border-bottom: 1px solid #ddd; }
-th { background: #f3f5f7; }
-code, pre { font: 13px/1.35 ui-monospace, SFMono-Regular, Menlo, monospace; }
-pre { margin: .4rem 0 0; white-space: pre-wrap; background: #fbf1f1; padding: .4rem; }
-ul.params { margin: 0; padding-left: 1rem; }
-.status { font-weight: 600; padding: .1rem .45rem; border-radius: .3rem; }
-.ok { background: #dff3e4; color: #17602b; } .failed { background: #fbe0e0; color: #8d1b1b; }
-.skipped, .pending { background: #eceff2; color: #555; }
-.muted { color: #777; font-size: .9em; }
-"""
-
-
-def _row(entry: dict[str, Any]) -> str:
+def _row(entry: dict[str, Any], thumb: str | None = None) -> str:
     esc = html.escape
     name = esc(entry["name"])
     link = f'<a href="{esc(entry["html_path"])}">{name}</a>' if entry["html_exists"] else name
+    if entry.get("title"):
+        link += f'<div class="muted">{esc(entry["title"])}</div>'
+    picture = ""
+    if thumb and entry["html_exists"]:
+        picture = (
+            f'<a class="thumb" href="{esc(entry["html_path"])}">'
+            f'<img src="{thumb}" alt="key figure of {name}"></a>'
+        )
     status = entry["status"]
     note = ""
     if status == "skipped":
@@ -487,14 +500,21 @@ def _row(entry: dict[str, Any]) -> str:
             f"<pre>{esc(entry['error'])}</pre></details>"
         )
     return (
-        f"<tr><td>{esc(entry['key'])}</td><td>{link}{error}</td>"
+        f"<tr><td>{esc(entry['key'])}</td><td>{picture}</td><td>{link}{error}</td>"
         f'<td><span class="status {esc(status)}">{esc(status)}</span>'
         f'<span class="muted">{esc(note)}</span></td><td>{wall}</td><td>{params}</td></tr>'
     )
 
 
-def render_index(manifest: dict[str, Any]) -> str:
-    """``index.html`` for a :func:`study_manifest`: self-contained (inline CSS, no scripts)."""
+def render_index(
+    manifest: dict[str, Any],
+    results: dict[str, Any] | None = None,
+    thumbnails: dict[str, str] | None = None,
+) -> str:
+    """``index.html`` for a :func:`study_manifest`: self-contained (inline CSS, no scripts).
+    ``results``: ``reports/results.json`` for the headline results (:func:`pages.headline`);
+    ``thumbnails``: ``{notebook key: image data URL}``, each linking to its page."""
+    thumbnails = thumbnails or {}
     esc = html.escape
     overrides = ", ".join(
         f"{k}={json.dumps(v, default=str)}" for k, v in manifest["overrides"].items()
@@ -510,21 +530,24 @@ def render_index(manifest: dict[str, Any]) -> str:
         "Versions": versions,
     }
     facts_html = "".join(f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>" for k, v in facts.items())
-    rows = "\n".join(_row(entry) for entry in manifest["notebooks"])
+    rows = "\n".join(_row(e, thumbnails.get(e["key"])) for e in manifest["notebooks"])
+    story = pages.headline(results) if results else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>wav2kp study ({esc(manifest["profile"])})</title>
-<style>{_CSS}</style>
+<style>{pages.CSS}</style>
 </head>
 <body>
 <h1>wav2kp study</h1>
 <p class="muted">Speech to 68-point facial keypoints: one page per notebook, executed with papermill.</p>
 <dl>{facts_html}</dl>
+{story}
+<h2>Notebooks</h2>
 <table>
-<thead><tr><th>#</th><th>Notebook</th><th>Status</th><th>Wall time</th><th>Parameters</th></tr></thead>
+<thead><tr><th>#</th><th>Key figure</th><th>Notebook</th><th>Status</th><th>Wall time</th><th>Parameters</th></tr></thead>
 <tbody>
 {rows}
 </tbody>
@@ -540,8 +563,32 @@ def write_index(info: dict[str, Any], runs: list[NotebookRun]) -> Path:
     manifest = study_manifest(info, runs)
     _atomic_write_text(html_dir / "study.json", json.dumps(manifest, indent=2, default=str) + "\n")
     index = html_dir / "index.html"
-    _atomic_write_text(index, render_index(manifest))
+    thumbnails, titles = {}, {}
+    for run in runs:
+        if run.executed_path.is_file() and run.html_path.is_file():
+            thumbnails[run.key], titles[run.key] = _thumbnail_and_title(run.executed_path)
+    results = None
+    if any(run.key == "04" and run.html_path.is_file() for run in runs):
+        with contextlib.suppress(OSError, ValueError):  # the headline names its commit
+            results = json.loads((config.reports_dir() / "results.json").read_text("utf-8"))
+    thumbnails = {k: v for k, v in thumbnails.items() if v}
+    for entry in manifest["notebooks"]:
+        entry["title"] = titles.get(entry["key"], "")
+    _atomic_write_text(index, render_index(manifest, results, thumbnails))
     return index
+
+
+def _thumbnail_and_title(executed: Path) -> tuple[str | None, str]:
+    """The key figure as a data URL (``None`` without one) and the title of a notebook."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(executed), as_version=4)
+        jpg = pages.thumbnail(nb)
+    except Exception:  # noqa: BLE001 - an unreadable notebook has no thumbnail, the index stays
+        return None, ""
+    url = None if jpg is None else "data:image/jpeg;base64," + base64.b64encode(jpg).decode()
+    return url, pages.title(nb)
 
 
 # --------------------------------------------------------------------------- the study

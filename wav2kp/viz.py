@@ -100,6 +100,31 @@ def embed_video(path: str | Path, width: int = 384):
     )
 
 
+def show_table(frame: pd.DataFrame, name: str, max_rows: int = 15, digits: int = 3) -> Path:
+    """Show a table trimmed to its first ``max_rows`` rows (numbers rounded to ``digits``) and
+    write the whole table to ``reports/html/tables/<name>.csv``, next to the HTML pages, with a
+    link to it under the shown rows. Returns the CSV's path."""
+    from IPython.display import HTML, display
+
+    from wav2kp import config
+    from wav2kp.manifest import atomic_path
+
+    path = config.reports_dir() / "html" / "tables" / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=not isinstance(frame.index, pd.RangeIndex))
+    display(frame.head(max_rows).round(digits))
+    more = len(frame) - max_rows
+    lead = f"… {more} more rows: " if more > 0 else ""
+    display(
+        HTML(
+            f'<p style="font-size:small">{lead}<a href="tables/{name}.csv">the whole table '
+            f"({len(frame)} rows, CSV)</a> — reports/html/tables/{name}.csv</p>"
+        )
+    )
+    return path
+
+
 PART_COLOURS = {
     "jaw": "#1f77b4",
     "right_brow": "#ff7f0e",

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -358,43 +357,62 @@ def comparison_video(
 # ---------------------------------------------------------------------------------- widget
 
 
-@dataclass
-class _Loaded:
-    frames: list[np.ndarray]
-    scale: float
-    n: int
+#: Keypoints are stored in the page as int16 multiples of 1/QUANTUM px (NaN: -32768).
+QUANTUM = 8
+_NAN16 = -32768
+#: The player's page elements (its script and data are added by :meth:`KeypointPlayer.html`).
+_PLAYER_CSS = """
+.w2k-player { font: 13px/1.4 system-ui, sans-serif; color: #1d232a; margin: .5rem 0; }
+.w2k-player .w2k-bar { display: flex; flex-wrap: wrap; gap: .4rem .8rem; align-items: center;
+  margin-bottom: .4rem; }
+.w2k-player select, .w2k-player button { font: inherit; }
+.w2k-player .w2k-slider { flex: 1 1 12rem; }
+.w2k-player .w2k-panels { display: flex; flex-wrap: wrap; gap: .5rem; }
+.w2k-player figure { margin: 0; }
+.w2k-player figcaption { text-align: center; color: #444; }
+.w2k-player canvas { background: #1b1e22; display: block; border-radius: 3px; }
+.w2k-player video { position: absolute; width: 2px; height: 2px; opacity: 0.01;
+  pointer-events: none; }
+.w2k-player .w2k-label { min-height: 1.4em; margin-top: .3rem; }
+"""
 
 
-class KeypointViewer:
-    """A notebook widget to scrub or play through clips with keypoints on their video.
+def _pack(points: np.ndarray) -> str:
+    """``(T, 68, 2)`` pixel keypoints as base64 of little-endian int16 in 1/QUANTUM px."""
+    import base64
+
+    q = np.round(np.asarray(points, np.float64) * QUANTUM)
+    q = np.where(np.isfinite(q), np.clip(q, -32767, 32767), _NAN16).astype("<i2")
+    return base64.b64encode(q.tobytes()).decode("ascii")
+
+
+class KeypointPlayer:
+    """Play test clips with keypoints drawn over their video, in sync with the clip's audio —
+    in JupyterLab and in the exported HTML page alike: one self-contained block of HTML and
+    JavaScript (the videos and keypoints embedded; no kernel, no network).
+
+    Pick a clip and a model (or every model side by side), play or scrub; the truth can be
+    toggled and the frame shown over its video or on a blank canvas. The clip's video (with
+    its sound) is the clock: each panel draws the frame the video presents and the keypoints
+    of that frame (``requestVideoFrameCallback``), so the keypoints never drift from the
+    sound. The label gives the frame, its time and each model's mouth error (% IOD).
 
     Parameters
     ----------
     views : dict[str, ClipView] or list of ClipView
-        The clips, keyed by the dict's keys (else by ``ClipView.clip``, which must be unique).
+        The clips (their ``video`` must be a file a browser plays: H.264/AAC mp4 or WebM).
     models : list of str, optional
-        Models offered (default: every model of any clip, in order of appearance). A clip
-        without a model's predictions shows only the truth for it.
-    max_size : int
-        Longer side of the shown frames in px (:func:`load_frames`).
-    cache_clips : int
-        Clips whose decoded frames are kept (least recently shown ones are dropped).
-
-    ``.widget`` is the ipywidgets ``VBox`` (clip, model, truth, play/frame controls, the frame,
-    the clip's audio and a label with time and per-frame mouth error); ``display(viewer)`` or
-    a bare ``viewer`` shows it. The audio player is independent of the frame player:
-    :func:`comparison_video` is the synchronised view.
+        Models offered, in order (default: every model of any clip).
+    size : int
+        Longer side of each panel in px.
     """
 
     def __init__(
         self,
         views: Mapping[str, ClipView] | Sequence[ClipView],
         models: Sequence[str] | None = None,
-        max_size: int = 320,
-        cache_clips: int = 4,
+        size: int = 320,
     ) -> None:
-        import ipywidgets as widgets
-
         if isinstance(views, Mapping):
             self.views: dict[str, ClipView] = {str(k): v for k, v in views.items()}
         else:
@@ -406,183 +424,90 @@ class KeypointViewer:
                     )
                 self.views[v.clip] = v
         if not self.views:
-            raise ValueError("KeypointViewer needs at least one clip.")
+            raise ValueError("KeypointPlayer needs at least one clip.")
         for v in self.views.values():
             v.validate()
+            if not v.video.is_file():
+                raise FileNotFoundError(f"clip {v.clip!r}: no video file {v.video}.")
         if models is None:
             models = list(dict.fromkeys(m for v in self.views.values() for m in v.preds))
         self.models = [str(m) for m in models]
-        if ALL_MODELS in self.models:
-            raise ValueError(f"{ALL_MODELS!r} is reserved for the overlay of every model.")
         self.colours = model_colours(self.models)
-        self.max_size = max_size
-        self.cache_clips = max(1, int(cache_clips))
-        self._cache: OrderedDict[str, _Loaded] = OrderedDict()
-        self._quiet = False  # no redraws while a clip is being set up
+        self.size = int(size)
 
-        labels = [(f"{k} - {v.title}" if v.title else k, k) for k, v in self.views.items()]
-        choices = self.models + ([ALL_MODELS] if len(self.models) > 1 else [])
-        self.clip = widgets.Dropdown(options=labels, value=labels[0][1], description="clip")
-        self.model = widgets.Dropdown(
-            options=choices or ["(none)"], description="model", disabled=not choices
+    def data(self) -> dict:
+        """What the page embeds: per clip the video (a data URL), frame times, truth and
+        predictions (:func:`_pack`); the models and their colours."""
+        import base64
+
+        clips = []
+        for key, v in self.views.items():
+            _usable_frames(v, _video_frames(v.video))  # as many frames as times (give or take 1)
+            w, h = _video_size(v.video)
+            kind = "webm" if v.video.suffix.lower() == ".webm" else "mp4"
+            video = base64.b64encode(v.video.read_bytes()).decode("ascii")
+            clips.append(
+                {
+                    "clip": key,
+                    "title": v.title,
+                    "video": f"data:video/{kind};base64,{video}",
+                    "w": w,
+                    "h": h,
+                    "times": [round(float(t), 6) for t in v.times],
+                    "truth": _pack(v.truth),
+                    "preds": {m: _pack(v.preds[m]) for m in self.models if m in v.preds},
+                }
+            )
+        return {
+            "quantum": QUANTUM,
+            "size": self.size,
+            "models": self.models,
+            "colours": {m: _hex(c) for m, c in self.colours.items()},
+            "truthColour": _hex(TRUTH_COLOUR),
+            "clips": clips,
+        }
+
+    def html(self) -> str:
+        """The player as one block of HTML (style, elements, embedded data and script)."""
+        import hashlib
+        import json
+        from importlib import resources
+
+        payload = json.dumps(self.data(), separators=(",", ":"))
+        root = "w2k-" + hashlib.sha1(payload.encode()).hexdigest()[:12]
+        script = resources.files("wav2kp.evaluation").joinpath("player.js").read_text("utf-8")
+        script = script.replace("__ROOT_ID__", root)
+        payload = payload.replace("</", "<\\/")  # never closes the script element early
+        return (
+            f"<style>{_PLAYER_CSS}</style>"
+            f'<div class="w2k-player" id="{root}">'
+            '<div class="w2k-bar">'
+            '<label>clip <select class="w2k-clip"></select></label>'
+            '<label>model <select class="w2k-model"></select></label>'
+            '<label><input type="checkbox" class="w2k-truth" checked> truth</label>'
+            '<label>background <select class="w2k-bg"><option value="video">video frame</option>'
+            '<option value="blank">blank</option></select></label></div>'
+            '<div class="w2k-bar"><button type="button" class="w2k-play">&#9654; play</button>'
+            '<input type="range" class="w2k-slider" min="0" max="0" value="0" step="1"></div>'
+            '<video preload="auto" playsinline></video>'
+            '<div class="w2k-panels"></div><div class="w2k-label"></div>'
+            f'<script type="application/json" class="w2k-data">{payload}</script>'
+            f"<script>{script}</script></div>"
         )
-        self.truth = widgets.Checkbox(value=True, description="truth", indent=False)
-        self.play = widgets.Play(value=0, min=0, max=0, step=1, interval=40, description="play")
-        self.frame = widgets.IntSlider(
-            value=0, min=0, max=0, description="frame", continuous_update=True
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+    def save(self, path: str | Path, title: str = "wav2kp keypoint player") -> Path:
+        """A standalone page holding the player (atomic write)."""
+        from wav2kp.manifest import atomic_path
+
+        page = (
+            f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title></head><body>{self.html()}</body></html>"
         )
-        widgets.jslink((self.play, "value"), (self.frame, "value"))
-        self.image = widgets.Image(format="png")
-        self.audio = widgets.Audio(format="wav", autoplay=False, controls=True, loop=False)
-        self.label = widgets.HTML()
-        self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.clip, self.model, self.truth]),
-                widgets.HBox([self.play, self.frame]),
-                self.image,
-                self.audio,
-                self.label,
-            ]
-        )
-        self._show_clip(self.clip.value)
-        self.clip.observe(self._on_clip, names="value")
-        for w in (self.model, self.truth, self.frame):
-            w.observe(self._on_change, names="value")
-
-    # ------------------------------------------------------------------ state
-    def _load(self, key: str) -> _Loaded:
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        view = self.views[key]
-        frames, scale = load_frames(view.video, self.max_size)
-        loaded = _Loaded(frames, scale, _usable_frames(view, len(frames)))
-        self._cache[key] = loaded
-        while len(self._cache) > self.cache_clips:
-            self._cache.popitem(last=False)
-        return loaded
-
-    @property
-    def view(self) -> ClipView:
-        """The clip shown."""
-        return self.views[self.clip.value]
-
-    def _shown_models(self) -> list[str]:
-        if self.model.disabled:
-            return []
-        chosen = self.models if self.model.value == ALL_MODELS else [self.model.value]
-        return [m for m in chosen if m in self.view.preds]
-
-    def _show_clip(self, key: str) -> None:
-        loaded = self._load(key)
-        view = self.views[key]
-        self._quiet = True
-        try:
-            self.frame.value = self.play.value = 0
-            self.frame.max = self.play.max = loaded.n - 1
-        finally:
-            self._quiet = False
-        if len(view.times) > 1:
-            self.play.interval = max(1, int(round(1000 / float(view.fps()))))
-        if view.audio is not None:
-            self.audio.value = view.audio.read_bytes()
-            self.audio.layout.display = None
-        else:
-            self.audio.value = b""
-            self.audio.layout.display = "none"
-        self._redraw()
-
-    def _shown_safely(self, show: Callable[[], None]) -> None:
-        """Run an observer's update; a clip that cannot be shown says why in the label (an
-        exception in an observer would only reach the browser's log)."""
-        try:
-            show()
-        except (ValueError, OSError) as err:  # media.MediaError is a ValueError
-            self.image.value = b""
-            self.label.value = f'<span style="color:#c00">{html.escape(str(err))}</span>'
-
-    def _on_clip(self, change: dict) -> None:
-        self._shown_safely(lambda: self._show_clip(change["new"]))
-
-    def _on_change(self, change: dict) -> None:
-        if not self._quiet:
-            self._shown_safely(self._redraw)
-
-    def _redraw(self) -> None:
-        k = min(self.frame.value, self._load(self.clip.value).n - 1)
-        ok, png = cv2.imencode(".png", cv2.cvtColor(self.render(k), cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise RuntimeError(f"clip {self.view.clip!r}: frame {k} could not be PNG-encoded.")
-        self.image.value = png.tobytes()
-        self.label.value = self.describe(k)
-
-    # ------------------------------------------------------------------ public
-    def select(self, clip: str | None = None, model: str | None = None) -> None:
-        """Show clip ``clip`` (a key of :attr:`views`) and/or model ``model`` (one of
-        :attr:`models` or ``"all models"``); ``None`` keeps the current choice."""
-        if clip is not None:
-            if clip not in self.views:
-                raise KeyError(f"no clip {clip!r}; the viewer has {list(self.views)}.")
-            self._load(clip)  # raises here rather than in the observer
-            self.clip.value = clip
-        if model is not None:
-            if model not in self.model.options:
-                raise KeyError(f"no model {model!r}; choose from {list(self.model.options)}.")
-            self.model.value = model
-
-    def render(self, frame_index: int) -> np.ndarray:
-        """The RGB image shown for frame ``frame_index`` of the current clip with the current
-        model choice and truth checkbox (truth in :data:`TRUTH_COLOUR`, under the models)."""
-        loaded = self._load(self.clip.value)
-        if not 0 <= frame_index < loaded.n:
-            raise IndexError(
-                f"clip {self.view.clip!r}: frame {frame_index} is outside 0..{loaded.n - 1}."
-            )
-        view = self.view
-        img = loaded.frames[frame_index]
-        if self.truth.value:
-            img = draw_keypoints(
-                img, scale_points(view.truth[frame_index], loaded.scale), TRUTH_COLOUR, radius=1.5
-            )
-        for m in self._shown_models():
-            img = draw_keypoints(
-                img,
-                scale_points(view.preds[m][frame_index], loaded.scale),
-                self.colours[m],
-                radius=1.5,
-            )
-        return np.array(img, copy=True)
-
-    def describe(self, frame_index: int) -> str:
-        """The label's HTML for a frame: time, and each shown model's mouth error (% IOD)."""
-        view = self.view
-        parts = [
-            f"<b>{html.escape(view.clip)}</b> frame {frame_index}, "
-            f"t = {view.times[frame_index]:.3f} s"
-        ]
-        if self.truth.value:
-            parts.append(
-                f'<span style="color:{_hex(TRUTH_COLOUR)};background:#333">&#9679;</span> truth'
-            )
-        if (
-            not self.model.disabled
-            and self.model.value != ALL_MODELS
-            and self.model.value not in view.preds
-        ):
-            parts.append(f"{html.escape(self.model.value)}: no prediction for this clip")
-        for m in self._shown_models():
-            err = mouth_error(view.preds[m][frame_index], view.truth[frame_index])
-            txt = f"{float(err):.1f} % IOD" if np.isfinite(err) else "no truth"
-            parts.append(
-                f'<span style="color:{_hex(self.colours[m])};background:#333">'
-                f"&#9679;</span> {html.escape(m)}: mouth {txt}"
-            )
-        return " &nbsp; ".join(parts)
-
-    def _repr_mimebundle_(self, **kwargs) -> dict:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(page, encoding="utf-8")
+        return path

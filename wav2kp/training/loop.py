@@ -14,9 +14,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -228,10 +230,14 @@ def _history_class():
                 with open(self.path, "a", encoding="utf-8") as f:
                     f.write(json.dumps(row) + "\n")
             if self.cfg.progress == "log" and trainer.is_global_zero:
+                # a line per epoch on a terminal; elsewhere (a notebook, a log) one line that
+                # each epoch overwrites (carriage return): the page keeps only the last
+                out = sys.stdout
                 print(
                     f"epoch {row['epoch'] + 1}/{trainer.max_epochs} train "
                     f"{row['train_loss']:.4g} val {row['val_loss']:.4g} "
                     f"({row['time_s']:.1f} s)",
+                    end="\n" if out.isatty() else "\r",
                     flush=True,
                 )
 
@@ -296,6 +302,12 @@ def fit_module(
         # (torch's default) the same descriptor can be listed twice, which Python 3.11's spawn
         # rejects ("bad value(s) in fds_to_keep"): share them through named memory instead
         torch.multiprocessing.set_sharing_strategy("file_system")
+    # Lightning's INFO chatter (GPU/TPU available, tips, "max_epochs reached") says nothing the
+    # study does not print itself; its warnings still show
+    quiet = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.WARNING)
     max_time = {"seconds": float(cfg.max_time_s)} if cfg.max_time_s else None
     trainer = lightning.Trainer(
         accelerator=cfg.accelerator,
@@ -322,7 +334,7 @@ def fit_module(
             trainer.fit(module, train_loader, val_loader)
         best = checkpoint.best_model_path
         if best:
-            state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
             module.load_state_dict(state)
         rows = history.rows
         if not rows and history.path.is_file():  # trained in spawned processes
@@ -331,6 +343,8 @@ def fit_module(
         if trainer.world_size > 1 and torch.distributed.is_initialized():
             trainer.strategy.barrier()  # every process has read the best weights
     finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
         if trainer.is_global_zero:  # the first process cleans up, once the others are done
             shutil.rmtree(ckpt_dir, ignore_errors=True)
             if own_tmp:

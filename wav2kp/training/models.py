@@ -778,7 +778,7 @@ class WindowLSTM(NeuralModel):
         x = np.asarray(fs.normalizer(features), dtype=np.float32)
         win = feats.windows(x, n_past, n_future)
         out = [
-            self._run(torch.from_numpy(np.ascontiguousarray(win[i : i + batch_size])))
+            self._run(torch.from_numpy(np.array(win[i : i + batch_size], dtype=np.float32)))
             for i in range(0, len(win), batch_size)
         ]
         return np.concatenate(out).astype(np.float32)

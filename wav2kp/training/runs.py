@@ -348,9 +348,12 @@ class _Prefixed(io.TextIOBase):
             if self.fresh:
                 self.out.write(f"[{self.label}] ")
             self.out.write(line)
-            self.fresh = line.endswith("\n")
+            self.fresh = line.endswith(("\n", "\r"))
         self.out.flush()
         return len(text)
+
+    def isatty(self) -> bool:
+        return bool(getattr(self.out, "isatty", lambda: False)())
 
 
 def _train_job(job: RunJob, cfg: TrainConfig) -> tuple[RunJob, dict[str, Any]]:
