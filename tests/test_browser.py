@@ -85,7 +85,8 @@ def test_the_quick_study_pages_in_a_browser(quick_study: Path) -> None:
     for name in names:
         assert (screens / name.replace(".html", ".png")).is_file()
     index = report["pages"]["index.html"]
-    assert index["links"] >= 12 and len(index["images"]) == 6  # a thumbnail per notebook
+    # each notebook: its name and its key figure link to its page
+    assert index["links"] >= 12 and len(index["images"]) == 6, index
     evaluation = report["pages"]["04_evaluation.html"]
     (player,) = evaluation["players"]
     assert player["clips"] == 4 and player["points_drawn"] >= 136

@@ -270,7 +270,10 @@ def test_keypoint_player_embeds_everything(clips) -> None:
 
     p = KeypointPlayer(clips)
     data = p.data()
-    assert data["models"] == ["shifted", "exact"]
+    assert data["models"] == ["shifted", "exact"] and data["model"] == "shifted"
+    assert KeypointPlayer(clips, model="exact").data()["model"] == "exact"
+    with pytest.raises(ValueError, match="'other' is not one of"):
+        KeypointPlayer(clips, model="other")
     assert data["colours"] == {"shifted": "#00e5ff", "exact": "#ff4df0"}
     a = data["clips"][0]
     assert a["clip"] == "a" and a["title"] == "synthetic" and (a["w"], a["h"]) == (W, H)

@@ -267,7 +267,7 @@ def add_key_numbers(nb, notebook: str, reports_dir: Path | None = None) -> bool:
         return False
     table = "\n".join(f"| {k} | {v.replace('|', '/')} |" for k, v in rows)
     cell = nbformat.v4.new_markdown_cell(
-        f"**Key numbers of this run**\n\n| | |\n|---|---|\n{table}\n",
+        f"**Key numbers of this run**\n\n| | this run |\n|:---|:---|\n{table}\n",
         metadata={"tags": ["key-numbers"]},
     )
     at = 1 if nb.cells and nb.cells[0].get("cell_type") == "markdown" else 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import html
 import json
 import logging
@@ -301,18 +302,44 @@ def describe_failure(run: NotebookRun, err: BaseException) -> str:
 
 
 def _kernel_config() -> dict[str, Any]:
-    """Engine options for papermill: encrypted kernel transport when pyzmq supports it.
+    """Engine options for papermill: a kernel whose own stdout/stderr go nowhere (everything it
+    prints reaches us through papermill), and encrypted kernel transport when pyzmq supports it.
 
-    ipykernel warns on stderr (in the middle of the progress lines) when it runs over TCP
-    without CurveZMQ keys; ``transport_encryption="auto"`` lets jupyter_client provision them.
+    ipykernel copies what the kernel's processes write to its file descriptors (a training
+    worker's epochs, a library's warnings) onto the terminal that started the kernel as well
+    as into the notebook: the terminal would show it twice, once raw. And ipykernel warns on
+    stderr when it runs over TCP without CurveZMQ keys; ``transport_encryption="auto"`` lets
+    jupyter_client provision them.
     """
     import zmq
     from jupyter_client.manager import KernelManager
     from traitlets.config import Config
 
-    if not zmq.has("curve") or not KernelManager.class_traits().get("transport_encryption"):
-        return {}  # older jupyter_client, or libzmq without libsodium
-    return {"config": Config({"KernelManager": {"transport_encryption": "auto"}})}
+    options: dict[str, Any] = {"kernel_manager_class": _quiet_kernel_manager()}
+    if zmq.has("curve") and KernelManager.class_traits().get("transport_encryption"):
+        options["config"] = Config({"KernelManager": {"transport_encryption": "auto"}})
+    return options
+
+
+@functools.lru_cache(maxsize=1)
+def _quiet_kernel_manager():
+    """nbclient's kernel manager, launching the kernel with stdout and stderr on /dev/null and
+    matplotlib's inline backend."""
+    import subprocess
+
+    from jupyter_client import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw.update(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # figures go into the page whatever backend the caller uses (make test exports
+            # MPLBACKEND=Agg, with which plt.show() in a kernel shows nothing)
+            env = dict(kw.get("env") or os.environ)
+            env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+            kw["env"] = env
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return QuietKernelManager
 
 
 class _Live:

@@ -213,6 +213,6 @@
     models: data.models.concat(data.models.length > 1 ? [ALL] : []),
     clips: data.clips.map((c) => c.clip),
   };
-  if (data.models.length) modelSel.value = data.models[0];
+  if (data.models.length) modelSel.value = data.model || data.models[0];
   showClip(0);
 })();

@@ -405,6 +405,8 @@ class KeypointPlayer:
         Models offered, in order (default: every model of any clip).
     size : int
         Longer side of each panel in px.
+    model : str, optional
+        The model shown first (default: the first of ``models``).
     """
 
     def __init__(
@@ -412,6 +414,7 @@ class KeypointPlayer:
         views: Mapping[str, ClipView] | Sequence[ClipView],
         models: Sequence[str] | None = None,
         size: int = 320,
+        model: str | None = None,
     ) -> None:
         if isinstance(views, Mapping):
             self.views: dict[str, ClipView] = {str(k): v for k, v in views.items()}
@@ -434,6 +437,9 @@ class KeypointPlayer:
         self.models = [str(m) for m in models]
         self.colours = model_colours(self.models)
         self.size = int(size)
+        if model is not None and model not in self.models:
+            raise ValueError(f"model {model!r} is not one of {self.models}.")
+        self.model = model or (self.models[0] if self.models else None)
 
     def data(self) -> dict:
         """What the page embeds: per clip the video (a data URL), frame times, truth and
@@ -462,6 +468,7 @@ class KeypointPlayer:
             "quantum": QUANTUM,
             "size": self.size,
             "models": self.models,
+            "model": self.model,
             "colours": {m: _hex(c) for m, c in self.colours.items()},
             "truthColour": _hex(TRUTH_COLOUR),
             "clips": clips,
