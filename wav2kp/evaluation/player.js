@@ -19,6 +19,9 @@
   const truthBox = $(".w2k-truth"), bgSel = $(".w2k-bg");
   const playBtn = $(".w2k-play"), slider = $(".w2k-slider"), label = $(".w2k-label");
 
+  const dot = (colour) => // a colour swatch that shows on a white page too
+    `<span style="color:${colour};background:#333;border-radius:3px;padding:0 2px">&#9679;</span>`;
+
   function decode(b64) {
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const ints = new Int16Array(bytes.buffer);
@@ -58,7 +61,8 @@
     const c = state.clip;
     const models = shownModels();
     const names = models.length ? models : ["truth"];
-    const scale = Math.min(1, data.size / Math.max(c.w, c.h));
+    const size = names.length > 2 ? Math.min(data.size, 240) : data.size; // many side by side
+    const scale = Math.min(1, size / Math.max(c.w, c.h));
     const w = Math.round(c.w * scale), h = Math.round(c.h * scale);
     panels.innerHTML = "";
     state.canvases = names.map((name) => {
@@ -68,7 +72,7 @@
       cv.dataset.model = name;
       const cap = document.createElement("figcaption");
       const colour = data.colours[name] || data.truthColour;
-      cap.innerHTML = `<span style="color:${colour}">&#9679;</span> ${name}`;
+      cap.innerHTML = `${dot(colour)} ${name}`;
       fig.append(cv, cap);
       panels.append(fig);
       return { cv, name, scale: w / c.w };
@@ -135,7 +139,7 @@
     for (const m of shownModels()) {
       if (!c.preds[m]) { parts.push(`${m}: no prediction`); continue; }
       const e = mouthError(c.preds[m], c.truth, k);
-      parts.push(`<span style="color:${data.colours[m]}">&#9679;</span> ${m}: mouth ` +
+      parts.push(`${dot(data.colours[m])} ${m}: mouth ` +
         (Number.isFinite(e) ? `${e.toFixed(1)} % IOD` : "no truth"));
     }
     label.innerHTML = parts.join(" &nbsp; ");
