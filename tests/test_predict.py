@@ -70,6 +70,7 @@ def runs(quick_clips, tmp_path_factory):
     for name, f, hp in (
         ("tcn", fs, {"channels": 16}),
         ("tcn_causal", fs, {"channels": 16, "feature_norm": "causal"}),
+        ("tcn_live", fs, {"channels": 16, "future_frames": 4}),
         ("tcn_utterance", fs, {"channels": 16, "feature_norm": "utterance"}),
         ("tcn_emotion", fs, {"channels": 16, "emotion_dim": 4}),
         ("mean_face", fs, {}),
@@ -160,7 +161,7 @@ def test_offline_prediction_frames_padding_and_silence(runs) -> None:
     np.testing.assert_allclose(iod, 60, rtol=0.1)
 
 
-@pytest.mark.parametrize("run", ["tcn", "tcn_causal"])
+@pytest.mark.parametrize("run", ["tcn", "tcn_causal", "tcn_live"])
 def test_streaming_equals_offline(runs, run) -> None:
     p = inference.Predictor(runs[run])
     audio = tone_speech(3.0, seed=1)
@@ -179,6 +180,27 @@ def test_streaming_equals_offline(runs, run) -> None:
         inference.StreamingPredictor(inference.Predictor(runs["lstm_original"]))
     with pytest.raises(inference.PredictError, match="feature_norm='causal'"):
         inference.StreamingPredictor(inference.Predictor(runs["tcn_utterance"]))
+
+
+def test_a_live_model_looks_ahead_only_as_far_as_it_says(runs) -> None:
+    """``future_frames=4``: the prediction of a frame depends on the features up to 4 frames
+    after it and no further, and streams with about 40 ms of future context, not 300."""
+    import torch
+
+    p = inference.Predictor(runs["tcn_live"])
+    assert p.past + p.future == 60 and p.future == 4
+    assert p.context_s == pytest.approx((0.56, 0.04))
+    net = p.model.net.eval()
+    x = torch.randn(1, 80, p.fs.mfcc.n_features)
+    with torch.no_grad():
+        base = net(x)[0, 30]
+        later = x.clone()
+        later[0, 35:] += 5  # beyond the look-ahead: frame 30 unchanged
+        assert torch.allclose(net(later)[0, 30], base, atol=1e-6)
+        near = x.clone()
+        near[0, 34] += 5  # within it: frame 30 moves
+        assert not torch.allclose(net(near)[0, 30], base, atol=1e-4)
+    assert inference.Predictor(runs["tcn"]).future == 30
 
 
 def test_emotion_conditioning(runs) -> None:

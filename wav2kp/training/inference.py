@@ -82,8 +82,7 @@ def model_context(model, fs) -> tuple[int, int]:
     baselines; the receptive field of a TCN; the window of window models)."""
 
     if isinstance(model, models.TCN):
-        r = model.receptive_field()
-        return r, r
+        return model.context_frames()
     if "past_ms" in model.dims and "future_ms" in model.dims:
         return fs.context(float(model.dims["past_ms"]), float(model.dims["future_ms"]))
     return 0, 0

@@ -801,18 +801,45 @@ class OriginalLSTM(WindowLSTM):
 
 
 class _Block(nn.Module):
-    def __init__(self, channels: int, kernel: int, dilation: int, dropout: float) -> None:
+    """Two dilated convolutions and a residual. ``future``: how many of each convolution's
+    frames lie after the output frame (default: centred, ``dilation * (kernel - 1) // 2``);
+    the rest lie before it."""
+
+    def __init__(
+        self, channels: int, kernel: int, dilation: int, dropout: float, future=None
+    ) -> None:
         super().__init__()
-        pad = dilation * (kernel - 1) // 2
-        self.conv1 = nn.Conv1d(channels, channels, kernel, dilation=dilation, padding=pad)
-        self.conv2 = nn.Conv1d(channels, channels, kernel, dilation=dilation, padding=pad)
+        span = dilation * (kernel - 1)
+        future = (span // 2, span // 2) if future is None else tuple(int(f) for f in future)
+        self.pads = [(span - f, f) for f in future]  # (left, right) of each convolution
+        self.conv1 = nn.Conv1d(channels, channels, kernel, dilation=dilation)
+        self.conv2 = nn.Conv1d(channels, channels, kernel, dilation=dilation)
         self.drop = nn.Dropout(dropout)
         self.act = nn.GELU()
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        y = self.drop(self.act(self.conv1(h)))
-        y = self.drop(self.conv2(y))
+        y = self.drop(self.act(self.conv1(nn.functional.pad(h, self.pads[0]))))
+        y = self.drop(self.conv2(nn.functional.pad(y, self.pads[1])))
         return self.act(h + y) * mask
+
+
+def split_future(kernel: int, dilations, future: int | None) -> list[tuple[int, int]] | None:
+    """How a TCN's look-ahead of ``future`` frames is spread over its convolutions: greedily,
+    each convolution taking at most half its span (``None``: every convolution centred)."""
+    if future is None:
+        return None
+    left, out = int(future), []
+    for d in dilations:
+        pair = []
+        for _ in range(2):
+            take = min(left, int(d) * (kernel - 1) // 2)
+            pair.append(take)
+            left -= take
+        out.append(tuple(pair))
+    if left:
+        most = sum(int(d) * (kernel - 1) for d in dilations)
+        raise ValueError(f"future_frames={future}: this TCN looks at most {most} frames ahead.")
+    return out
 
 
 class _TCN(nn.Module):
@@ -826,11 +853,15 @@ class _TCN(nn.Module):
         dropout: float,
         n_emotions: int = 0,
         emotion_dim: int = 0,
+        future: int | None = None,
     ) -> None:
         super().__init__()
         self.emotion = nn.Embedding(n_emotions, emotion_dim) if n_emotions else None
         self.inp = nn.Conv1d(n_in + (emotion_dim if n_emotions else 0), channels, 1)
-        self.blocks = nn.ModuleList(_Block(channels, kernel, int(d), dropout) for d in dilations)
+        split = split_future(kernel, dilations, future) or [None] * len(dilations)
+        self.blocks = nn.ModuleList(
+            _Block(channels, kernel, int(d), dropout, f) for d, f in zip(dilations, split)
+        )
         self.out = nn.Conv1d(channels, n_out, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -879,6 +910,7 @@ class TCN(NeuralModel):
         "targets": "pca",
         "feature_norm": "causal",
         "pretrain": None,
+        "future_frames": None,
     }
     uses_emotion: ClassVar[bool] = False
     #: runs saved before ``feature_norm`` existed used the set's normaliser
@@ -896,12 +928,22 @@ class TCN(NeuralModel):
             float(h["dropout"]),
             n_emo,
             int(h.get("emotion_dim", 0)),
+            h.get("future_frames"),
         )
 
     def receptive_field(self) -> int:
-        """Frames either side that an output frame sees."""
+        """Frames either side that an output frame sees (the larger side when it is not
+        centred)."""
+        return max(self.context_frames())
+
+    def context_frames(self) -> tuple[int, int]:
+        """``(past, future)``: feature frames before and after an output frame that it sees.
+        Centred by default; ``future_frames`` limits the look-ahead (a live model)."""
         h = self.hparams
-        return int(sum(2 * d * (int(h["kernel"]) - 1) // 2 for d in h["dilations"]))
+        span = int(sum(2 * int(d) * (int(h["kernel"]) - 1) for d in h["dilations"]))
+        future = h.get("future_frames")
+        future = span // 2 if future is None else int(future)
+        return span - future, future
 
     def emotion_index(self, fs, clip: str) -> int:
         """0 neutral, 1 unknown, 2 + position in ``dims["emotions"]``."""
