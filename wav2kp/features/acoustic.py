@@ -862,16 +862,20 @@ class CausalNormalizer:
         self.mode = "causal"
         self.std_floor = prior.std_floor
 
-    def transform(self, x: np.ndarray) -> np.ndarray:
+    def transform(self, x: np.ndarray, start: int = 0, sums=None) -> np.ndarray:
+        """Normalise frames ``x`` of one recording. A stream that no longer keeps its first
+        frames passes where ``x`` starts (``start``) and the sums of the frames before it
+        (``sums = (sum x, sum x**2)``)."""
         x64 = np.asarray(x, dtype=np.float64)
         if x64.ndim != 2 or not len(x64):
             raise ValueError(
                 f"CausalNormalizer: need a non-empty (N, F) array, got shape {x64.shape}"
             )
+        s1, s2 = (0.0, 0.0) if sums is None else sums
         mu, sd = np.asarray(self.prior.mean), np.asarray(self.prior.std)
-        n = np.arange(1, len(x64) + 1, dtype=np.float64)[:, None] + self.k
-        mean = (self.k * mu + np.cumsum(x64, axis=0)) / n
-        var = (self.k * (sd**2 + mu**2) + np.cumsum(x64**2, axis=0)) / n - mean**2
+        n = np.arange(start + 1, start + len(x64) + 1, dtype=np.float64)[:, None] + self.k
+        mean = (self.k * mu + s1 + np.cumsum(x64, axis=0)) / n
+        var = (self.k * (sd**2 + mu**2) + s2 + np.cumsum(x64**2, axis=0)) / n - mean**2
         std = np.sqrt(np.maximum(var, 0.0))
         return ((x64 - mean) / np.maximum(std, self.std_floor)).astype(np.float32)
 

@@ -331,44 +331,68 @@ class StreamingPredictor:
         self.emotion = emotion
         self.hop, self.half = cfg.hop_length, cfg.fft_size // 2
         self.margin = -(-self.half // self.hop) + 1  # frames spoilt by a cut's padding
-        self.audio = np.zeros(0, np.float32)
-        self.features = np.zeros((0, cfg.n_features), np.float32)
-        self.points = np.zeros((0, shapes.N_POINTS, 2))  # predicted feature frames
+        # Only what the next steps need is kept (a live session can run for hours): audio from
+        # sample a0, feature frames from f0, predicted frames from p0 (absolute indices), and
+        # for the running normalisation the sums of the features dropped so far.
+        self.audio, self.a0 = np.zeros(0, np.float32), 0
+        self.features, self.f0 = np.zeros((0, cfg.n_features), np.float32), 0
+        self.points, self.p0 = np.zeros((0, shapes.N_POINTS, 2)), 0  # per feature frame
+        self._s1 = np.zeros(cfg.n_features)
+        self._s2 = np.zeros(cfg.n_features)
         self.next_frame = 0  # next output frame index
         self.emit_log: list[tuple[int, float]] = []  # (frame, audio seconds when out)
         self.compute_s = 0.0
 
+    @property
+    def n_audio(self) -> int:
+        """Samples received so far."""
+        return self.a0 + len(self.audio)
+
+    @property
+    def n_features(self) -> int:
+        """Feature frames computed so far."""
+        return self.f0 + len(self.features)
+
+    @property
+    def n_points(self) -> int:
+        """Feature frames predicted so far."""
+        return self.p0 + len(self.points)
+
     # -- features
     def _features_until(self, n_end: int, final: bool) -> None:
-        """Compute feature frames ``len(self.features) .. n_end - 1``."""
-        n0 = len(self.features)
+        """Compute feature frames ``n_features .. n_end - 1``."""
+        n0 = self.n_features
         if n_end <= n0:
             return
         start_frame = max(0, n0 - self.margin)
-        s0 = start_frame * self.hop
-        seg = self.audio[s0:]
+        seg = self.audio[start_frame * self.hop - self.a0 :]
         if len(seg) <= self.half:
             return
         x, _ = feats.mfcc(seg, self.cfg)
         local0 = n0 - start_frame
-        new = x[local0 : local0 + (n_end - n0)]
-        self.features = np.concatenate([self.features, new])
+        self.features = np.concatenate([self.features, x[local0 : local0 + (n_end - n0)]])
+
+    def _normalised(self, model) -> np.ndarray:
+        """The kept feature frames, normalised as the model does offline."""
+        norm = model.normalizer(self.p.fs)
+        if isinstance(norm, feats.CausalNormalizer):
+            # running statistics from the recording's start: the dropped frames' sums carry on
+            return norm.transform(self.features, start=self.f0, sums=(self._s1, self._s2))
+        return np.asarray(norm(self.features))
 
     # -- model
     def _predict_until(self, n_end: int, final: bool) -> None:
-        """Predict feature frames ``len(self.points) .. n_end - 1`` (exact ones only)."""
-        m0 = len(self.points)
+        """Predict feature frames ``n_points .. n_end - 1`` (exact ones only)."""
+        m0 = self.n_points
         if n_end <= m0:
             return
-        c = max(0, m0 - self.p.past)
+        c = max(0, m0 - self.p.past)  # absolute; the features are kept from f0 <= c
         model, emotion = self.p.model, self.p.emotion_index(self.emotion)
         if model.hparams.get("feature_norm", "set") == "causal":
-            # running statistics from the recording's start: normalise the whole history (the
-            # same cumulative sums the offline path computes), then run on the slice
-            normed = np.asarray(model.normalizer(self.p.fs)(self.features))
-            out = model.predict_normalised(normed[c:], emotion)
+            normed = self._normalised(model)
+            out = model.predict_normalised(normed[c - self.f0 :], emotion)
         else:
-            out = model.predict_features(self.p.fs, self.features[c:], emotion=emotion)
+            out = model.predict_features(self.p.fs, self.features[c - self.f0 :], emotion=emotion)
         pts = self.p._points(out)
         self.points = np.concatenate([self.points, pts[m0 - c : n_end - c]])
 
@@ -376,11 +400,11 @@ class StreamingPredictor:
         """Frames ``k`` not yet emitted whose time is covered: ``k / fps`` at most the newest
         predicted feature frame's time (both interpolation neighbours known), or, at the end,
         every frame within the recording (the offline rule of :func:`frame_times`)."""
-        n = len(self.points)
+        n = self.n_points
         if n == 0:
             return np.zeros(0), np.zeros((0, shapes.N_POINTS, 2))
-        t_feat = self.cfg.frame_times(n)
-        duration = len(self.audio) / RATE
+        t_feat = self.cfg.frame_times(n)[self.p0 :]
+        duration = self.n_audio / RATE
         last_t = duration if final else float(t_feat[-1])
         k_end = int(math.floor(last_t * self.fps + 1e-9)) + 1
         if final:
@@ -394,31 +418,48 @@ class StreamingPredictor:
         self.next_frame = k_end
         return times, pts
 
+    def _trim(self) -> None:
+        """Drop what no later step reads: audio before the next feature window, features
+        before the next model input (their sums kept), frames before the next interpolation."""
+        keep_a = max(0, (self.n_features - self.margin) * self.hop)
+        if keep_a - self.a0 > 4 * RATE:  # trim in steps, not on every chunk
+            self.audio, self.a0 = self.audio[keep_a - self.a0 :], keep_a
+        keep_f = max(0, min(self.n_points - self.p.past, self.n_features - self.margin))
+        if keep_f - self.f0 > 400:
+            drop = np.asarray(self.features[: keep_f - self.f0], np.float64)
+            self._s1 += drop.sum(axis=0)
+            self._s2 += (drop**2).sum(axis=0)
+            self.features, self.f0 = self.features[keep_f - self.f0 :], keep_f
+        next_t = self.next_frame * float(1 / self.fps)
+        t_feat = self.cfg.frame_times(self.n_points)[self.p0 :]
+        keep_p = self.p0 + max(0, int(np.searchsorted(t_feat, next_t)) - 2)
+        if keep_p - self.p0 > 400:
+            self.points, self.p0 = self.points[keep_p - self.p0 :], keep_p
+
     def push(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Add 16 kHz samples; returns ``(times (K,), normalised keypoints (K, 68, 2))`` of the
         frames that became computable (possibly none)."""
         t0 = time.perf_counter()
         self.audio = np.concatenate([self.audio, np.asarray(chunk, np.float32).ravel()])
-        n_feat = max(0, (len(self.audio) - self.half) // self.hop + 1)  # complete windows
+        n_feat = max(0, (self.n_audio - self.half) // self.hop + 1)  # complete windows
         with _one_thread():
             self._features_until(n_feat, final=False)
-            self._predict_until(len(self.features) - self.p.future, final=False)
+            self._predict_until(self.n_features - self.p.future, final=False)
         out = self._emit(final=False)
+        self._trim()
         self.compute_s += time.perf_counter() - t0
         return out
 
     def flush(self) -> tuple[np.ndarray, np.ndarray]:
         """The remaining frames, the recording's end being known."""
         t0 = time.perf_counter()
-        total = self.cfg.n_frames(len(self.audio))
+        total = self.cfg.n_frames(self.n_audio)
         with _one_thread():
-            if len(self.features) < total:
-                start_frame = max(0, len(self.features) - self.margin)
-                x, _ = feats.mfcc(self.audio[start_frame * self.hop :], self.cfg)
-                self.features = np.concatenate(
-                    [self.features, x[len(self.features) - start_frame :]]
-                )
-            self._predict_until(len(self.features), final=True)
+            if self.n_features < total:
+                start_frame = max(0, self.n_features - self.margin)
+                x, _ = feats.mfcc(self.audio[start_frame * self.hop - self.a0 :], self.cfg)
+                self.features = np.concatenate([self.features, x[self.n_features - start_frame :]])
+            self._predict_until(self.n_features, final=True)
         out = self._emit(final=True)
         self.compute_s += time.perf_counter() - t0
         return out
