@@ -327,6 +327,37 @@ def _cmd_check_pages(args: argparse.Namespace) -> int:
     return 1 if report["problems"] else 0
 
 
+def _cmd_live(args: argparse.Namespace) -> int:
+    import time
+
+    from wav2kp import live
+
+    model = live.load_model(args.model)
+    server = live.Server(model, port=args.port)
+    try:
+        url = server.start()
+    except OSError as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(
+        f"wav2kp live: model {model.label}, about {model.latency_bound_ms:.0f} ms from sound to "
+        f"keypoint (+ transport)\nopen {url} in a browser on this computer (Ctrl-C to stop)",
+        flush=True,
+    )
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from wav2kp import doctor
 
@@ -510,6 +541,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--any-profile", action="store_true", help="allow a run from a profile other than full"
     )
     rm.set_defaults(func=_cmd_release_model)
+
+    lv = sub.add_parser(
+        "live",
+        help="serve a local page that captures the microphone and draws the keypoints live",
+    )
+    lv.add_argument(
+        "--model", help="run folder or name (default: the last study's live model, or the default)"
+    )
+    lv.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
+    lv.add_argument("--open", action="store_true", help="open the page in the default browser")
+    lv.set_defaults(func=_cmd_live)
 
     cp = sub.add_parser(
         "check-pages",

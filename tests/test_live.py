@@ -1,0 +1,179 @@
+"""``wav2kp live``: the stream protocol, bad clients, and the page end to end in headless
+Chromium with a WAV file as the microphone (the shipped model: no study needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wav2kp import browser, live, media
+from wav2kp.training import inference
+
+RATE = inference.RATE
+
+
+@pytest.fixture(scope="module")
+def server():
+    model = live.load_model(None)  # no study in the test home: the shipped model
+    srv = live.Server(model, port=0)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _pcm(x: np.ndarray) -> bytes:
+    return (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+async def _talk(url: str, messages: list, replies: int) -> list:
+    """Send ``messages`` (str or bytes) over the WebSocket, collect up to ``replies``."""
+    import tornado.websocket
+
+    conn = await tornado.websocket.websocket_connect(
+        tornado.httpclient.HTTPRequest(
+            url.replace("http", "ws") + "ws", headers={"Origin": url.rstrip("/")}
+        )
+    )
+    out = []
+    for m in messages:
+        await conn.write_message(m, binary=isinstance(m, bytes))
+    while len(out) < replies:
+        msg = await asyncio.wait_for(conn.read_message(), 30)
+        if msg is None:
+            out.append(None)  # closed by the server
+            break
+        out.append(json.loads(msg))
+    conn.close()
+    return out
+
+
+def test_protocol_frames_bad_clients_and_the_others_go_on(server) -> None:
+    import tornado.httpclient  # noqa: F401 - used by _talk
+
+    url = server.url
+    from test_predict import tone_speech
+
+    speech = tone_speech(3.0, seed=2)
+    chunks = [_pcm(speech[i : i + live.CHUNK]) for i in range(0, len(speech), live.CHUNK)]
+    hello = json.dumps({"hello": 1, "rate": RATE, "emotion": "Joy"})
+    replies = asyncio.run(_talk(url, [hello, *chunks], 1 + len(chunks)))
+    ready, frames = replies[0], [r for r in replies[1:] if r]
+    assert ready["ready"] and ready["size"] == live.SIZE
+    assert ready["latency_bound_ms"] == pytest.approx(server.live.latency_bound_ms, abs=0.1)
+    got = [f for r in frames for f in r["frames"]]
+    assert got and all(len(f) == 1 + 136 for f in got)
+    assert frames[-1]["audio_s"] == pytest.approx(3.0)
+    # the frames are the offline prediction's, on the canvas
+    heard = np.frombuffer(b"".join(chunks), "<i2").astype(np.float32) / 32768  # what was sent
+    offline = server.live.predictor.predict_audio(heard, fps=30, emotion="Joy")
+    canvas = inference.canvas_transform(server.live.predictor.fs.reference, live.SIZE)
+    px = canvas.apply(offline.normalised)
+    for f in got:
+        k = int(round(f[0] * 30))
+        np.testing.assert_allclose(np.array(f[1:]).reshape(68, 2), px[k], atol=0.06)
+    # garbage: an odd number of bytes, audio before hello, a bad hello, a wrong rate
+    for messages in (
+        [hello, b"\x00\x01\x02"],
+        [b"\x00\x00"],
+        ["not json"],
+        [json.dumps({"hello": 1, "rate": 44100})],
+    ):
+        got = asyncio.run(_talk(url, messages, 3))
+        errors = [r["error"] for r in got if r and "error" in r]
+        assert errors and got[-1] is None, (messages, got)  # told why, then closed
+    assert "even number of bytes" in asyncio.run(_talk(url, [hello, b"\x00"], 3))[1]["error"]
+    # and the server still serves a good client
+    again = asyncio.run(_talk(url, [hello, *chunks[:20]], 2))
+    assert again[0]["ready"]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_page_with_a_wav_as_microphone(server, tmp_path: Path) -> None:
+    """Headless Chromium, the fake microphone reading a WAV: speech, 2 s of silence, speech.
+    Frames arrive; the mouth opens when the file speaks and rests in its silence; the latency
+    measured on the page is within the model's bound + 50 ms of transport."""
+    from scipy.signal import resample_poly
+
+    from wav2kp.corpus import speech
+
+    try:
+        chromium = browser.find_chromium()
+    except browser.BrowserMissing as err:
+        if os.environ.get("WAV2KP_REQUIRE_BROWSER") == "1":
+            pytest.fail(str(err))
+        pytest.skip(str(err))
+    said = speech.synthesize("O vento levou as folhas secas pela janela aberta.", variant="f3")
+    words = resample_poly(said.audio, RATE, said.sample_rate).astype(np.float32)
+    gap = np.zeros(2 * RATE, np.float32)
+    audio = np.concatenate([gap[: RATE // 2], words, gap, words, gap[:RATE]])
+    wav = tmp_path / "mic.wav"
+    media.write_wav(wav, audio, RATE)
+    speaking = np.abs(audio) > 0.01
+    t_words = len(words) / RATE
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}%noloop",
+            ],
+        )
+        page = b.new_page()
+        problems = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(server.url)
+        page.click("#start")
+        page.wait_for_function("window.live.frames.length > 0", timeout=20000)
+        page.wait_for_timeout(int(1000 * len(audio) / RATE) + 500)
+        page.screenshot(path=str(tmp_path / "live.png"))
+        state = page.evaluate("window.live")
+        shown = page.inner_text("#latency")
+        b.close()
+    assert problems == [] and state["errors"] == [] and state["state"] == "running"
+    frames = state["frames"]
+    t = np.array([f["t"] for f in frames])
+    opening = np.array([f["opening"] for f in frames])
+    latency = np.array([f["latency_ms"] for f in frames])
+    assert len(frames) >= 25 * len(audio) / RATE  # ~30 fps
+    inside = (t > 0.7) & (t < 0.5 + t_words - 0.2)
+    silent = (t > 0.5 + t_words + 0.6) & (t < 0.5 + t_words + 1.4)
+    assert inside.sum() > 20 and silent.sum() > 15 and speaking.any()
+    rest = float(np.median(opening[silent]))
+    assert opening[inside].mean() > rest + 0.05  # the mouth moves with the words
+    assert opening[silent].std() < 0.02  # and rests in the silence
+    bound = server.live.latency_bound_ms + 50
+    assert np.median(latency) <= bound and np.percentile(latency, 95) <= bound, latency.max()
+    assert "ms" in shown
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_page_says_when_the_microphone_is_refused(server) -> None:
+    try:
+        chromium = browser.find_chromium()
+    except browser.BrowserMissing as err:
+        if os.environ.get("WAV2KP_REQUIRE_BROWSER") == "1":
+            pytest.fail(str(err))
+        pytest.skip(str(err))
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium, args=["--deny-permission-prompts"])
+        page = b.new_page()
+        page.goto(server.url)
+        page.click("#start")
+        page.wait_for_function("window.live.errors.length > 0", timeout=20000)
+        text = page.inner_text("#status")
+        b.close()
+    assert "microphone" in text.lower() and "press start again" in text
