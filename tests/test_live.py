@@ -60,7 +60,9 @@ def test_protocol_frames_bad_clients_and_the_others_go_on(server) -> None:
 
     speech = tone_speech(3.0, seed=2)
     chunks = [_pcm(speech[i : i + live.CHUNK]) for i in range(0, len(speech), live.CHUNK)]
-    hello = json.dumps({"hello": 1, "rate": RATE, "emotion": "Joy"})
+    hello = json.dumps(
+        {"hello": 1, "rate": RATE, "emotion": "Joy", "head_motion": "none", "blinks": False}
+    )
     replies = asyncio.run(_talk(url, [hello, *chunks], 1 + len(chunks)))
     ready, frames = replies[0], [r for r in replies[1:] if r]
     assert ready["ready"] and ready["size"] == live.SIZE
@@ -76,12 +78,27 @@ def test_protocol_frames_bad_clients_and_the_others_go_on(server) -> None:
     for f in got:
         k = int(round(f[0] * 30))
         np.testing.assert_allclose(np.array(f[1:]).reshape(68, 2), px[k], atol=0.06)
+    # with head motion and blinks (the server's default): what motion.animate gives offline
+    from wav2kp.synthesis import motion
+
+    alive = json.dumps({"hello": 1, "rate": RATE, "emotion": "Joy"})
+    moved = asyncio.run(_talk(url, [alive, *chunks], 1 + len(chunks)))
+    got_moved = [f for r in moved[1:] if r for f in r["frames"]]
+    animated = motion.animate(
+        offline.normalised, offline.times, heard, server.live.motion_model(), seed=0
+    )
+    px_moved = canvas.apply(animated)
+    for f in got_moved:
+        k = int(round(f[0] * 30))
+        np.testing.assert_allclose(np.array(f[1:]).reshape(68, 2), px_moved[k], atol=0.06)
+    assert np.abs(px_moved - px).max() > 1.0
     # garbage: an odd number of bytes, audio before hello, a bad hello, a wrong rate
     for messages in (
         [hello, b"\x00\x01\x02"],
         [b"\x00\x00"],
         ["not json"],
         [json.dumps({"hello": 1, "rate": 44100})],
+        [json.dumps({"hello": 1, "head_motion": "wild"})],
     ):
         got = asyncio.run(_talk(url, messages, 3))
         errors = [r["error"] for r in got if r and "error" in r]

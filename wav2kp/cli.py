@@ -180,6 +180,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             else inference.Predictor.default()
         )
         pred = predictor.predict_file(args.speech, fps=args.fps, emotion=args.emotion)
+        if args.head_motion != "none" or args.blinks:
+            from wav2kp.synthesis import motion
+
+            pred.normalised = motion.animate(
+                pred.normalised, pred.times, pred.audio, motion.load_default(),
+                head_motion=args.head_motion, strength=args.motion_strength,
+                blinks=args.blinks, seed=args.seed,
+            )  # fmt: skip
         face = None
         if args.face:
             from wav2kp.synthesis import render
@@ -333,6 +341,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
     from wav2kp import live
 
     model = live.load_model(args.model)
+    model.head_motion, model.blinks = args.head_motion, args.blinks
+    model.strength = args.motion_strength
     server = live.Server(model, port=args.port)
     try:
         url = server.start()
@@ -362,6 +372,20 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     from wav2kp import doctor
 
     return doctor.main()
+
+
+def _motion_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--head-motion",
+        choices=["none", "natural"],
+        default="none",
+        help="move the head with the speech, as the corpus's speaker does (default none)",
+    )
+    parser.add_argument(
+        "--motion-strength", type=float, default=1.0, help="scale of the head motion (default 1)"
+    )
+    parser.add_argument("--blinks", action="store_true", help="blink, as the corpus's speaker does")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the motion and blinks")
 
 
 CLUSTER_HELP = (
@@ -504,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output frame rate (default 29.97 = 30000/1001)",
     )
     pr.add_argument("--size", type=int, default=256, help="video size in pixels (default 256)")
+    _motion_arguments(pr)
     pr.add_argument(
         "--vid2vid",
         action="store_true",
@@ -551,6 +576,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lv.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
     lv.add_argument("--open", action="store_true", help="open the page in the default browser")
+    lv.add_argument(
+        "--head-motion", choices=["none", "natural"], default="natural",
+        help="head motion the page starts with (default natural; the page can turn it off)",
+    )  # fmt: skip
+    lv.add_argument("--motion-strength", type=float, default=1.0, help="scale of the head motion")
+    lv.add_argument(
+        "--no-blinks", dest="blinks", action="store_false", help="no blinks (default: blinks)"
+    )
     lv.set_defaults(func=_cmd_live)
 
     cp = sub.add_parser(

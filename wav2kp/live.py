@@ -12,7 +12,9 @@ that sends something that is not audio gets a clear error and is closed, the oth
 
 The protocol (JSON text messages, binary audio):
 
-- client -> server, first: ``{"hello": 1, "rate": 16000, "emotion": "Joy" | null}``;
+- client -> server, first: ``{"hello": 1, "rate": 16000, "emotion": "Joy" | null,
+  "head_motion": "natural" | "none", "blinks": true | false}`` (the last two optional: the
+  server's defaults);
 - client -> server: binary chunks of little-endian int16 mono samples at 16 kHz;
 - server -> client: ``{"ready": ..., "model": ..., "latency_bound_ms": ..., "size": ...}``, then
   ``{"frames": [[t, x0, y0, x1, y1, ...], ...], "audio_s": s, "compute_ms": ms}`` as frames
@@ -42,10 +44,22 @@ SIZE = 360
 
 @dataclass
 class LiveModel:
-    """What every connection predicts with: a loaded predictor and where it came from."""
+    """What every connection predicts with: a loaded predictor and where it came from, and
+    the head motion and blinks a page gets unless it asks otherwise."""
 
     predictor: inference.Predictor
     label: str
+    head_motion: str = "natural"
+    blinks: bool = True
+    strength: float = 1.0
+    _motion: object = None
+
+    def motion_model(self):
+        if self._motion is None:
+            from wav2kp.synthesis import motion
+
+            self._motion = motion.load_default()
+        return self._motion
 
     @property
     def latency_bound_ms(self) -> float:
@@ -83,10 +97,27 @@ def load_model(model: str | Path | None = None) -> LiveModel:
 class Session:
     """One connection's stream: audio in, frames (canvas pixels) out."""
 
-    def __init__(self, live: LiveModel, emotion: str | None, fps: float = 30.0) -> None:
+    def __init__(
+        self,
+        live: LiveModel,
+        emotion: str | None,
+        fps: float = 30.0,
+        head_motion: str | None = None,
+        blinks: bool | None = None,
+        seed: int = 0,
+    ) -> None:
+        from wav2kp.synthesis import motion
+
         p = live.predictor
         self.streamer = inference.StreamingPredictor(p, fps=fps, emotion=emotion)
         self.to_canvas = inference.canvas_transform(p.fs.reference, SIZE)
+        head_motion = live.head_motion if head_motion is None else head_motion
+        blinks = live.blinks if blinks is None else bool(blinks)
+        self.motion = None
+        if head_motion != "none" or blinks:
+            self.motion = motion.MotionStream(
+                live.motion_model(), head_motion, live.strength, blinks, seed
+            )
 
     def push(self, payload: bytes) -> dict:
         if len(payload) % 2 or len(payload) > MAX_CHUNK_BYTES:
@@ -97,6 +128,9 @@ class Session:
         samples = np.frombuffer(payload, dtype="<i2").astype(np.float32) / 32768.0
         before = self.streamer.compute_s
         times, pts = self.streamer.push(samples)
+        if self.motion is not None:
+            self.motion.push_audio(samples)
+            pts = self.motion.apply(times, pts)
         px = self.to_canvas.apply(pts) if len(pts) else pts
         frames = [[round(float(t), 4), *np.round(p.ravel(), 1).tolist()] for t, p in zip(times, px)]
         return {
@@ -135,7 +169,15 @@ def make_app(live: LiveModel):
                         raise ValueError("the first message must be {'hello': 1, ...}.")
                     if int(hello.get("rate", inference.RATE)) != inference.RATE:
                         raise ValueError(f"audio must be {inference.RATE} Hz mono int16.")
-                    self.session = Session(live, hello.get("emotion") or None)
+                    motion = hello.get("head_motion")
+                    if motion not in (None, "none", "natural"):
+                        raise ValueError("head_motion must be 'none' or 'natural'.")
+                    self.session = Session(
+                        live,
+                        hello.get("emotion") or None,
+                        head_motion=motion,
+                        blinks=hello.get("blinks"),
+                    )
                     self.write_message(
                         {
                             "ready": True,
