@@ -63,6 +63,18 @@ def save_results(notebook: str, numbers: dict[str, Any]) -> Path:
     return write_json_atomic(results_path(notebook), numbers, default=_plain)
 
 
+def add_to_results(key: str, value: Any) -> Path | None:
+    """Add ``{key: value}`` to ``reports/results.json`` (written by notebook 04; nothing is
+    written when it does not exist): notebook 05's motion statistics go there too."""
+    path = config.reports_dir() / "results.json"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    record[key] = value
+    return write_json_atomic(path, record, default=_plain)
+
+
 class StudyError(RuntimeError):
     """A notebook failed; the message names it, the failing cell and the error.
 
