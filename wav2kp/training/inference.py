@@ -81,6 +81,9 @@ def model_context(model, fs) -> tuple[int, int]:
     """``(past, future)`` feature frames a model's output frame depends on (0 for per-frame
     baselines; the receptive field of a TCN; the window of window models)."""
 
+    if isinstance(model, models.Transformer):  # a TCN subclass with its own receptive field
+        r = model.receptive_field()
+        return r, r
     if isinstance(model, models.TCN):
         return model.context_frames()
     if "past_ms" in model.dims and "future_ms" in model.dims:
