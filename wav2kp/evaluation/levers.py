@@ -61,7 +61,7 @@ REAL_GOAL = {"mouth_corr": 0.65, "above_energy": 0.15, "median_abs_offset_ms": 4
 POSE_WINDOW = 15
 #: Look-ahead of the live model (feature frames of 10 ms): with the MFCC window's look-ahead,
 #: one hop and a 20 ms chunk, about 100 ms from sound to keypoint (issue 18's goal: 150 ms).
-LIVE_FUTURE_FRAMES = 6
+LIVE_FUTURE_FRAMES = 10
 
 
 @dataclass(frozen=True)

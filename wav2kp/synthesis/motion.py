@@ -37,6 +37,9 @@ POSE_NAMES = ("rotation_deg", "log_scale", "x_iod", "y_iod")
 #: A blink: the eyes' openness below this share of the clip's median (measured: dlib then finds
 #: 14.8 blinks a minute on the bundled corpus, whose generator blinks about 17 times a minute).
 BLINK_THRESHOLD = 0.75
+#: Runs below the threshold separated by at most this many frames are one blink (dlib's
+#: eyelids flicker across the threshold while the eye closes).
+MERGE_FRAMES = 2
 #: Share of a generated blink (:meth:`MotionState._blink`'s profile, :func:`apply`'s lids)
 #: during which the eyes' openness is below :data:`BLINK_THRESHOLD` (closure above 1/3).
 BELOW_SHARE = 2 / 3
@@ -92,18 +95,24 @@ def find_blinks(openness: np.ndarray, fps: float) -> list[tuple[float, float]]:
         return []
     low = np.zeros(len(o), bool)
     low[ok] = o[ok] < BLINK_THRESHOLD * np.median(o[ok])
-    out, k = [], 0
+    runs, k = [], 0
     while k < len(o):
         if low[k]:
             j = k
             while j + 1 < len(o) and low[j + 1]:
                 j += 1
-            dur = (j - k + 1) / fps
-            if dur <= 0.6:
-                out.append((k / fps, dur))
+            if runs and k - runs[-1][1] <= MERGE_FRAMES + 1:  # one blink, one frame above
+                runs[-1][1] = j
+            else:
+                runs.append([k, j])
             k = j + 1
         else:
             k += 1
+    out = []
+    for k, j in runs:
+        dur = (j - k + 1) / fps
+        if dur <= 0.6:
+            out.append((k / fps, dur))
     return out
 
 
@@ -205,11 +214,12 @@ class MotionModel:
 
 def fit(clips: list[tuple[np.ndarray, np.ndarray, np.ndarray]], reference: np.ndarray, fps: float):
     """Fit a :class:`MotionModel` on ``[(points (T, 68, 2), times (T,), 16 kHz audio), ...]``."""
-    rows, nexts, speaking, tracks = [], [], [], []
+    rows, nexts, speaking, tracks, total_seconds = [], [], [], [], 0.0
     intervals, durations, starts_in_pause, pause_share = [], [], [], []
     for points, times, audio in clips:
         track = pose_track(points, reference)
         pro = prosody(audio, times)
+        total_seconds += len(times) / fps
         tracks.append(track)
         for k in range(2, len(track)):
             if np.isfinite(track[k - 2 : k + 1]).all():
@@ -239,18 +249,22 @@ def fit(clips: list[tuple[np.ndarray, np.ndarray, np.ndarray]], reference: np.nd
         sig_s.append(float(np.std(resid[speaking])) if speaking.any() else float(np.std(resid)))
         sig_p.append(float(np.std(resid[~speaking])) if (~speaking).any() else float(np.std(resid)))
         limit.append(float(np.nanpercentile(np.abs(allv[:, d]), 99.5)))
-    if len(intervals) >= 2:
-        logs = np.log(np.asarray(intervals))
-        mu, sigma = float(logs.mean()), float(max(logs.std(), 0.2))
-    else:  # too few blinks to fit: the literature's ~17 blinks a minute in conversation
-        mu, sigma = math.log(3.5), 0.5
+    # Intervals inside clips of a few seconds are biased short (a 4 s clip holds no 5 s
+    # interval): the mean interval comes from the rate (seconds per blink over all clips), the
+    # spread from the intervals measured (log-normal: mean = exp(mu + sigma^2 / 2)).
+    sigma = float(np.clip(np.log(intervals).std(), 0.3, 0.8)) if len(intervals) >= 3 else 0.5
+    if durations:
+        mean_interval = total_seconds / len(durations)
+    else:  # no blink measured: the literature's ~17 blinks a minute in conversation
+        mean_interval = 3.5
+    mu = float(math.log(mean_interval) - sigma**2 / 2)
     share = float(np.mean(starts_in_pause)) if starts_in_pause else float(np.mean(pause_share))
     base = float(np.mean(pause_share)) if pause_share else 0.5
     boost = float(np.clip((share / max(base, 1e-3)), 0.5, 4.0))
     dur = np.asarray(durations) if durations else np.array([0.15])
     head = HeadMotionModel(ar, drive, sig_s, sig_p, limit, float(fps))
     blink = BlinkModel(
-        mu, sigma, float(np.clip(np.min(intervals) if intervals else 0.8, 0.25, 0.8)), boost,
+        mu, sigma, float(np.clip(np.min(intervals) if intervals else 0.8, 0.5, 1.0)), boost,
         float(dur.mean()), float(dur.std()),
     )  # fmt: skip
     info = {
