@@ -109,6 +109,7 @@ repro: $(STAMP)
 # numbers it was released with; commit the folder afterwards.
 release-model: $(STAMP)
 	$(PY) -m wav2kp release-model
+	$(PY) -m wav2kp release-model --live
 
 lab: $(LAB_STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks

@@ -15,9 +15,11 @@ from wav2kp.training import inference, release
 SHIPPED = config.shipped_dir()
 
 
-def test_the_package_ships_a_model() -> None:
-    assert SHIPPED is not None, "wav2kp/shipped is missing: run `make release-model`"
-    record = release.release_record()
+@pytest.mark.parametrize("live", [False, True])
+def test_the_package_ships_a_model(live) -> None:
+    SHIPPED = config.shipped_dir(live=live)
+    assert SHIPPED is not None, "a shipped model is missing: run `make release-model`"
+    record = release.release_record(SHIPPED)
     for key in ("model", "run", "weights_sha256", "weights_bytes", "study", "check"):
         assert key in record, key
     assert record["study"]["profile"] == "full"
@@ -30,8 +32,10 @@ def test_the_package_ships_a_model() -> None:
     assert (SHIPPED / "feature_set" / "feature_set.json").is_file()
 
 
-def test_the_shipped_model_reproduces_its_recorded_numbers() -> None:
-    record = release.release_record()
+@pytest.mark.parametrize("live", [False, True])
+def test_the_shipped_model_reproduces_its_recorded_numbers(live) -> None:
+    SHIPPED = config.shipped_dir(live=live)
+    record = release.release_record(SHIPPED)
     numbers = release.check(inference.Predictor(SHIPPED))
     assert numbers["clip"] == record["check"]["clip"]
     assert numbers["frames"] == record["check"]["frames"]
@@ -65,3 +69,15 @@ def test_release_model_refuses_a_study_that_is_not_full(tmp_path, monkeypatch, c
     results.write_text(json.dumps({"profile": "quick", "best_model": "tcn"}))
     assert cli.main(["release-model", "--results", str(results), "--run", str(SHIPPED)]) == 2
     assert "full" in capsys.readouterr().err
+
+
+def test_the_shipped_live_model_is_what_live_uses_before_any_study(tmp_path, monkeypatch) -> None:
+    from wav2kp import live
+
+    monkeypatch.setenv("WAV2KP_HOME", str(tmp_path))
+    model = live.load_model(None)
+    assert model.predictor.run_dir == config.shipped_dir(live=True)
+    assert model.predictor.context_s[1] == pytest.approx(0.1)  # 100 ms of look-ahead
+    assert model.latency_bound_ms <= 150  # issue 18's goal, before transport
+    record = release.release_record(config.shipped_dir(live=True))
+    assert record["run"].endswith("_live") and record["study"]["profile"] == "full"

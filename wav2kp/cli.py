@@ -287,7 +287,7 @@ def _cmd_release_model(args: argparse.Namespace) -> int:
     from wav2kp.training import release
 
     results = Path(args.results) if args.results else config.reports_dir() / "results.json"
-    run = config.find_run(args.run) if args.run else release.default_run()
+    run = config.find_run(args.run) if args.run else release.default_run(live=args.live)
     if run is None or not (Path(run) / "config.json").is_file():
         print(
             f"wav2kp release-model: no run to release ({run or 'no default_model in ' + str(results)});"
@@ -303,9 +303,21 @@ def _cmd_release_model(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    info = release.release(run, results if results.is_file() else None)
+    out = config.LIVE_SHIPPED_DIR if args.live else config.SHIPPED_DIR
+    info = release.release(run, results if results.is_file() else None, out_dir=out)
     print(json.dumps({k: info[k] for k in ("model", "run", "weights_bytes", "check")}, indent=2))
-    print(f"-> {config.SHIPPED_DIR}")
+    print(f"-> {out}")
+    if not args.live and record:  # the study's head-motion model ships beside its default model
+        from wav2kp.synthesis import motion
+
+        fitted = config.run_dir(record["corpus"], record["subset"], motion.MOTION_RUN)
+        if (fitted / "motion.json").is_file():
+            model = motion.MotionModel.load(fitted / "motion.json")
+            model.fitted_on.update(
+                feature_set=f"{record['corpus']} {record['subset']} (train split)",
+                study_commit=record.get("commit"),
+            )
+            print(f"-> {model.save(motion.SHIPPED_FILE)}")
     return 0
 
 
@@ -564,6 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--results", help="the study's results.json (default reports/results.json)")
     rm.add_argument(
         "--any-profile", action="store_true", help="allow a run from a profile other than full"
+    )
+    rm.add_argument(
+        "--live", action="store_true", help="ship the study's live model (wav2kp/shipped_live)"
     )
     rm.set_defaults(func=_cmd_release_model)
 

@@ -70,10 +70,16 @@ def models_dir() -> Path:
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 
 
-def shipped_dir() -> Path | None:
-    """The shipped run's folder, or ``None`` when the package carries none."""
-    ok = (SHIPPED_DIR / "config.json").is_file() and (SHIPPED_DIR / "weights.pt").is_file()
-    return SHIPPED_DIR if ok else None
+#: The live model (a short look-ahead, for ``wav2kp live``) shipped beside it.
+LIVE_SHIPPED_DIR = SHIPPED_DIR.with_name("shipped_live")
+
+
+def shipped_dir(live: bool = False) -> Path | None:
+    """The shipped run's folder (``live``: the shipped live model's), or ``None`` when the
+    package carries none."""
+    folder = LIVE_SHIPPED_DIR if live else SHIPPED_DIR
+    ok = (folder / "config.json").is_file() and (folder / "weights.pt").is_file()
+    return folder if ok else None
 
 
 def resolve(path: str | os.PathLike) -> Path:

@@ -74,7 +74,8 @@ class LiveModel:
 
 def load_model(model: str | Path | None = None) -> LiveModel:
     """``model`` (a run folder or name), else the last study's live model
-    (``results.json`` → ``levers.live_model``), else :meth:`Predictor.default`."""
+    (``results.json`` → ``levers.live_model``), else the live model shipped with the package
+    (``wav2kp/shipped_live``), else :meth:`Predictor.default`."""
     from wav2kp import config
 
     if model:
@@ -90,6 +91,9 @@ def load_model(model: str | Path | None = None) -> LiveModel:
                 return LiveModel(inference.Predictor(run), live)
     except (OSError, ValueError, KeyError):
         pass
+    shipped = config.shipped_dir(live=True)
+    if shipped is not None:
+        return LiveModel(inference.Predictor(shipped), "shipped live model")
     p = inference.Predictor.default()
     return LiveModel(p, p.name)
 

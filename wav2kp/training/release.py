@@ -1,6 +1,7 @@
 """The model that ships inside the package, so ``wav2kp predict`` works before any study.
 
-``wav2kp/shipped/`` holds one trained run, self-contained:
+``wav2kp/shipped/`` holds one trained run, self-contained (``wav2kp/shipped_live/`` the same
+for the live model, ``make release-model`` refreshes both):
 
 - ``weights.pt`` and ``config.json``: the run as :meth:`KeypointModel.save` wrote it;
 - ``feature_set/feature_set.json`` and ``feature_set/splits.csv``: what the model needs of its
@@ -30,9 +31,18 @@ from wav2kp.corpus import bundled
 from wav2kp.manifest import file_sha256, git_commit, write_json_atomic
 from wav2kp.training import inference, runs
 
-__all__ = ["CHECK_CLIP", "SHIPPED_DIR", "check", "release", "release_record", "shipped_dir"]
+__all__ = [
+    "CHECK_CLIP",
+    "LIVE_SHIPPED_DIR",
+    "SHIPPED_DIR",
+    "check",
+    "release",
+    "release_record",
+    "shipped_dir",
+]
 
 SHIPPED_DIR = config.SHIPPED_DIR
+LIVE_SHIPPED_DIR = config.LIVE_SHIPPED_DIR
 shipped_dir = config.shipped_dir
 #: The bundled clip whose numbers a release records (synthesised, no video needed).
 CHECK_CLIP = (1, 2, False)  # emotion 1 (joy), sentence 2, emotional take: a test-split clip
@@ -166,13 +176,18 @@ def _real_row(record: dict, label: str) -> dict | None:
     return {k: v for k, v in row.items() if k.startswith("real")}
 
 
-def default_run() -> Path | None:
+def default_run(live: bool = False) -> Path | None:
     """The run of the last study that :func:`release` would ship: ``default_model`` of its
-    ``results.json`` (else ``best_model``)."""
+    ``results.json`` (else ``best_model``); ``live``: its live model (``levers.live_model``)."""
     path = config.reports_dir() / "results.json"
     if not path.is_file():
         return None
     record = json.loads(path.read_text(encoding="utf-8"))
-    label = record.get("default_model") or record.get("best_model")
+    if live:
+        label = (record.get("levers") or {}).get("live_model")
+        if not label:
+            return None
+    else:
+        label = record.get("default_model") or record.get("best_model")
     run = config.run_dir(record.get("corpus", "bundled"), record.get("subset"), label)
     return run if (run / "config.json").is_file() else None
