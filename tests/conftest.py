@@ -25,7 +25,7 @@ from wav2kp import config  # noqa: E402  (after WAV2KP_HOME is settled)
 
 #: Fixtures that build media (the quick corpus, its extraction) or train: a test using one is
 #: slow, and ``make test-fast`` leaves it out.
-SLOW_FIXTURES = {"quick_corpus", "quick_clips"}
+SLOW_FIXTURES = {"quick_corpus", "quick_clips", "quick_study"}
 
 
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ARG001 - pytest's signature
@@ -70,3 +70,13 @@ def quick_clips(quick_corpus):
     report = landmarks.extract(clips, corpus="bundled", n_jobs=2, progress=False)
     assert len(report.failures) == 0, report.failures.to_dict("records")
     return clips
+
+
+@pytest.fixture(scope="session")
+def quick_study(quick_clips):
+    """The whole quick study through the study runner, once for the test session (its numbers
+    are checked by tests/test_evaluation.py, its pages by tests/test_browser.py; nbval then
+    re-executes the notebooks on the same data). Returns the notebooks' runs."""
+    from wav2kp import study
+
+    return study.run_study(profile="quick", live=False)

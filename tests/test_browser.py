@@ -13,7 +13,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from wav2kp import browser, config, media, study
+from wav2kp import browser, config, media
 from wav2kp.evaluation.viewer import ClipView, KeypointPlayer
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -69,14 +69,14 @@ def test_a_broken_page_is_reported(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def quick_study(quick_corpus) -> Path:
-    """The quick study, run as `make study PROFILE=quick` runs it, into the test home."""
-    runs = study.run_study("quick", live=False)
-    assert [r.status for r in runs] == ["ok"] * 6
+def pages(quick_study) -> Path:
+    """The quick study's pages (the session's study run: tests/conftest.py)."""
+    assert [r.status for r in quick_study] == ["ok"] * 6
     return config.reports_dir() / "html"
 
 
-def test_the_quick_study_pages_in_a_browser(quick_study: Path) -> None:
+def test_the_quick_study_pages_in_a_browser(pages: Path) -> None:
+    quick_study = pages
     screens = config.reports_dir() / "screens"
     report = browser.check_pages(quick_study, screens)
     assert report["problems"] == [], "\n".join(report["problems"])
@@ -96,7 +96,8 @@ def test_the_quick_study_pages_in_a_browser(quick_study: Path) -> None:
     assert media_played and all(m["advanced"] for m in media_played)
 
 
-def test_the_quick_study_pages_read_cleanly(quick_study: Path) -> None:
+def test_the_quick_study_pages_read_cleanly(pages: Path) -> None:
+    quick_study = pages
     """No page carries more than a few lines of progress; the key numbers come first; long
     tables are trimmed with their CSV next to the page; the index shows the results."""
     executed = config.reports_dir() / "executed"

@@ -86,13 +86,12 @@ def _notebook_results(name: str) -> dict:
     return json.loads(study.results_path(name).read_text(encoding="utf-8"))
 
 
-def test_quick_study_results(quick_clips) -> None:
+def test_quick_study_results(quick_study) -> None:
     """The whole quick study through the study runner, once for the test session (nbval then
     re-executes the notebooks on the same data and finds every run trained): each notebook's
     JSON holds what it promises, results.json every number the issues name, and the
     invariants hold."""
-    runs = study.run_study(profile="quick", live=False)
-    assert [r.status for r in runs] == ["ok"] * 6
+    assert [r.status for r in quick_study] == ["ok"] * 6
     # 01: every clip extracted, dlib close to the ground truth
     nb01 = _notebook_results("01_extraction")
     assert nb01["clips"] == nb01["extracted"] == 24 and nb01["failed"] == 0

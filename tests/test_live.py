@@ -194,3 +194,21 @@ def test_the_page_says_when_the_microphone_is_refused(server) -> None:
         text = page.inner_text("#status")
         b.close()
     assert "microphone" in text.lower() and "press start again" in text
+
+
+def test_any_run_can_go_live(tmp_path) -> None:
+    """`wav2kp live --model RUN`: the offline default model works too (with its own, longer
+    latency bound), and a bad run name is a clear error."""
+    from wav2kp import config
+
+    offline = live.load_model(str(config.shipped_dir()))
+    assert offline.predictor.run_dir == config.shipped_dir()
+    assert offline.latency_bound_ms == pytest.approx(346.0)
+    session = live.Session(offline, "Anger", head_motion="none", blinks=False)
+    frames = []
+    for _ in range(60):  # 1.2 s in 20 ms chunks
+        out = session.push(_pcm(0.1 * np.ones(live.CHUNK)))
+        frames += out["frames"]
+    assert out["audio_s"] == pytest.approx(1.2) and len(frames) >= 20
+    with pytest.raises(inference.PredictError, match="no trained run"):
+        live.load_model(str(tmp_path / "no_such_run"))

@@ -114,6 +114,7 @@ def test_the_shipped_model_loads_and_round_trips(tmp_path) -> None:
     assert motion.load_default(tmp_path / "no_results.json") == m
 
 
+@pytest.mark.slow  # writes videos
 def test_cli_predict_with_head_motion_and_blinks(tmp_path) -> None:
     from wav2kp import cli, media
 

@@ -351,8 +351,13 @@ def _cmd_live(args: argparse.Namespace) -> int:
     import time
 
     from wav2kp import live
+    from wav2kp.training import inference
 
-    model = live.load_model(args.model)
+    try:
+        model = live.load_model(args.model)
+    except inference.PredictError as err:
+        print(f"wav2kp live: {err}", file=sys.stderr)
+        return 2
     model.head_motion, model.blinks = args.head_motion, args.blinks
     model.strength = args.motion_strength
     server = live.Server(model, port=args.port)
