@@ -80,3 +80,17 @@ def quick_study(quick_clips):
     from wav2kp import study
 
     return study.run_study(profile="quick", live=False)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The system's Chromium for the browser tests; they skip without one, unless
+    ``WAV2KP_REQUIRE_BROWSER=1`` (``.ci/run`` sets it) makes its absence a failure."""
+    from wav2kp import browser
+
+    try:
+        return browser.find_chromium()
+    except browser.BrowserMissing as err:
+        if os.environ.get("WAV2KP_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"WAV2KP_REQUIRE_BROWSER=1 but {err}")
+        pytest.skip(str(err))

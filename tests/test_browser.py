@@ -5,7 +5,6 @@ opens it. Skipped without Chromium, unless ``WAV2KP_REQUIRE_BROWSER=1`` (CI sets
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -20,13 +19,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def chromium_present() -> None:
-    try:
-        browser.find_chromium()
-    except browser.BrowserMissing as err:
-        if os.environ.get("WAV2KP_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"WAV2KP_REQUIRE_BROWSER=1 but {err}")
-        pytest.skip(str(err))
+def chromium_present(chromium) -> None:
+    """Every test here needs the browser (tests/conftest.py: skip or fail without it)."""
 
 
 def _talking_clip(folder: Path, n: int = 50, fps: int = 25) -> ClipView:

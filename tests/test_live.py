@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from wav2kp import browser, live, media
+from wav2kp import live, media
 from wav2kp.training import inference
 
 RATE = inference.RATE
@@ -111,7 +110,7 @@ def test_protocol_frames_bad_clients_and_the_others_go_on(server) -> None:
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_the_page_with_a_wav_as_microphone(server, tmp_path: Path) -> None:
+def test_the_page_with_a_wav_as_microphone(server, chromium, tmp_path: Path) -> None:
     """Headless Chromium, the fake microphone reading a WAV: speech, 2 s of silence, speech.
     Frames arrive; the mouth opens when the file speaks and rests in its silence; the latency
     measured on the page is within the model's bound + 50 ms of transport."""
@@ -119,12 +118,6 @@ def test_the_page_with_a_wav_as_microphone(server, tmp_path: Path) -> None:
 
     from wav2kp.corpus import speech
 
-    try:
-        chromium = browser.find_chromium()
-    except browser.BrowserMissing as err:
-        if os.environ.get("WAV2KP_REQUIRE_BROWSER") == "1":
-            pytest.fail(str(err))
-        pytest.skip(str(err))
     said = speech.synthesize("O vento levou as folhas secas pela janela aberta.", variant="f3")
     words = resample_poly(said.audio, RATE, said.sample_rate).astype(np.float32)
     gap = np.zeros(2 * RATE, np.float32)
@@ -176,13 +169,7 @@ def test_the_page_with_a_wav_as_microphone(server, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_the_page_says_when_the_microphone_is_refused(server) -> None:
-    try:
-        chromium = browser.find_chromium()
-    except browser.BrowserMissing as err:
-        if os.environ.get("WAV2KP_REQUIRE_BROWSER") == "1":
-            pytest.fail(str(err))
-        pytest.skip(str(err))
+def test_the_page_says_when_the_microphone_is_refused(server, chromium) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
