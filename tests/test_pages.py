@@ -128,6 +128,17 @@ RESULTS = {
     "default_model": "<tcn>",
     "ratios": {"best_to_mean_face": 0.6, "best_to_lstm_original": 0.61, "best_to_noise_floor": 1.2},
     "real": {"files": 23, "models": {"<tcn>": {"mouth_corr": 0.463}}},
+    "levers": {
+        "rows": {
+            "tcn_live": {
+                "test M-LMD": 2.254,
+                "test mouth corr": 0.921,
+                "test offset ms": 2.7,
+                "real mouth corr": 0.462,
+            }
+        },
+        "live_model": "tcn_live",
+    },
 }
 
 
@@ -136,6 +147,9 @@ def test_index_tells_the_story(home: Path) -> None:
     assert "&lt;tcn&gt;" in text and "<tcn>" not in text  # escaped
     assert "0.600× the mean face" in text and "commit abc1234" in text
     assert "2.150" in text and "0.946" in text and "0.463" in text  # M-LMD, corr, real corr
+    # a lever run (here the live model) gets its row from the lever table, tagged
+    assert "live model: wav2kp live" in text and "2.254" in text and "0.462" in text
+    assert "default model: wav2kp predict" in text
     assert pages.headline(None) == "" and pages.headline({"models": {}}) == ""
     manifest = {
         "profile": "quick",

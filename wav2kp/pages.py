@@ -331,13 +331,24 @@ def headline(results: dict | None) -> str:
     if not results or not results.get("models"):
         return ""
     esc = html.escape
-    models = results["models"]
+    models = dict(results["models"])
     best = results.get("best_model")
     default = results.get("default_model")
-    real = (results.get("real") or {}).get("models") or {}
+    levers = results.get("levers") or {}
+    live = levers.get("live_model")
+    real = dict((results.get("real") or {}).get("models") or {})
+    # the default and the live model may be lever runs: their rows of the lever table
+    for label, row in (levers.get("rows") or {}).items():
+        if label in (default, live) and label not in models:
+            models[label] = {
+                "mlmd": row.get("test M-LMD"),
+                "mouth_corr": row.get("test mouth corr"),
+                "offset_ms": row.get("test offset ms"),
+            }
+            real.setdefault(label, {"mouth_corr": row.get("real mouth corr")})
     floor = results.get("noise_floor") or {}
     shown = []
-    for name in ("noise floor", "mean_face", "lstm_original", best, default):
+    for name in ("noise floor", "mean_face", "lstm_original", best, default, live):
         if name and name not in shown and (name in models or name == "noise floor"):
             shown.append(name)
     rows = []
@@ -351,7 +362,11 @@ def headline(results: dict | None) -> str:
         }.get(name, "")
         tags = [
             t
-            for t, n in (("best on the test split", best), ("default model", default))
+            for t, n in (
+                ("best of notebook 03's models", best),
+                ("default model: wav2kp predict", default),
+                ("live model: wav2kp live", live),
+            )
             if name == n
         ]
         label = esc(name) + (f' <span class="tag">{esc(", ".join(tags))}</span>' if tags else "")
@@ -364,7 +379,8 @@ def headline(results: dict | None) -> str:
     sentence = ""
     if best and ratios:
         sentence = (
-            f"<p><b>{esc(best)}</b> has {_fmt(ratios.get('best_to_mean_face'))}× the mean face's "
+            f"<p>The best of notebook 03's models, <b>{esc(best)}</b>, has "
+            f"{_fmt(ratios.get('best_to_mean_face'))}× the mean face's "
             f"mouth error, {_fmt(ratios.get('best_to_lstm_original'))}× the original LSTM's and "
             f"{_fmt(ratios.get('best_to_noise_floor'))}× dlib's own error on "
             f"{_fmt(results.get('clips'))} test clips ({esc(str(results.get('corpus')))}, "
