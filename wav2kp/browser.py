@@ -69,11 +69,14 @@ def chromium() -> Iterator:
             browser.close()
 
 
-# in-page checks: what each medium, image and player says about itself
-_MEDIA_JS = """() => Array.from(document.querySelectorAll('video, audio'))
-  .filter(m => !m.closest('.w2k-player'))
-  .map((m, i) => ({i, tag: m.tagName.toLowerCase(), duration: m.duration,
-                   readyState: m.readyState, error: m.error ? m.error.message || String(m.error.code) : null}))"""
+# in-page checks: what each medium, image and player says about itself. The page's media are
+# its <video> and <audio> elements outside keypoint players (a player is checked as a whole).
+_MEDIA = (
+    "Array.from(document.querySelectorAll('video, audio')).filter(m => !m.closest('.w2k-player'))"
+)
+_MEDIA_JS = f"""() => {_MEDIA}.map((m, i) => ({{i, tag: m.tagName.toLowerCase(),
+  duration: m.duration, readyState: m.readyState,
+  error: m.error ? m.error.message || String(m.error.code) : null}}))"""
 _IMAGES_JS = """() => Array.from(document.images).map(im => ({
   src: im.currentSrc.slice(0, 80), complete: im.complete, w: im.naturalWidth, h: im.naturalHeight}))"""
 _LINKS_JS = """() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"""
@@ -81,33 +84,23 @@ _LINKS_JS = """() => Array.from(document.querySelectorAll('a[href]')).map(a => a
 
 def _wait_media_ready(page, timeout_ms: int = 10000) -> None:
     page.wait_for_function(
-        """() => Array.from(document.querySelectorAll('video, audio'))
-             .filter(m => !m.closest('.w2k-player'))
-             .every(m => m.readyState >= 1 || m.error)""",
-        timeout=timeout_ms,
+        f"() => {_MEDIA}.every(m => m.readyState >= 1 || m.error)", timeout=timeout_ms
     )
 
 
 def _play_each(page) -> list[dict]:
     """Play every medium of the page for :data:`PLAY_MS` and report how far its time moved."""
     out = []
-    n = page.evaluate(
-        "() => Array.from(document.querySelectorAll('video, audio'))"
-        ".filter(m => !m.closest('.w2k-player')).length"
-    )
-    for i in range(n):
+    for i in range(page.evaluate(f"() => {_MEDIA}.length")):
         start = page.evaluate(
-            """async (i) => { const m = Array.from(document.querySelectorAll('video, audio'))
-                 .filter(m => !m.closest('.w2k-player'))[i];
-               m.muted = true; m.currentTime = 0; try { await m.play(); } catch (e) { return String(e); }
-               return m.currentTime; }""",
+            f"""async (i) => {{ const m = {_MEDIA}[i]; m.muted = true; m.currentTime = 0;
+                 try {{ await m.play(); }} catch (e) {{ return String(e); }}
+                 return m.currentTime; }}""",
             i,
         )
         page.wait_for_timeout(PLAY_MS)
         end = page.evaluate(
-            """(i) => { const m = Array.from(document.querySelectorAll('video, audio'))
-                 .filter(m => !m.closest('.w2k-player'))[i]; m.pause(); return m.currentTime; }""",
-            i,
+            f"(i) => {{ const m = {_MEDIA}[i]; m.pause(); return m.currentTime; }}", i
         )
         ok = isinstance(start, int | float) and end > start
         out.append({"i": i, "start": start, "end": end, "advanced": bool(ok)})

@@ -185,9 +185,10 @@ class MFCCConfig:
         """Frames :func:`mfcc` makes from ``n_samples`` samples: ``1 + n_samples // hop``."""
         return 1 + int(n_samples) // self.hop_length
 
-    def frame_times(self, n_frames: int) -> np.ndarray:
-        """Times of frames ``0 .. n_frames-1`` (window centres), seconds, float64 ``(n,)``."""
-        return np.arange(int(n_frames), dtype=np.float64) * self.hop_length / self.sample_rate
+    def frame_times(self, n_frames: int, start: int = 0) -> np.ndarray:
+        """Times of frames ``start .. n_frames-1`` (window centres), seconds, float64."""
+        frames = np.arange(int(start), int(n_frames), dtype=np.float64)
+        return frames * self.hop_length / self.sample_rate
 
     def as_dict(self) -> dict:
         """Plain, JSON-able parameters (for manifests), with the derived sizes."""

@@ -174,12 +174,6 @@ class HeadMotionModel:
     limit: list[float]  # |value| kept within the measured 99.5th percentile
     fps: float
 
-    def generate(
-        self, prosody_frames: np.ndarray, seed: int = 0, strength: float = 1.0
-    ) -> np.ndarray:
-        """``(T, 4)`` pose offsets for ``(T, 4)`` prosody rows (causal, seeded)."""
-        return MotionState(self, None, seed, strength).head(prosody_frames)
-
 
 @dataclass
 class BlinkModel:
@@ -354,15 +348,27 @@ class MotionState:
         draw = math.exp(bm.interval_mu + bm.interval_sigma * self.rng_blink.standard_normal())
         return max(bm.min_interval, draw)
 
-    def head(self, prosody_frames: np.ndarray) -> np.ndarray:
-        return np.array([self.step(p)[0] for p in np.asarray(prosody_frames)]).reshape(-1, 4)
-
     def run(self, prosody_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(T, 4)`` pose offsets and ``(T,)`` eye closure for ``(T, 4)`` prosody rows."""
         out = [self.step(p) for p in np.asarray(prosody_frames)]
         if not out:
             return np.zeros((0, 4)), np.zeros(0)
         return np.array([o[0] for o in out]), np.array([o[1] for o in out])
+
+    def move(
+        self, normalised: np.ndarray, prosody_frames: np.ndarray, head_motion: str, blinks: bool
+    ) -> np.ndarray:
+        """The frames ``normalised (T, 68, 2)`` moved by the next ``T`` steps (head motion
+        only when ``head_motion`` is ``"natural"``, blinks only with ``blinks``)."""
+        offsets, closure = self.run(prosody_frames)
+        if head_motion == "none":
+            offsets = np.zeros_like(offsets)
+        return apply(normalised, offsets, closure if blinks else None)
+
+
+def _check(head_motion: str) -> None:
+    if head_motion not in ("none", "natural"):
+        raise ValueError(f"head_motion must be 'none' or 'natural', got {head_motion!r}.")
 
 
 # --------------------------------------------------------------------------- applying
@@ -403,13 +409,9 @@ def animate(
 ) -> np.ndarray:
     """A prediction with head motion (``"none"`` or ``"natural"``, times ``strength``) and
     blinks added, from the recording's 16 kHz ``audio`` at the frame ``times``."""
-    if head_motion not in ("none", "natural"):
-        raise ValueError(f"head_motion must be 'none' or 'natural', got {head_motion!r}.")
+    _check(head_motion)
     state = MotionState(model.head, model.blinks if blinks else None, seed, strength)
-    offsets, closure = state.run(prosody(audio, times))
-    if head_motion == "none":
-        offsets = np.zeros_like(offsets)
-    return apply(normalised, offsets, closure if blinks else None)
+    return state.move(normalised, prosody(audio, times), head_motion, blinks)
 
 
 class MotionStream:
@@ -427,8 +429,7 @@ class MotionStream:
         blinks: bool = True,
         seed: int = 0,
     ) -> None:
-        if head_motion not in ("none", "natural"):
-            raise ValueError(f"head_motion must be 'none' or 'natural', got {head_motion!r}.")
+        _check(head_motion)
         self.state = MotionState(model.head, model.blinks if blinks else None, seed, strength)
         self.tracker = ProsodyTracker()
         self.head_motion, self.blinks = head_motion, bool(blinks)
@@ -444,17 +445,12 @@ class MotionStream:
         if len(times) == 0:
             return normalised
         n = self.a0 + len(self.audio)
-        offsets, closure = [], []
+        rows = []
         for t in np.asarray(times):
             e = int(np.clip(round(float(t) * RATE), 0, n))
             seg = self.audio[max(self.a0, e - ProsodyTracker.WINDOW) - self.a0 : e - self.a0]
-            off, cl = self.state.step(self.tracker.row(seg))
-            offsets.append(off)
-            closure.append(cl)
-        offsets = np.asarray(offsets)
-        if self.head_motion == "none":
-            offsets = np.zeros_like(offsets)
-        return apply(normalised, offsets, np.asarray(closure) if self.blinks else None)
+            rows.append(self.tracker.row(seg))
+        return self.state.move(normalised, np.asarray(rows), self.head_motion, self.blinks)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -511,14 +507,6 @@ def _smooth(track: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def read_audio(path: str | Path) -> np.ndarray:
-    """A 16 kHz WAV as float32 samples."""
-    audio, rate = media.read_wav(path)
-    if rate != RATE:
-        raise ValueError(f"{path}: {rate} Hz; the motion model reads 16 kHz WAVs.")
-    return np.asarray(audio, np.float32)
-
-
 # --------------------------------------------------------------------------- the study's use
 
 
@@ -528,12 +516,14 @@ SHIPPED_FILE = Path(__file__).resolve().parents[1] / "shipped" / "motion.json"
 
 
 def clip_inputs(interim_dir: str | Path, clip: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(points (T, 68, 2), times (T,), 16 kHz audio)`` of an extracted clip."""
+    """``(points (T, 68, 2), times (T,), 16 kHz audio)`` of an extracted clip (extraction
+    writes its audio at 16 kHz)."""
     from wav2kp.extraction import landmarks
 
     wav, lm_path = landmarks.clip_paths(Path(interim_dir), clip)
     lm = landmarks.load_landmarks(lm_path)
-    return np.asarray(lm.points, np.float64), np.asarray(lm.times), read_audio(wav)
+    audio, _ = media.read_wav(wav)
+    return np.asarray(lm.points, np.float64), np.asarray(lm.times), np.asarray(audio, np.float32)
 
 
 def fit_corpus(fs, interim_dir: str | Path, split: str = "train") -> MotionModel:

@@ -406,7 +406,7 @@ class StreamingPredictor:
         n = self.n_points
         if n == 0:
             return np.zeros(0), np.zeros((0, shapes.N_POINTS, 2))
-        t_feat = self.cfg.frame_times(n)[self.p0 :]
+        t_feat = self.cfg.frame_times(n, start=self.p0)  # the kept frames only
         duration = self.n_audio / RATE
         last_t = duration if final else float(t_feat[-1])
         k_end = int(math.floor(last_t * self.fps + 1e-9)) + 1
@@ -434,7 +434,7 @@ class StreamingPredictor:
             self._s2 += (drop**2).sum(axis=0)
             self.features, self.f0 = self.features[keep_f - self.f0 :], keep_f
         next_t = self.next_frame * float(1 / self.fps)
-        t_feat = self.cfg.frame_times(self.n_points)[self.p0 :]
+        t_feat = self.cfg.frame_times(self.n_points, start=self.p0)
         keep_p = self.p0 + max(0, int(np.searchsorted(t_feat, next_t)) - 2)
         if keep_p - self.p0 > 400:
             self.points, self.p0 = self.points[keep_p - self.p0 :], keep_p
