@@ -86,6 +86,7 @@ def measure(predictor, audio: np.ndarray, chunk_ms: float, repeats: int) -> dict
 
 def main() -> None:
     from wav2kp import config
+    from wav2kp import results as records
     from wav2kp.training import inference
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -98,15 +99,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
-    results_path = config.reports_dir() / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    results = records.study() or {}
     predictor = inference.Predictor(args.run) if args.run else inference.Predictor.default()
     audio = corpus_voice(args.seconds)
     out = {"offline_model": measure(predictor, audio, args.chunk_ms, args.repeats)}
-    live_label = (results.get("levers") or {}).get("live_model")
-    live_run = args.live_run or (
-        config.run_dir(results["corpus"], results["subset"], live_label) if live_label else None
-    )
+    live = records.live_run()
+    live_label = live.label if live else None
+    live_run = args.live_run or (live.run if live else None)
     if live_run and (config.find_run(live_run) / "config.json").is_file():
         live = inference.Predictor(config.find_run(live_run))
         out["live_model"] = measure(live, audio, args.chunk_ms, args.repeats)

@@ -4,7 +4,7 @@ each on the bundled test split and on a folder of real recordings.
 
     python benchmarks/real_speech.py [--subset full] [--real ../shared/real_samples] [--reuse]
 
-Needs the extraction stage of the bundled corpus (``make study`` or notebooks 00-01). Runs land in
+Needs the feature sets of the bundled corpus (``make study`` or notebooks 00-02). Runs land in
 ``data/models/bench_real_<variant>`` (``--reuse`` keeps runs that exist). The last line is one
 JSON object with every figure.
 """
@@ -31,7 +31,7 @@ VARIANTS = {
 def main() -> None:
     import pandas as pd
 
-    from wav2kp import config, corpus, evaluation, training
+    from wav2kp import config, corpus, evaluation, features, training
     from wav2kp.evaluation import real as realeval
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="keep runs that already exist")
     args = ap.parse_args()
 
-    sets = training.feature_sets("bundled", args.subset, 0)
+    sets = features.open_study_sets("bundled", args.subset)  # notebook 02's
     runs, wall = {}, {}
     for name in args.variants:
         norm, aug, params = VARIANTS[name]

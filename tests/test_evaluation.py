@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.test_metrics import FPS, talking
-from wav2kp import config, evaluation, manifest, metrics, study, training
+from wav2kp import config, evaluation, manifest, metrics, results, training
 
 
 def reference(points: np.ndarray, good: np.ndarray | None = None) -> evaluation.Reference:
@@ -81,11 +81,44 @@ def test_invariants_checker() -> None:
     assert len(problems) == 2 and all(p.startswith("tcn") for p in problems)
 
 
-@pytest.mark.slow
 def _notebook_results(name: str) -> dict:
-    return json.loads(study.results_path(name).read_text(encoding="utf-8"))
+    return results.load(name)
 
 
+def test_real_record_is_plain_json() -> None:
+    from wav2kp.evaluation import real
+
+    videos = pd.DataFrame(
+        {
+            "file": ["a.mp4", "a.mp4", "b.mp4", "b.mp4"],
+            "model": ["energy", "tcn", "energy", "tcn"],
+            "mouth_corr": [0.4, 0.6, 0.5, np.nan],
+            "offset_ms": [40.0, 0.0, -40.0, 20.0],
+            "area_corr": [0.3, 0.5, 0.4, 0.6],
+        }
+    )
+    result = {"videos": videos, "speech": pd.DataFrame(), "failures": pd.DataFrame()}
+    rec = real.record(result, "/some/folder")
+    assert rec["folder"] == "/some/folder" and rec["files"] == 2
+    assert rec["models"]["energy"]["mouth_corr"] == pytest.approx(0.45)
+    assert rec["models"]["tcn"]["mouth_corr"] == pytest.approx(0.6)  # NaN left out of the mean
+    assert rec["models"]["energy"]["median_offset_ms"] == 0.0
+    json.dumps(rec, allow_nan=False)
+    assert real.record({**result, "videos": videos.iloc[:0]}, "/x") is None
+
+
+def test_levers_need_a_base_among_the_study_runs() -> None:
+    from wav2kp.evaluation import levers
+
+    with pytest.raises(ValueError, match="lever_base 'tcn_emotion' is not one of the study's runs"):
+        levers.measure(
+            {"tcn": (None, None)}, pd.DataFrame(), None, [], study_models=["tcn"], cfg=None,
+            hidden=None, base="tcn_emotion", talkers=4, pretrain_epochs=1, corpus="bundled",
+            subset="quick",
+        )  # fmt: skip
+
+
+@pytest.mark.slow
 def test_quick_study_results(quick_study) -> None:
     """The whole quick study through the study runner, once for the test session (nbval then
     re-executes the notebooks on the same data and finds every run trained): each notebook's
@@ -120,7 +153,8 @@ def test_quick_study_results(quick_study) -> None:
         assert Path(path).exists(), path
     assert nb05["streaming"]["max_abs_diff_vs_offline"] < 1e-5
     assert nb05["streaming"]["realtime_factor"] > 1
-    record = evaluation.read_results()
+    record = results.study()
+    assert record == json.loads(results.results_path().read_text())
     assert record["profile"] == "quick" and record["commit"] == manifest.git_commit()
     assert record["corpus"] == "bundled" and record["split"] == "test"
     assert record["reference"] == "groundtruth"

@@ -122,3 +122,73 @@ def test_mouth_targets_cache_and_train_only_fits(face_set, quick_clips) -> None:
     utt = mouth.load(mouth.clips[0])
     assert utt["targets"].shape[1] == 40
     assert mouth.to_pixels(mouth.clips[0], utt["targets"]).shape[1:] == (68, 2)
+
+
+# ----------------------------------------------------------------- the study's sets (notebook 02)
+
+
+def test_feature_spec_roles_and_checks() -> None:
+    from wav2kp.features import FeatureSpec
+
+    spec = FeatureSpec(n_mfcc=20, hop_ms=12.5, targets="mouth")
+    mfcc, alignment = spec.role("default")
+    assert (mfcc.n_mfcc, mfcc.n_mels, mfcc.hop_ms, alignment) == (20, 40, 12.5, "timestamps")
+    assert spec.role("original") == (features.MFCCConfig.original(), "original_x3")
+    assert spec.role("original_timestamps") == (features.MFCCConfig.original(), "timestamps")
+    assert FeatureSpec().mfcc() == features.MFCCConfig()  # the defaults are the study's features
+    assert FeatureSpec(mfcc_preset="original").mfcc() == features.MFCCConfig.original()
+    for bad, message in (
+        ({"mfcc_preset": "theirs"}, "mfcc_preset"),
+        ({"alignment": "x2"}, "alignment"),
+        ({"targets": "eyes"}, "targets"),
+        ({"pca_variance": 1.5}, "pca_variance"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            FeatureSpec(**bad)
+
+
+def test_study_sets_are_recorded_opened_and_refused_when_stale(
+    quick_clips, tmp_path, monkeypatch
+) -> None:
+    """What notebook 02 records, notebooks 03 and 04 open; a missing record, another subset, an
+    extraction output changed since, or a set rebuilt with other parameters is a clear error
+    naming notebook 02."""
+    import shutil
+
+    from wav2kp import results
+    from wav2kp.features import FeatureSpec, build_study_sets, open_study_sets, sets
+
+    shutil.copytree(config.interim_dir("bundled"), tmp_path / "data" / "interim" / "bundled")
+    monkeypatch.setenv("WAV2KP_HOME", str(tmp_path))
+    with pytest.raises(results.RecordError, match="Notebook 02_features has not run yet"):
+        open_study_sets("bundled", "quick", roles=("default",))
+    spec = FeatureSpec(n_mfcc=20, pca_variance=0.95)
+    built = build_study_sets(quick_clips, "bundled", "quick", spec, roles=("default",))
+    assert built["default"].out_dir.name == "mfcc20_timestamps_face"
+    assert built["default"].params["mfcc"]["n_mfcc"] == 20
+    assert built["default"].params["pca_variance"] == 0.95
+    results.save(
+        "02_features", {"corpus": "bundled", "subset": "quick", "feature_sets": built.record()}
+    )
+    opened = open_study_sets("bundled", "quick", roles=("default",))
+    assert opened.spec == spec and opened["default"].out_dir == built["default"].out_dir
+    with pytest.raises(
+        sets.StaleFeatureSets,
+        match="names no original, original_timestamps feature set \\(it has: default\\)",
+    ):
+        open_study_sets("bundled", "quick")
+    with pytest.raises(results.RecordError, match="subset 'quick', not 'bundled', 'full'"):
+        open_study_sets("bundled", "full", roles=("default",))
+    # an extraction output changed after notebook 02 built the set
+    clip = built["default"].clips[0]
+    wav, _ = landmarks.clip_paths(config.interim_dir("bundled"), clip)
+    wav.write_bytes(wav.read_bytes() + b"\0\0")
+    with pytest.raises(sets.StaleFeatureSets, match=f"Clip '{clip}'.*re-run notebook 02"):
+        open_study_sets("bundled", "quick", roles=("default",))
+    # the set rebuilt in place with other parameters (another notebook 02 run, not recorded)
+    manifest = built["default"].out_dir / "manifest.json"
+    record = json.loads(manifest.read_text())
+    record["params"]["pca_variance"] = 0.9
+    manifest.write_text(json.dumps(record))
+    with pytest.raises(sets.StaleFeatureSets, match="rebuilt with other parameters"):
+        open_study_sets("bundled", "quick", roles=("default",))

@@ -3,10 +3,12 @@ statistics, and `wav2kp predict --head-motion natural --blinks`."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from wav2kp import shapes
+from wav2kp import results, shapes
 from wav2kp.synthesis import motion
 
 RATE = 16000
@@ -106,12 +108,20 @@ def test_fit_generate_and_stream_exactly_alike() -> None:
     assert table["inside real range"].all() and "blink_ms" in table.index
 
 
-def test_the_shipped_model_loads_and_round_trips(tmp_path) -> None:
+def test_the_shipped_model_loads_and_round_trips(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("WAV2KP_HOME", str(tmp_path))
     m = motion.MotionModel.load(motion.SHIPPED_FILE)
     assert len(m.head.ar) == 4 and m.blinks.interval_sigma > 0
     back = motion.MotionModel.load(m.save(tmp_path / "m.json"))
     assert back == m
-    assert motion.load_default(tmp_path / "no_results.json") == m
+    assert motion.load_default() == m  # no study: the shipped one
+    # once notebook 05 has fitted one, that one
+    fitted = dataclasses.replace(m, fitted_on={"feature_set": "a study's"})
+    path = fitted.save(tmp_path / "fitted" / "motion.json")
+    results.save(
+        "05_synthesis", {"corpus": "bundled", "subset": "quick", "motion": {"file": str(path)}}
+    )
+    assert motion.load_default() == fitted
 
 
 @pytest.mark.slow  # writes videos
@@ -136,3 +146,38 @@ def test_cli_predict_with_head_motion_and_blinks(tmp_path) -> None:
     # the mouth's shape is the model's: motion moves the face, it does not reshape the mouth
     gap = lambda p: shapes.mouth_opening(p) / shapes.inter_ocular(p)  # noqa: E731
     np.testing.assert_allclose(gap(runs["alive"]), gap(runs["still"]), atol=0.02)
+
+
+def test_fit_study_falls_back_to_the_shipped_model(tmp_path, capsys) -> None:
+    """Notebook 05 with a feature set whose clips were never extracted here (the shipped
+    model's): the shipped motion model, said on the output, and nothing written."""
+
+    class NoClips:
+        out_dir = tmp_path / "set"
+
+        def split_clips(self, split):
+            return []
+
+    out = tmp_path / "motion.json"
+    model = motion.fit_study(NoClips(), tmp_path / "interim", out)
+    assert model == motion.MotionModel.load(motion.SHIPPED_FILE)
+    assert "shipped motion model is used" in capsys.readouterr().out and not out.exists()
+
+
+def test_comparison_record_is_plain_json() -> None:
+    import json
+
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {
+            "real min": [0.1, float("nan")],
+            "generated": [0.2, 3.0],
+            "inside real range": [True, False],
+        },
+        index=pd.Index(["rotation_speed_deg_s", "blink_ms"], name="statistic"),
+    )
+    rec = motion.Comparison(table, real_videos=23, corpus_clips=8, generated_seconds=30.0).record()
+    assert rec["inside_real_range"] == 1 and rec["statistics"] == 2 and rec["real_videos"] == 23
+    assert rec["table"]["blink_ms"]["real min"] is None  # NaN as null
+    json.dumps(rec, allow_nan=False)

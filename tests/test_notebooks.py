@@ -123,3 +123,44 @@ def test_study_runner_on_a_generic_folder(quick_corpus, tmp_path: Path) -> None:
     assert "00_corpus.html" in index and "quick" in index
     manifest = json.loads((config.reports_dir() / "html" / "study.json").read_text())
     assert manifest["profile"] == "quick"
+
+
+def test_notebook_02_parameters_reach_training_and_evaluation(
+    quick_study, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``wav2kp study -p n_mfcc=20 -p pca_variance=0.95``: notebook 02 builds and records sets
+    with those settings, notebook 03 trains on them (each run's feature set carries them) and
+    notebook 04 scores those runs, so the results move. Run on a copy of the session's quick
+    corpus and extraction (its study stays as it is), with a few models and no extra runs."""
+    from wav2kp import results, training
+
+    before = results.study()
+    for part in ("raw", "interim"):
+        shutil.copytree(config.data_dir() / part / "bundled", tmp_path / "data" / part / "bundled")
+    monkeypatch.setenv("WAV2KP_HOME", str(tmp_path))
+    overrides = {
+        "n_mfcc": 20,
+        "pca_variance": 0.95,
+        "models": ["mean_face", "energy", "ridge", "tcn"],
+        "epochs": 2,
+        "ablations": False,
+        "levers": False,
+        "real_dir": None,
+        "player_clips": 1,
+    }
+    runs = study.run_study(
+        profile="quick", only=["02", "03", "04"], overrides=overrides, live=False
+    )
+    assert [r.status for r in runs] == ["ok"] * 3
+    recorded = results.load("02_features")["feature_sets"]
+    assert recorded["spec"]["n_mfcc"] == 20 and recorded["spec"]["pca_variance"] == 0.95
+    assert recorded["sets"]["default"]["name"] == "mfcc20_timestamps_face"
+    trained = training.study_training("bundled", "quick")
+    assert trained.models == overrides["models"] and trained.cfg.max_epochs == 2
+    for name, run in trained.runs.items():
+        params = json.loads((run / "config.json").read_text())["feature_set"]["params"]
+        assert params["mfcc"]["n_mfcc"] == 20 and params["pca_variance"] == 0.95, name
+    after = results.study()
+    assert set(after["models"]) == set(overrides["models"])
+    for name in ("energy", "ridge"):  # no epochs in them: only the features changed
+        assert after["models"][name]["mlmd"] != pytest.approx(before["models"][name]["mlmd"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from pathlib import Path
 
 import cv2
@@ -14,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wav2kp import config, pages, study, viz
+from wav2kp import config, pages, results, study, viz
 
 
 def test_carriage_returns_keep_the_last_state_of_a_line() -> None:
@@ -60,32 +59,30 @@ def test_tidy_makes_a_progress_bar_one_line() -> None:
     assert pages.tidy(nb) == 0  # tidy twice: nothing more to do
 
 
-def test_key_numbers_come_from_the_saved_results(tmp_path: Path) -> None:
-    (tmp_path / "extraction").mkdir()
-    (tmp_path / "extraction" / "01_extraction.json").write_text(
-        json.dumps(
-            {
-                "clips": 132,
-                "extracted": 131,
-                "failed": 1,
-                "frames": 14000,
-                "detection_rate": 0.9987,
-                "jitter_still_pct_iod": 0.98,
-                "noise_floor": {"all": 2.29, "mouth": 1.816},
-            }
-        )
+def test_key_numbers_come_from_the_saved_records(home: Path) -> None:
+    results.save(
+        "01_extraction",
+        {
+            "clips": 132,
+            "extracted": 131,
+            "failed": 1,
+            "frames": 14000,
+            "detection_rate": 0.9987,
+            "jitter_still_pct_iod": 0.98,
+            "noise_floor": {"all": 2.29, "mouth": 1.816},
+        },
     )
-    rows = dict(pages.key_numbers("01_extraction", tmp_path))
+    rows = dict(pages.key_numbers("01_extraction"))
     assert rows["clips extracted"] == "131 of 132" and rows["failed"] == "1"
     assert rows["face found"] == "99.9 % of frames"
     assert rows["dlib vs ground truth (noise floor)"] == "2.29 % IOD all points, 1.82 % IOD mouth"
-    assert pages.key_numbers("02_features", tmp_path) == []  # no results saved: no box
-    assert pages.key_numbers("99_other", tmp_path) == []
+    assert pages.key_numbers("02_features") == []  # no record saved: no box
+    assert pages.key_numbers("99_other") == []
     nb = _nb_with_progress()
-    assert pages.add_key_numbers(nb, "01_extraction", tmp_path)
+    assert pages.add_key_numbers(nb, "01_extraction")
     assert nb.cells[0].source.startswith("# 01") and "key-numbers" in nb.cells[1].metadata.tags
     assert "| clips extracted | 131 of 132 |" in nb.cells[1].source
-    assert not pages.add_key_numbers(nb, "02_features", tmp_path)
+    assert not pages.add_key_numbers(nb, "02_features")
 
 
 def _png(w: int, h: int, colour=(0, 0, 255)) -> str:
@@ -173,7 +170,7 @@ def test_index_tells_the_story(home: Path) -> None:
             }
         ],
     }
-    page = study.render_index(manifest, RESULTS, {"00": "data:image/jpeg;base64,AAAA"})
+    page = pages.render_index(manifest, RESULTS, {"00": "data:image/jpeg;base64,AAAA"})
     assert "<h2>Results</h2>" in page and 'src="data:image/jpeg;base64,AAAA"' in page
     assert page.count('href="00_corpus.html"') == 2  # the name and the thumbnail
     assert "<script" not in page

@@ -120,6 +120,26 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 1 if report.all_failed else 0
 
 
+def _train_sets(args: argparse.Namespace):
+    """The feature sets notebook 02 of the study built for this corpus and subset, else the
+    default ones (built or reused from the extraction outputs), saying which."""
+    from wav2kp import corpus, features, results
+
+    try:
+        sets = features.open_study_sets(args.corpus, args.subset)
+        print(f"feature sets of the study (notebook 02): {sets['default'].out_dir.name}")
+    except results.RecordError:
+        clips = corpus.study_clips(args.corpus, args.subset)
+        spec = features.FeatureSpec(seed=args.seed)
+        sets = features.build_study_sets(
+            clips, args.corpus, args.subset, spec, ("default", "original")
+        )
+        print(
+            f"no feature sets recorded by notebook 02: default ones ({sets['default'].out_dir.name})"
+        )
+    return sets
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from wav2kp import config, training
     from wav2kp.training import models
@@ -132,7 +152,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        sets = training.feature_sets(args.corpus, args.subset, args.seed)
+        sets = _train_sets(args)
     except (FileNotFoundError, NotADirectoryError, ValueError) as err:
         print(f"wav2kp train: {err}", file=sys.stderr)
         return 2
@@ -175,19 +195,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     try:
         predictor = (
-            inference.Predictor(config.find_run(args.model))
+            inference.Predictor(config.find_run(args.model), why="named with --model")
             if args.model
             else inference.Predictor.default()
         )
-        pred = predictor.predict_file(args.speech, fps=args.fps, emotion=args.emotion)
-        if args.head_motion != "none" or args.blinks:
-            from wav2kp.synthesis import motion
-
-            pred.normalised = motion.animate(
-                pred.normalised, pred.times, pred.audio, motion.load_default(),
-                head_motion=args.head_motion, strength=args.motion_strength,
-                blinks=args.blinks, seed=args.seed,
-            )  # fmt: skip
+        print(f"model: {predictor.name} ({predictor.run_dir}): {predictor.why}", flush=True)
         face = None
         if args.face:
             from wav2kp.synthesis import render
@@ -198,15 +210,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 else render.FaceRenderer.from_file(args.face, size=args.size)
             )
         out = Path(args.out) if args.out else (Path("predictions") / Path(args.speech).stem)
-        paths = synthesis.write_outputs(
-            pred,
-            out,
-            predictor.rest(),
-            source=args.speech,
-            face=face,
-            size=args.size,
-            vid2vid=args.vid2vid,
-        )
+        pred, paths = synthesis.predict_recording(
+            predictor, args.speech, out, fps=args.fps, emotion=args.emotion,
+            head_motion=args.head_motion, motion_strength=args.motion_strength,
+            blinks=args.blinks, seed=args.seed, face=face, size=args.size, vid2vid=args.vid2vid,
+        )  # fmt: skip
     except inference.PredictError as err:
         print(f"wav2kp predict: {err}", file=sys.stderr)
         return 2
@@ -283,41 +291,41 @@ def _cmd_evaluate_real(args: argparse.Namespace) -> int:
 
 
 def _cmd_release_model(args: argparse.Namespace) -> int:
-    from wav2kp import config
+    from wav2kp import config, results
     from wav2kp.training import release
 
-    results = Path(args.results) if args.results else config.reports_dir() / "results.json"
+    path = Path(args.results) if args.results else results.results_path()
     run = config.find_run(args.run) if args.run else release.default_run(live=args.live)
     if run is None or not (Path(run) / "config.json").is_file():
         print(
-            f"wav2kp release-model: no run to release ({run or 'no default_model in ' + str(results)});"
+            f"wav2kp release-model: no run to release ({run or 'the last study chose none: ' + str(path)});"
             f" run the full study first (make study) or pass --run RUN.",
             file=sys.stderr,
         )
         return 2
-    record = json.loads(results.read_text(encoding="utf-8")) if results.is_file() else {}
+    record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     if record.get("profile") != "full" and not args.any_profile:
         print(
-            f"wav2kp release-model: {results} is from profile {record.get('profile')!r}; a "
+            f"wav2kp release-model: {path} is from profile {record.get('profile')!r}; a "
             f"release comes from the full study (make study), or pass --any-profile.",
             file=sys.stderr,
         )
         return 2
     out = config.LIVE_SHIPPED_DIR if args.live else config.SHIPPED_DIR
-    info = release.release(run, results if results.is_file() else None, out_dir=out)
+    info = release.release(run, path if path.is_file() else None, out_dir=out)
     print(json.dumps({k: info[k] for k in ("model", "run", "weights_bytes", "check")}, indent=2))
     print(f"-> {out}")
-    if not args.live and record:  # the study's head-motion model ships beside its default model
+    fitted = results.motion_file()
+    if not args.live and record and fitted is not None:
+        # the study's head-motion model ships beside its default model
         from wav2kp.synthesis import motion
 
-        fitted = config.run_dir(record["corpus"], record["subset"], motion.MOTION_RUN)
-        if (fitted / "motion.json").is_file():
-            model = motion.MotionModel.load(fitted / "motion.json")
-            model.fitted_on.update(
-                feature_set=f"{record['corpus']} {record['subset']} (train split)",
-                study_commit=record.get("commit"),
-            )
-            print(f"-> {model.save(motion.SHIPPED_FILE)}")
+        model = motion.MotionModel.load(fitted)
+        model.fitted_on.update(
+            feature_set=f"{record['corpus']} {record['subset']} (train split)",
+            study_commit=record.get("commit"),
+        )
+        print(f"-> {model.save(motion.SHIPPED_FILE)}")
     return 0
 
 

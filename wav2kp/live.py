@@ -74,26 +74,19 @@ class LiveModel:
 
 def load_model(model: str | Path | None = None) -> LiveModel:
     """``model`` (a run folder or name), else the last study's live model
-    (``results.json`` → ``levers.live_model``), else the live model shipped with the package
+    (:func:`wav2kp.results.live_run`), else the live model shipped with the package
     (``wav2kp/shipped_live``), else :meth:`Predictor.default`."""
-    from wav2kp import config
+    from wav2kp import config, results
 
     if model:
-        run = config.find_run(model)
-        return LiveModel(inference.Predictor(run), str(model))
-    results = config.reports_dir() / "results.json"
-    try:
-        record = json.loads(results.read_text(encoding="utf-8"))
-        live = (record.get("levers") or {}).get("live_model")
-        if live:
-            run = config.run_dir(record["corpus"], record["subset"], live)
-            if (Path(run) / "config.json").is_file():
-                return LiveModel(inference.Predictor(run), live)
-    except (OSError, ValueError, KeyError):
-        pass
+        return LiveModel(inference.Predictor(config.find_run(model)), str(model))
+    choice = results.live_run()
+    if choice is not None:
+        return LiveModel(inference.Predictor(choice.run, why=choice.reason), choice.label)
     shipped = config.shipped_dir(live=True)
     if shipped is not None:
-        return LiveModel(inference.Predictor(shipped), "shipped live model")
+        why = "the live model shipped with the package (no study has trained one yet)"
+        return LiveModel(inference.Predictor(shipped, why=why), "shipped live model")
     p = inference.Predictor.default()
     return LiveModel(p, p.name)
 

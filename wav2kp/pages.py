@@ -9,9 +9,14 @@ that tells the story.
   puts them, as a small table, right under the notebook's introduction on its page.
 - :func:`thumbnail` is a small JPEG of the notebook's key figure (the output of the cell
   tagged ``thumbnail``, else the first figure).
+- :func:`export_html` writes a notebook's page (nbconvert's lab look through
+  ``wav2kp/templates/wav2kp_page``, without the scripts the lab template fetches from a CDN, so
+  a page opens offline);
 - :func:`render_index` is ``reports/html/index.html``: the headline results
   (:func:`headline`), then one card per notebook with its thumbnail, status, time and
   parameters. Everything is inline: the index is one file, with no script.
+
+Every piece of the study's HTML is here; :mod:`wav2kp.study` only runs the notebooks.
 """
 
 from __future__ import annotations
@@ -20,11 +25,23 @@ import base64
 import html
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from wav2kp import config
+from wav2kp import results as records
+from wav2kp.manifest import atomic_path
+
+#: nbconvert templates of the study's pages.
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a hidden temp file in the same folder and a rename."""
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
 
 # --------------------------------------------------------------------------- tidy outputs
 
@@ -81,14 +98,32 @@ def _text(out) -> str:
     return "".join(text) if isinstance(text, list) else text
 
 
+def tidy_file(executed: Path) -> None:
+    """Rewrite an executed notebook's printed output as a terminal shows it
+    (:func:`tidy`: a progress bar is its last state, not one line per update)."""
+    import nbformat
+
+    nb = nbformat.read(str(executed), as_version=4)
+    if tidy(nb):
+        write_text(Path(executed), nbformat.writes(nb))
+
+
+def export_html(executed: Path, html_path: Path) -> Path:
+    """Export an executed notebook to a standalone HTML page (nbconvert's ``lab`` look, without
+    the scripts it would fetch from a CDN: ``wav2kp/templates/wav2kp_page``), with the
+    notebook's key numbers right under its introduction (:func:`add_key_numbers`)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(executed), as_version=4)
+    add_key_numbers(nb, Path(executed).stem)
+    exporter = HTMLExporter(template_name="wav2kp_page", extra_template_basedirs=[str(TEMPLATES)])
+    body, _ = exporter.from_notebook_node(nb)
+    write_text(Path(html_path), body)
+    return Path(html_path)
+
+
 # --------------------------------------------------------------------------- key numbers
-
-
-def _load(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -231,24 +266,25 @@ def _synthesis_numbers(d: dict) -> list[tuple[str, str]]:
     return rows
 
 
-#: notebook name -> (its results file under reports/, the function that picks numbers)
-KEY_NUMBERS: dict[str, tuple[str, Callable[[dict], list[tuple[str, str]]]]] = {
-    "00_corpus": ("corpus/00_corpus.json", _corpus_numbers),
-    "01_extraction": ("extraction/01_extraction.json", _extraction_numbers),
-    "02_features": ("features/02_features.json", _features_numbers),
-    "03_training": ("training/03_training.json", _training_numbers),
-    "04_evaluation": ("results.json", _evaluation_numbers),
-    "05_synthesis": ("synthesis/05_synthesis.json", _synthesis_numbers),
+#: notebook name -> the function that picks its numbers from its record
+KEY_NUMBERS: dict[str, Callable[[dict], list[tuple[str, str]]]] = {
+    "00_corpus": _corpus_numbers,
+    "01_extraction": _extraction_numbers,
+    "02_features": _features_numbers,
+    "03_training": _training_numbers,
+    "04_evaluation": _evaluation_numbers,
+    "05_synthesis": _synthesis_numbers,
 }
 
 
-def key_numbers(notebook: str, reports_dir: Path | None = None) -> list[tuple[str, str]]:
-    """``[(label, value text), ...]``: the headline numbers a notebook saved (empty when it has
-    none, e.g. it failed before saving them)."""
+def key_numbers(notebook: str) -> list[tuple[str, str]]:
+    """``[(label, value text), ...]``: the headline numbers of a notebook's record
+    (:mod:`wav2kp.results`; notebook 04's merged one); empty when it has none, e.g. it failed
+    before saving them."""
     if notebook not in KEY_NUMBERS:
         return []
-    rel, pick = KEY_NUMBERS[notebook]
-    data = _load(Path(reports_dir or config.reports_dir()) / rel)
+    pick = KEY_NUMBERS[notebook]
+    data = records.study() if notebook == records.BASE else records.load(notebook)
     if not data:
         return []
     try:
@@ -257,12 +293,12 @@ def key_numbers(notebook: str, reports_dir: Path | None = None) -> list[tuple[st
         return []  # a results file of another shape: no box rather than a broken page
 
 
-def add_key_numbers(nb, notebook: str, reports_dir: Path | None = None) -> bool:
+def add_key_numbers(nb, notebook: str) -> bool:
     """Insert a markdown cell with the key numbers after the notebook's first (introduction)
     cell. Returns whether there was anything to insert."""
     import nbformat
 
-    rows = key_numbers(notebook, reports_dir)
+    rows = key_numbers(notebook)
     if not rows:
         return False
     table = "\n".join(f"| {k} | {v.replace('|', '/')} |" for k, v in rows)
@@ -322,6 +358,19 @@ def title(nb) -> str:
 
 
 # --------------------------------------------------------------------------- the index
+
+
+def _thumbnail_and_title(executed: Path) -> tuple[str | None, str]:
+    """The key figure as a data URL (``None`` without one) and the title of a notebook."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(executed), as_version=4)
+        jpg = thumbnail(nb)
+    except Exception:  # noqa: BLE001 - an unreadable notebook has no thumbnail, the index stays
+        return None, ""
+    url = None if jpg is None else "data:image/jpeg;base64," + base64.b64encode(jpg).decode()
+    return url, title(nb)
 
 
 def headline(results: dict | None) -> str:
@@ -425,3 +474,114 @@ ul.params { margin: 0; padding-left: 1rem; }
 .thumb img { width: 180px; max-height: 130px; object-fit: contain; border: 1px solid #ddd;
              border-radius: 3px; display: block; background: #fff; }
 """
+
+
+def _index_row(entry: dict[str, Any], thumb: str | None = None) -> str:
+    esc = html.escape
+    name = esc(entry["name"])
+    link = f'<a href="{esc(entry["html_path"])}">{name}</a>' if entry["html_exists"] else name
+    if entry.get("title"):
+        link += f'<div class="muted">{esc(entry["title"])}</div>'
+    picture = ""
+    if thumb and entry["html_exists"]:
+        picture = (
+            f'<a class="thumb" href="{esc(entry["html_path"])}">'
+            f'<img src="{thumb}" alt="key figure of {name}"></a>'
+        )
+    status = entry["status"]
+    note = ""
+    if status == "skipped":
+        note = " not selected" if not entry["selected"] else " not run"
+        note += " (page from an earlier run)" if entry["html_exists"] else ""
+    wall = "" if entry["wall_s"] is None else f"{entry['wall_s']:.1f} s"
+    params = "".join(
+        f"<li><code>{esc(k)} = {esc(json.dumps(v, default=str))}</code></li>"
+        for k, v in entry["parameters"].items()
+    )
+    params = (
+        f'<ul class="params">{params}</ul>' if params else '<span class="muted">defaults</span>'
+    )
+    error = ""
+    if entry["error"]:
+        headline = [ln for ln in entry["error"].splitlines() if not ln.startswith(" ")][:2]
+        error = (
+            f"<details><summary>{esc(' '.join(headline))}</summary>"
+            f"<pre>{esc(entry['error'])}</pre></details>"
+        )
+    return (
+        f"<tr><td>{esc(entry['key'])}</td><td>{picture}</td><td>{link}{error}</td>"
+        f'<td><span class="status {esc(status)}">{esc(status)}</span>'
+        f'<span class="muted">{esc(note)}</span></td><td>{wall}</td><td>{params}</td></tr>'
+    )
+
+
+def render_index(
+    manifest: dict[str, Any],
+    results: dict[str, Any] | None = None,
+    thumbnails: dict[str, str] | None = None,
+) -> str:
+    """``index.html`` for a :func:`study_manifest`: self-contained (inline CSS, no scripts).
+    ``results``: the study's merged record (:func:`wav2kp.results.study`) for the headline
+    results (:func:`headline`);
+    ``thumbnails``: ``{notebook key: image data URL}``, each linking to its page."""
+    thumbnails = thumbnails or {}
+    esc = html.escape
+    overrides = ", ".join(
+        f"{k}={json.dumps(v, default=str)}" for k, v in manifest["overrides"].items()
+    )
+    versions = ", ".join(f"{k} {v}" for k, v in manifest["versions"].items())
+    facts = {
+        "Profile": manifest["profile"],
+        "Overrides": overrides or "none",
+        "Commit": manifest["git_commit"],
+        "Started (UTC)": manifest["started"],
+        "Total wall time": f"{manifest['total_wall_s']:.1f} s",
+        "State": manifest["state"],
+        "Versions": versions,
+    }
+    facts_html = "".join(f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>" for k, v in facts.items())
+    rows = "\n".join(_index_row(e, thumbnails.get(e["key"])) for e in manifest["notebooks"])
+    story = headline(results) if results else ""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>wav2kp study ({esc(manifest["profile"])})</title>
+<style>{CSS}</style>
+</head>
+<body>
+<h1>wav2kp study</h1>
+<p class="muted">Speech to 68-point facial keypoints: one page per notebook, executed with papermill.</p>
+<dl>{facts_html}</dl>
+{story}
+<h2>Notebooks</h2>
+<table>
+<thead><tr><th>#</th><th>Key figure</th><th>Notebook</th><th>Status</th><th>Wall time</th><th>Parameters</th></tr></thead>
+<tbody>
+{rows}
+</tbody>
+</table>
+</body>
+</html>
+"""
+
+
+def write_index(manifest: dict[str, Any], pages: Sequence[tuple[str, Path, Path]]) -> Path:
+    """Write ``reports/html/index.html`` (atomically) for a study's ``manifest`` (the runner's
+    ``study.json``); ``pages``: ``(notebook key, executed notebook, its HTML page)`` of every
+    notebook. The headline results come from :func:`wav2kp.results.study` once notebook 04's
+    page exists."""
+    thumbnails, titles = {}, {}
+    for key, executed, page in pages:
+        if executed.is_file() and page.is_file():
+            thumbnails[key], titles[key] = _thumbnail_and_title(executed)
+    results = None
+    if any(key == "04" and page.is_file() for key, _, page in pages):
+        results = records.study()  # the headline names its commit
+    thumbnails = {k: v for k, v in thumbnails.items() if v}
+    for entry in manifest["notebooks"]:
+        entry["title"] = titles.get(entry["key"], "")
+    index = config.reports_dir() / "html" / "index.html"
+    write_text(index, render_index(manifest, results, thumbnails))
+    return index

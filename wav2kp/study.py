@@ -1,4 +1,8 @@
-"""Running the study: execute the notebooks with papermill and export HTML reports.
+"""Running the study: the notebooks executed with papermill, one after the other.
+
+This module is the runner only: what the notebooks record is :mod:`wav2kp.results`, how their
+pages and the index look is :mod:`wav2kp.pages`; the notebooks import neither this module nor
+anything from it.
 
 ``run_study`` executes ``notebooks/NN_*.ipynb`` in numeric order with the parameters of a profile
 (``configs/<profile>.yaml``) plus command-line overrides, writes each executed notebook to
@@ -12,10 +16,8 @@ environment, so ``WAV2KP_HOME`` (where ``data/`` and ``reports/`` go) reaches th
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
-import html
 import json
 import logging
 import os
@@ -31,13 +33,11 @@ from typing import Any
 import yaml
 
 from wav2kp import config, pages
-from wav2kp.manifest import atomic_path, git_commit, package_versions, write_json_atomic
+from wav2kp.manifest import git_commit, package_versions
 
 #: ``NN_name.ipynb``: two digits, an underscore, a name.
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_.+\.ipynb$")
 KERNEL_NAME = "python3"
-#: nbconvert templates of the study's pages.
-TEMPLATES = Path(__file__).parent / "templates"
 #: How much of a failing cell's source and traceback a ``StudyError`` message shows (lines).
 SOURCE_LINES = 15
 TRACEBACK_LINES = 12
@@ -45,34 +45,6 @@ TRACEBACK_LINES = 12
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: Exponent floats PyYAML (YAML 1.1) reads as strings: ``1e-3``, ``2E5``.
 _EXP_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
-
-
-def results_path(notebook: str) -> Path:
-    """``reports/<stage>/<notebook>.json``, where a notebook such as ``"02_features"`` leaves its
-    numbers (the tests read them)."""
-    return config.reports_dir() / notebook.split("_", 1)[1] / f"{notebook}.json"
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars and arrays as JSON numbers and lists; anything else as text."""
-    return value.tolist() if hasattr(value, "tolist") else str(value)
-
-
-def save_results(notebook: str, numbers: dict[str, Any]) -> Path:
-    """Write a notebook's numbers to :func:`results_path` atomically; returns the path."""
-    return write_json_atomic(results_path(notebook), numbers, default=_plain)
-
-
-def add_to_results(key: str, value: Any) -> Path | None:
-    """Add ``{key: value}`` to ``reports/results.json`` (written by notebook 04; nothing is
-    written when it does not exist): notebook 05's motion statistics go there too."""
-    path = config.reports_dir() / "results.json"
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    record[key] = value
-    return write_json_atomic(path, record, default=_plain)
 
 
 class StudyError(RuntimeError):
@@ -229,37 +201,6 @@ def resolve_parameters(
 
 
 # --------------------------------------------------------------------------- execution
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a hidden temp file in the same folder and a rename."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def tidy_executed(executed: Path) -> None:
-    """Rewrite an executed notebook's printed output as a terminal shows it
-    (:func:`wav2kp.pages.tidy`: a progress bar is its last state, not one line per update)."""
-    import nbformat
-
-    nb = nbformat.read(str(executed), as_version=4)
-    if pages.tidy(nb):
-        _atomic_write_text(Path(executed), nbformat.writes(nb))
-
-
-def export_html(executed: Path, html_path: Path) -> Path:
-    """Export an executed notebook to a standalone HTML page (nbconvert's ``lab`` look, without
-    the scripts it would fetch from a CDN: ``wav2kp/templates/wav2kp_page``), with the
-    notebook's key numbers right under its introduction (:mod:`wav2kp.pages`)."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    nb = nbformat.read(str(executed), as_version=4)
-    pages.add_key_numbers(nb, Path(executed).stem)
-    exporter = HTMLExporter(template_name="wav2kp_page", extra_template_basedirs=[str(TEMPLATES)])
-    body, _ = exporter.from_notebook_node(nb)
-    _atomic_write_text(Path(html_path), body)
-    return Path(html_path)
 
 
 def _shorten(lines: list[str], keep: int, tail: bool = False) -> str:
@@ -456,16 +397,16 @@ def execute(run: NotebookRun, live: bool = False) -> None:
                 stderr_file=watch,
                 **_kernel_config(),
             )
-        tidy_executed(run.executed_path)
-        export_html(run.executed_path, run.html_path)
+        pages.tidy_file(run.executed_path)
+        pages.export_html(run.executed_path, run.html_path)
         run.status = "ok"
     except BaseException as err:
         run.status = "failed"
         run.error = describe_failure(run, err)
         if run.executed_path.is_file() and not run.html_path.is_file():  # papermill saved it
             with contextlib.suppress(Exception):  # keep the original failure
-                tidy_executed(run.executed_path)
-                export_html(run.executed_path, run.html_path)
+                pages.tidy_file(run.executed_path)
+                pages.export_html(run.executed_path, run.html_path)
         raise
     finally:
         run.wall_s = time.perf_counter() - t0
@@ -506,128 +447,16 @@ def study_manifest(info: dict[str, Any], runs: list[NotebookRun]) -> dict[str, A
     return {**info, "total_wall_s": round(info["total_wall_s"], 3), "notebooks": notebooks}
 
 
-def _row(entry: dict[str, Any], thumb: str | None = None) -> str:
-    esc = html.escape
-    name = esc(entry["name"])
-    link = f'<a href="{esc(entry["html_path"])}">{name}</a>' if entry["html_exists"] else name
-    if entry.get("title"):
-        link += f'<div class="muted">{esc(entry["title"])}</div>'
-    picture = ""
-    if thumb and entry["html_exists"]:
-        picture = (
-            f'<a class="thumb" href="{esc(entry["html_path"])}">'
-            f'<img src="{thumb}" alt="key figure of {name}"></a>'
-        )
-    status = entry["status"]
-    note = ""
-    if status == "skipped":
-        note = " not selected" if not entry["selected"] else " not run"
-        note += " (page from an earlier run)" if entry["html_exists"] else ""
-    wall = "" if entry["wall_s"] is None else f"{entry['wall_s']:.1f} s"
-    params = "".join(
-        f"<li><code>{esc(k)} = {esc(json.dumps(v, default=str))}</code></li>"
-        for k, v in entry["parameters"].items()
-    )
-    params = (
-        f'<ul class="params">{params}</ul>' if params else '<span class="muted">defaults</span>'
-    )
-    error = ""
-    if entry["error"]:
-        headline = [ln for ln in entry["error"].splitlines() if not ln.startswith(" ")][:2]
-        error = (
-            f"<details><summary>{esc(' '.join(headline))}</summary>"
-            f"<pre>{esc(entry['error'])}</pre></details>"
-        )
-    return (
-        f"<tr><td>{esc(entry['key'])}</td><td>{picture}</td><td>{link}{error}</td>"
-        f'<td><span class="status {esc(status)}">{esc(status)}</span>'
-        f'<span class="muted">{esc(note)}</span></td><td>{wall}</td><td>{params}</td></tr>'
-    )
-
-
-def render_index(
-    manifest: dict[str, Any],
-    results: dict[str, Any] | None = None,
-    thumbnails: dict[str, str] | None = None,
-) -> str:
-    """``index.html`` for a :func:`study_manifest`: self-contained (inline CSS, no scripts).
-    ``results``: ``reports/results.json`` for the headline results (:func:`pages.headline`);
-    ``thumbnails``: ``{notebook key: image data URL}``, each linking to its page."""
-    thumbnails = thumbnails or {}
-    esc = html.escape
-    overrides = ", ".join(
-        f"{k}={json.dumps(v, default=str)}" for k, v in manifest["overrides"].items()
-    )
-    versions = ", ".join(f"{k} {v}" for k, v in manifest["versions"].items())
-    facts = {
-        "Profile": manifest["profile"],
-        "Overrides": overrides or "none",
-        "Commit": manifest["git_commit"],
-        "Started (UTC)": manifest["started"],
-        "Total wall time": f"{manifest['total_wall_s']:.1f} s",
-        "State": manifest["state"],
-        "Versions": versions,
-    }
-    facts_html = "".join(f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>" for k, v in facts.items())
-    rows = "\n".join(_row(e, thumbnails.get(e["key"])) for e in manifest["notebooks"])
-    story = pages.headline(results) if results else ""
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>wav2kp study ({esc(manifest["profile"])})</title>
-<style>{pages.CSS}</style>
-</head>
-<body>
-<h1>wav2kp study</h1>
-<p class="muted">Speech to 68-point facial keypoints: one page per notebook, executed with papermill.</p>
-<dl>{facts_html}</dl>
-{story}
-<h2>Notebooks</h2>
-<table>
-<thead><tr><th>#</th><th>Key figure</th><th>Notebook</th><th>Status</th><th>Wall time</th><th>Parameters</th></tr></thead>
-<tbody>
-{rows}
-</tbody>
-</table>
-</body>
-</html>
-"""
-
-
 def write_index(info: dict[str, Any], runs: list[NotebookRun]) -> Path:
-    """Write ``reports/html/index.html`` and ``reports/html/study.json`` (atomically)."""
-    html_dir = config.reports_dir() / "html"
+    """Write ``reports/html/study.json`` (the run as data) and ``reports/html/index.html``
+    (:func:`wav2kp.pages.write_index`), atomically."""
     manifest = study_manifest(info, runs)
-    _atomic_write_text(html_dir / "study.json", json.dumps(manifest, indent=2, default=str) + "\n")
-    index = html_dir / "index.html"
-    thumbnails, titles = {}, {}
-    for run in runs:
-        if run.executed_path.is_file() and run.html_path.is_file():
-            thumbnails[run.key], titles[run.key] = _thumbnail_and_title(run.executed_path)
-    results = None
-    if any(run.key == "04" and run.html_path.is_file() for run in runs):
-        with contextlib.suppress(OSError, ValueError):  # the headline names its commit
-            results = json.loads((config.reports_dir() / "results.json").read_text("utf-8"))
-    thumbnails = {k: v for k, v in thumbnails.items() if v}
-    for entry in manifest["notebooks"]:
-        entry["title"] = titles.get(entry["key"], "")
-    _atomic_write_text(index, render_index(manifest, results, thumbnails))
-    return index
-
-
-def _thumbnail_and_title(executed: Path) -> tuple[str | None, str]:
-    """The key figure as a data URL (``None`` without one) and the title of a notebook."""
-    import nbformat
-
-    try:
-        nb = nbformat.read(str(executed), as_version=4)
-        jpg = pages.thumbnail(nb)
-    except Exception:  # noqa: BLE001 - an unreadable notebook has no thumbnail, the index stays
-        return None, ""
-    url = None if jpg is None else "data:image/jpeg;base64," + base64.b64encode(jpg).decode()
-    return url, pages.title(nb)
+    pages.write_text(
+        config.reports_dir() / "html" / "study.json",
+        json.dumps(manifest, indent=2, default=str) + "\n",
+    )
+    shown = [(run.key, run.executed_path, run.html_path) for run in runs]
+    return pages.write_index(manifest, shown)
 
 
 # --------------------------------------------------------------------------- the study

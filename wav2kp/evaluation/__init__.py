@@ -33,13 +33,11 @@ from wav2kp.evaluation.scoring import (
     main_table,
     model_record,
     mouth_traces,
-    read_results,
     results,
     results_markdown,
     score_clip,
     scored_points,
     summarise,
-    write_results,
 )
 
 __all__ = [
@@ -64,7 +62,6 @@ __all__ = [
     "model_record",
     "mouth_traces",
     "noise_floor",
-    "read_results",
     "real",
     "results",
     "results_markdown",
@@ -74,5 +71,4 @@ __all__ = [
     "summarise",
     "train_ablations",
     "viewer",
-    "write_results",
 ]

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from wav2kp import config, training
+from wav2kp.evaluation import real, scoring
 from wav2kp.evaluation.scoring import _num
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "choose_default",
     "lever_runs",
     "lever_table",
+    "measure",
     "train_levers",
 ]
 
@@ -246,3 +248,52 @@ def table_record(table: pd.DataFrame, default: str) -> dict:
         "live_model": live_run(table),
         "goals": {"real": REAL_GOAL, "bundled_min_mouth_corr": BUNDLED_MIN_CORR},
     }
+
+
+def measure(
+    loaded: dict[str, tuple[Any, Any]],
+    summary: pd.DataFrame,
+    real_summary: pd.DataFrame | None,
+    clips: list[str],
+    *,
+    study_models: list[str],
+    cfg,
+    hidden: int | None,
+    base: str,
+    talkers: int,
+    pretrain_epochs: int,
+    corpus: str,
+    subset: str,
+    clip_table: pd.DataFrame | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    real_dir: str | Path | None = None,
+    cluster=None,
+) -> tuple[pd.DataFrame, str]:
+    """Notebook 04's levers, end to end: train (or load) the lever runs beside ``base`` (a run
+    of ``loaded``, the study's runs), score them on the test ``clips`` like the study's models
+    (``summary``: their scores) and, when ``real_summary`` is given, on the real videos of
+    ``real_dir``; returns ``(the lever table, the default model)``. The default is
+    :func:`choose_default` over the table when there are real scores, else the best of
+    ``study_models`` on the test split."""
+    if base not in loaded:
+        raise ValueError(f"lever_base {base!r} is not one of the study's runs: {sorted(loaded)}.")
+    default = scoring.best_model(summary.loc[[m for m in study_models if m in summary.index]])
+    base_model, base_fs = loaded[base]
+    runs = train_levers(base_fs, cfg, base, talkers, pretrain_epochs, hidden, corpus, subset)
+    lever_loaded = training.load_runs(runs)
+    lever_loaded[f"{base}+pose"] = (PoseSmoothed(base_model), base_fs)
+    ev = scoring.evaluate_runs(lever_loaded, clips, corpus, clip_table, noise_floor=False)
+    scores = pd.concat([summary, scoring.summarise(ev, n_boot=n_boot, seed=seed)])
+    real_all = None
+    if real_summary is not None and len(real_summary) and real_dir is not None:
+        lever_real = real.evaluate_real(real_dir, runs, cluster=cluster)
+        real_all = pd.concat([real_summary, real.summary(lever_real["videos"])])
+    rows = [(m, "0. today", "study run", m) for m in ("energy", "tcn", base) if m in study_models]
+    for lv in LEVER_RUNS:
+        label = lv.label.format(base=base)
+        rows.append((label, lv.lever, lv.what, label.split("+")[0]))
+    table = lever_table(scores, real_all, rows)
+    if real_all is not None:
+        default = choose_default(table, default)
+    return table, default

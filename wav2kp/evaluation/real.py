@@ -209,3 +209,23 @@ def summary(videos: pd.DataFrame) -> pd.DataFrame:
     out["abs_offset_ms"] = g["offset_ms"].apply(lambda s: s.abs().mean())
     out["files"] = g.size()
     return out
+
+
+def record(result: dict, folder: str | Path) -> dict | None:
+    """The real-recording section of notebook 04's record (``results.json["real"]``) from
+    :func:`evaluate_real`'s ``result``: the folder, how many videos, per model the
+    :func:`summary` numbers (``None`` for NaN), the audio-only checks and the failures;
+    ``None`` when no video was scored."""
+    videos = result["videos"]
+    if not len(videos):
+        return None
+    return {
+        "folder": str(folder),
+        "files": int(videos["file"].nunique()),
+        "models": {
+            m: {k: (None if pd.isna(v) else float(v)) for k, v in row.items()}
+            for m, row in summary(videos).to_dict("index").items()
+        },
+        "speech_only": result["speech"].to_dict("records"),
+        "failures": result["failures"].to_dict("records"),
+    }

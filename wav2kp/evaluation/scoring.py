@@ -1,6 +1,7 @@
 """Evaluation of trained models on the test split: the field's landmark metrics per clip, the
 extraction noise floor, bootstrap intervals, per-emotion tables, the original's diary as
-ablations (:mod:`wav2kp.evaluation.ablations`), and ``reports/results.json`` / ``results.md``.
+ablations (:mod:`wav2kp.evaluation.ablations`), and notebook 04's record (:func:`results`, written
+with :func:`wav2kp.results.save`: ``results.json`` and ``results.md``).
 
 **The reference.** Predictions are scored against the best keypoints we have for a clip: the
 bundled corpus' *ground truth* (the generator's keypoints) when the clip has one, else the
@@ -21,7 +22,6 @@ lip-sync offset of all clips pooled (one cross-correlation over every clip's fra
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +36,7 @@ from wav2kp import config, media, metrics
 from wav2kp.corpus import bundled
 from wav2kp.extraction import landmarks
 from wav2kp.features import dataset
-from wav2kp.manifest import atomic_path, git_commit, package_versions, write_json_atomic
+from wav2kp.manifest import git_commit, package_versions
 from wav2kp.training import models, runs
 
 #: Metrics summarised per model (mean over clips with a bootstrap interval).
@@ -496,23 +496,6 @@ def _markdown(frame: pd.DataFrame) -> str:
     return "\n".join([head, sep, *body])
 
 
-def write_results(record: dict, markdown: str, out_dir: Path | None = None) -> tuple[Path, Path]:
-    """Write ``results.json`` and ``results.md`` (atomically) into ``out_dir`` (reports/)."""
-
-    out_dir = Path(out_dir) if out_dir is not None else config.reports_dir()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    jpath, mpath = out_dir / "results.json", out_dir / "results.md"
-    write_json_atomic(jpath, record)
-    with atomic_path(mpath) as tmp:
-        Path(tmp).write_text(markdown, encoding="utf-8")
-    return jpath, mpath
-
-
-def read_results(path: Path | None = None) -> dict:
-    path = Path(path) if path is not None else config.reports_dir() / "results.json"
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def check_invariants(
     record: dict,
     centred: Iterable[str] = ("ridge", "lstm", "tcn", "tcn_emotion"),
@@ -570,8 +553,6 @@ __all__ = [
     "results",
     "main_table",
     "results_markdown",
-    "write_results",
-    "read_results",
     "check_invariants",
     "mouth_traces",
     "scored_points",

@@ -4,15 +4,19 @@ by the keypoints, and the outputs of ``wav2kp predict`` (notebook 05).
 - :mod:`~wav2kp.synthesis.render`: :class:`FaceRenderer`, :func:`sketch_frame`,
   :func:`edge_map`, :func:`export_vid2vid`;
 - :mod:`~wav2kp.synthesis.outputs`: keypoints as npy/csv, the sketch and face videos with the
-  recording's audio, panels for comparisons.
+  recording's audio, panels for comparisons; :func:`predict_recording`, ``wav2kp predict``'s
+  pipeline;
+- :mod:`~wav2kp.synthesis.motion`: head motion and blinks from speech, and notebook 05's
+  comparison of their statistics with real videos.
 """
 
-from wav2kp.synthesis import outputs, render
+from wav2kp.synthesis import motion, outputs, render
 from wav2kp.synthesis.outputs import (
     keypoint_table,
     panel_frames,
     panel_video,
     place,
+    predict_recording,
     recording_audio,
     write_outputs,
 )
@@ -26,7 +30,9 @@ __all__ = [
     "outputs",
     "panel_frames",
     "panel_video",
+    "motion",
     "place",
+    "predict_recording",
     "recording_audio",
     "render",
     "sketch_frame",

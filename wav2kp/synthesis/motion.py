@@ -29,7 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from wav2kp import media, shapes
+from wav2kp import config, media, results, shapes
+from wav2kp import corpus as corpora
+from wav2kp.extraction import landmarks
+from wav2kp.manifest import write_json_atomic
 
 RATE = 16000
 #: Pose parameters, in this order, of a pose track ``(T, 4)``.
@@ -196,7 +199,6 @@ class MotionModel:
     fitted_on: dict = field(default_factory=dict)
 
     def save(self, path: str | Path) -> Path:
-        from wav2kp.manifest import write_json_atomic
 
         return write_json_atomic(Path(path), asdict(self))
 
@@ -518,7 +520,6 @@ SHIPPED_FILE = Path(__file__).resolve().parents[1] / "shipped" / "motion.json"
 def clip_inputs(interim_dir: str | Path, clip: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(points (T, 68, 2), times (T,), 16 kHz audio)`` of an extracted clip (extraction
     writes its audio at 16 kHz)."""
-    from wav2kp.extraction import landmarks
 
     wav, lm_path = landmarks.clip_paths(Path(interim_dir), clip)
     lm = landmarks.load_landmarks(lm_path)
@@ -537,20 +538,101 @@ def fit_corpus(fs, interim_dir: str | Path, split: str = "train") -> MotionModel
     return model
 
 
-def load_default(results: Path | None = None) -> MotionModel:
-    """The last study's motion model (``<run dir of "motion">/motion.json`` of the corpus and
-    subset in ``reports/results.json``), else the one shipped with the package."""
-    from wav2kp import config
+def load_default() -> MotionModel:
+    """The motion model the last study fitted (notebook 05, :func:`wav2kp.results.motion_file`),
+    else the one shipped with the package."""
 
-    results = results or config.reports_dir() / "results.json"
+    path = results.motion_file()
+    return MotionModel.load(path if path is not None else SHIPPED_FILE)
+
+
+def fit_study(fs, interim_dir: str | Path, out_file: str | Path) -> MotionModel:
+    """Notebook 05's motion model: fitted on the extracted training clips of ``fs``
+    (:func:`fit_corpus`) and saved to ``out_file``; the shipped model when there are none to
+    fit on (a predictor whose feature set is the shipped one), said on the output."""
     try:
-        record = json.loads(results.read_text(encoding="utf-8"))
-        path = config.run_dir(record["corpus"], record["subset"], MOTION_RUN) / "motion.json"
-        if path.is_file():
-            return MotionModel.load(path)
-    except (OSError, ValueError, KeyError):
-        pass
-    return MotionModel.load(SHIPPED_FILE)
+        model = fit_corpus(fs, interim_dir)
+        model.save(out_file)
+    except (ValueError, OSError) as err:  # no extracted training clips
+        print(f"fitting skipped ({err}); the shipped motion model is used")
+        return MotionModel.load(SHIPPED_FILE)
+    return model
+
+
+def real_statistics(folder: str | Path, reference: np.ndarray) -> list[dict]:
+    """:func:`motion_statistics` of every talking-head video in ``folder``, extracted (or
+    reused: notebook 04 extracts the same folder) as corpus ``real_<folder name>``."""
+
+    name = f"real_{config.corpus_name(folder)}"
+    landmarks.extract(corpora.discover(folder), corpus=name, progress=False)
+    interim = config.interim_dir(name)
+    return [
+        motion_statistics(*clip_inputs(interim, f.stem), reference)
+        for f in sorted((interim / "landmarks").glob("*.npz"))
+    ]
+
+
+@dataclass
+class Comparison:
+    """Notebook 05's comparison of generated motion with real videos and the corpus: the
+    :func:`compare` table and what it was measured on."""
+
+    table: object  # pandas.DataFrame, one row per statistic
+    real_videos: int
+    corpus_clips: int
+    generated_seconds: float
+
+    @property
+    def inside(self) -> int:
+        """Statistics whose generated value lies inside the real videos' range."""
+        return int(self.table["inside real range"].sum())
+
+    def record(self) -> dict:
+        """The table as plain JSON (NaN as ``None``), with the counts."""
+        table = {
+            k: {
+                c: (v if not isinstance(v, float) or np.isfinite(v) else None)
+                for c, v in row.items()
+            }
+            for k, row in self.table.to_dict("index").items()
+        }
+        return {
+            "real_videos": self.real_videos,
+            "table": table,
+            "inside_real_range": self.inside,
+            "statistics": len(self.table),
+        }
+
+
+def compare_study(
+    model: MotionModel,
+    predictor,
+    fs,
+    interim_dir: str | Path,
+    real_dir: str | Path | None = None,
+    head_motion: str = "natural",
+    strength: float = 1.0,
+    blinks: bool = True,
+    seed: int = 0,
+    fps: float = 30000 / 1001,
+) -> Comparison:
+    """Motion statistics of the real videos of ``real_dir`` (skipped when ``None`` or absent),
+    of the extracted test clips of ``fs``, and of motion ``model`` generates for the test clips'
+    speech played back to back (predicted by ``predictor``), side by side (:func:`compare`)."""
+    interim = Path(interim_dir)
+
+    tests = [c for c in fs.split_clips("test") if landmarks.clip_paths(interim, c)[1].is_file()]
+    clips = [clip_inputs(interim, c) for c in tests]
+    corpus_stats = [motion_statistics(*c, fs.reference) for c in clips]
+    real = []
+    if real_dir is not None and Path(real_dir).is_dir():
+        real = real_statistics(real_dir, fs.reference)
+    speech = np.concatenate([c[2] for c in clips])
+    pred = predictor.predict_audio(speech, fps=fps)
+    alive = animate(pred.normalised, pred.times, speech, model, head_motion, strength, blinks, seed)
+    generated = motion_statistics(alive, pred.times, speech, fs.reference)
+    table = compare(real or [generated], corpus_stats, generated)
+    return Comparison(table, len(real), len(corpus_stats), float(generated["seconds"]))
 
 
 def compare(real: list[dict], corpus: list[dict], generated: dict):

@@ -11,6 +11,7 @@ the model's rest face, in inter-ocular distances) is moved onto the photo's own 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from fractions import Fraction
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 
 from wav2kp import media
 from wav2kp.manifest import atomic_path, file_sha256, package_versions, write_json_atomic
-from wav2kp.synthesis import render
+from wav2kp.synthesis import motion, render
 from wav2kp.training import inference
 
 
@@ -180,3 +181,38 @@ def panel_video(
         audio_rate=audio_rate,
     )
     return Path(path)
+
+
+def predict_recording(
+    predictor: inference.Predictor,
+    speech: str | Path,
+    out_dir: str | Path,
+    fps: Fraction | float = inference.DEFAULT_FPS,
+    emotion: str | int | None = None,
+    head_motion: str = "none",
+    motion_strength: float = 1.0,
+    blinks: bool = False,
+    seed: int = 0,
+    motion_model=None,
+    face=None,
+    size: int = 256,
+    vid2vid: bool = False,
+) -> tuple[inference.Prediction, dict[str, Path]]:
+    """What ``wav2kp predict`` does (and notebook 05 with a new sentence): the recording
+    ``speech`` -> keypoints at ``fps`` -> head motion and blinks (``head_motion`` /
+    ``blinks``; ``motion_model``: :func:`wav2kp.synthesis.motion.load_default` when ``None``)
+    -> :func:`write_outputs` into ``out_dir``. Returns the prediction (without the motion) and
+    the written files."""
+    pred = predictor.predict_file(speech, fps=fps, emotion=emotion)
+    shown = pred
+    if head_motion != "none" or blinks:
+        model = motion_model if motion_model is not None else motion.load_default()
+        moved = motion.animate(
+            pred.normalised, pred.times, pred.audio, model, head_motion=head_motion,
+            strength=motion_strength, blinks=blinks, seed=seed,
+        )  # fmt: skip
+        shown = dataclasses.replace(pred, normalised=moved)
+    paths = write_outputs(
+        shown, out_dir, predictor.rest(), source=speech, face=face, size=size, vid2vid=vid2vid
+    )
+    return pred, paths

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wav2kp import config, media, shapes
+from wav2kp import config, media, results, shapes
 from wav2kp.features import acoustic as feats
 from wav2kp.training import models, runs
 
@@ -130,8 +129,7 @@ class Prediction:
 class Predictor:
     """A trained run, ready to predict from raw audio."""
 
-    def __init__(self, run_dir: str | Path) -> None:
-
+    def __init__(self, run_dir: str | Path, why: str = "named") -> None:
         run_dir = Path(run_dir)
         label = run_dir.name
         try:
@@ -139,39 +137,31 @@ class Predictor:
         except FileNotFoundError as err:
             raise PredictError(str(err)) from err
         self.run_dir = run_dir
+        #: why this run predicts (``"named"``: the caller chose it)
+        self.why = why
         self.past, self.future = model_context(self.model, self.fs)
         self._rest: np.ndarray | None = None
 
     # -- which run
     @classmethod
     def default(cls) -> Predictor:
-        """The default model of the last study (``reports/results.json``: ``default_model``,
-        else ``best_model``), else the most recently trained run, else the model shipped with
-        the package (:mod:`wav2kp.training.release`); a clear error when there is none."""
-        results = config.reports_dir() / "results.json"
-        if results.is_file():
-            record = json.loads(results.read_text(encoding="utf-8"))
-            best = record.get("default_model") or record.get("best_model")
-            run = config.run_dir(record.get("corpus", "bundled"), record.get("subset"), best)
-            if best and (run / "config.json").is_file():
-                return cls(run)
-        runs = (
-            sorted(
-                (p for p in config.models_dir().glob("*/config.json")),
-                key=lambda p: p.stat().st_mtime,
+        """The default model the last study chose (notebook 04, :func:`wav2kp.results.
+        default_run`), else the model shipped with the package (:mod:`wav2kp.training.release`);
+        a clear error when there is neither. :attr:`why` says which one and why; a run
+        trained outside the study is used only when named (``Predictor(run_dir)``,
+        ``--model``)."""
+        choice = results.default_run()
+        if choice is not None:
+            return cls(choice.run, why=choice.reason)
+        shipped = config.shipped_dir()
+        if shipped is not None:
+            return cls(
+                shipped, why="the model shipped with the package (no study has chosen one yet)"
             )
-            if config.models_dir().is_dir()
-            else []
+        raise PredictError(
+            "No study has chosen a default model yet and this package ships none: run the "
+            "study (`make study`) or pass --model RUN_DIR."
         )
-        if not runs and (shipped := config.shipped_dir()) is not None:
-            return cls(shipped)
-        if not runs:
-            raise PredictError(
-                f"No trained model under {config.models_dir()}: run the study "
-                f"(`make study`) or train one (`wav2kp train --model tcn`), or "
-                f"pass --model RUN_DIR."
-            )
-        return cls(runs[-1].parent)
 
     @property
     def name(self) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from wav2kp import config, metrics, shapes
+from wav2kp import results as records
 from wav2kp.corpus import bundled
 from wav2kp.manifest import file_sha256, git_commit, write_json_atomic
 from wav2kp.training import inference, runs
@@ -177,17 +178,7 @@ def _real_row(record: dict, label: str) -> dict | None:
 
 
 def default_run(live: bool = False) -> Path | None:
-    """The run of the last study that :func:`release` would ship: ``default_model`` of its
-    ``results.json`` (else ``best_model``); ``live``: its live model (``levers.live_model``)."""
-    path = config.reports_dir() / "results.json"
-    if not path.is_file():
-        return None
-    record = json.loads(path.read_text(encoding="utf-8"))
-    if live:
-        label = (record.get("levers") or {}).get("live_model")
-        if not label:
-            return None
-    else:
-        label = record.get("default_model") or record.get("best_model")
-    run = config.run_dir(record.get("corpus", "bundled"), record.get("subset"), label)
-    return run if (run / "config.json").is_file() else None
+    """The run of the last study that :func:`release` would ship: its default model
+    (:func:`wav2kp.results.default_run`); ``live``: its live model."""
+    choice = records.live_run() if live else records.default_run()
+    return None if choice is None else choice.run

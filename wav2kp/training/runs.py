@@ -34,10 +34,9 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from wav2kp import config, metrics, shapes
 from wav2kp import config as paths
-from wav2kp import corpus as corpora
-from wav2kp.features import acoustic as features
+from wav2kp import metrics, shapes
+from wav2kp import results as records
 from wav2kp.features import dataset
 from wav2kp.manifest import inputs_sha256, package_versions, write_json_atomic
 from wav2kp.training import models
@@ -284,33 +283,9 @@ def train_model(
 # ----------------------------------------------------------------------------- the study's runs
 
 #: The feature set each model trains on: ``lstm_original`` is fed as the original project fed
-#: it (torchaudio's default MFCC at 80 frames/s, keypoints x3 paired by index); the others use
-#: the timestamp-aligned default set.
+#: it (the study's ``original`` set: torchaudio's default MFCC at 80 frames/s, keypoints x3 paired
+#: by index); the others use the ``default`` set (:mod:`wav2kp.features.sets`).
 ORIGINAL_FEEDING = {"lstm_original"}
-
-
-def feature_sets(corpus: str = "bundled", subset: str = "quick", seed: int = 0) -> dict:
-    """The two processed sets the study trains on, built (or reused) from the extraction
-    outputs: ``{"default": FeatureSet, "original": FeatureSet}``."""
-
-    name = config.corpus_name(corpus)
-    clips = corpora.study_clips(corpus, subset)
-    out = {}
-    for key, mfcc_cfg, alignment in (
-        ("default", features.MFCCConfig(), "timestamps"),
-        ("original", features.MFCCConfig.original(), "original_x3"),
-    ):
-        set_name = dataset.feature_set_name(mfcc_cfg, alignment, "face")
-        out[key], _ = dataset.build_feature_set(
-            clips,
-            config.interim_dir(name),
-            config.processed_dir(name, set_name),
-            mfcc_cfg=mfcc_cfg,
-            alignment=alignment,
-            targets="face",
-            seed=seed,
-        )
-    return out
 
 
 def model_hparams(name: str, hidden: int | None) -> dict:
@@ -476,3 +451,55 @@ def load_runs(runs: dict[str, str | Path]) -> dict[str, tuple[Any, Any]]:
         else:
             out[label] = (model, _resolve_feature_set(model.meta["feature_set"]))
     return out
+
+
+# ------------------------------------------------------------------------- notebook 03's record
+
+#: Notebook 03, whose record names the study's runs and how they trained.
+NOTEBOOK = "03_training"
+
+
+@dataclass
+class StudyTraining:
+    """What notebook 03 trained (its record): the models in order, their run folders, and the
+    training settings and width the extra runs of notebook 04 (ablations, levers) take over."""
+
+    models: list[str]
+    runs: dict[str, Path]
+    cfg: TrainConfig
+    hidden: int | None
+
+
+def training_record(results: list[dict], cfg: TrainConfig, hidden: int | None) -> dict:
+    """The part of notebook 03's record that later notebooks read: ``train`` (the
+    :class:`TrainConfig`), ``hidden`` and per model its run folder (with :func:`train_all`'s
+    ``results``' validation numbers)."""
+    keys = ("val_mlmd_pct", "val_lmd_pct", "val_mse", "wall_s")
+    return {
+        "train": cfg.as_dict(),
+        "hidden": hidden,
+        "models": {
+            r["name"]: {k: r["metrics"][k] for k in keys} | {"run": r["run"]} for r in results
+        },
+    }
+
+
+def study_training(corpus: str | os.PathLike, subset: str | None) -> StudyTraining:
+    """Notebook 03's runs of ``corpus`` and ``subset``, from its record; a clear error naming
+    the notebook to run when it has not run for them (:func:`wav2kp.results.require`) or a run
+    folder is gone."""
+    record = records.require(NOTEBOOK, corpus, subset, need="the runs to evaluate")
+    if "train" not in record:
+        raise records.RecordError(
+            f"Notebook 03's record ({records.record_path(NOTEBOOK)}) does not say how it "
+            f"trained: it was written by an older version; re-run notebook 03."
+        )
+    names = list(record["models"])
+    runs = {name: paths.run_dir(corpus, subset, name) for name in names}
+    gone = [name for name, run in runs.items() if not (run / "metrics.json").is_file()]
+    if gone:
+        raise records.RecordError(
+            f"Notebook 03 recorded runs that are not (or no longer) finished: "
+            f"{', '.join(str(runs[g]) for g in gone)}; re-run notebook 03."
+        )
+    return StudyTraining(names, runs, TrainConfig(**record["train"]), record.get("hidden"))
