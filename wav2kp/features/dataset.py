@@ -815,6 +815,61 @@ def _clip_inputs(clip: str, audio_path: Path, lm_path: Path, mfcc_cfg) -> tuple:
     return feats, ftimes, landmarks.load_landmarks(lm_path)
 
 
+def _present_clips(clips: pd.DataFrame, interim_dir: Path) -> tuple[list[str], list[str]]:
+    """``(clips with interim audio and landmarks, clips without)``; an error when none has."""
+    present, missing = [], []
+    for clip in clips["clip"]:
+        audio_path, lm_path = landmarks.clip_paths(interim_dir, clip)
+        (present if audio_path.is_file() and lm_path.is_file() else missing).append(clip)
+    if not present:
+        raise FileNotFoundError(
+            f"No extracted clips in {interim_dir}: run notebook "
+            f"01_extraction (or `wav2kp extract`) first."
+        )
+    return present, missing
+
+
+def _clip_utterance(feats, ftimes, lm, reference, point_idx, alignment: str) -> dict:
+    """One clip's stored utterance: keypoints normalised to ``reference`` (the per-frame pose
+    kept), the ``point_idx`` targets aligned to the MFCC frames by ``alignment``, invalid
+    frames zeroed and flagged."""
+    ok = lm.found | lm.interpolated
+    norm, pose = shapes.normalise(lm.points, reference)
+    tgt = shapes.select_points(norm, point_idx).reshape(len(lm.times), -1)
+    tgt = np.where(ok[:, None], tgt, np.nan)
+    utt = {"video_times": lm.times, "video_ok": ok, **pose.to_arrays(prefix="pose_")}
+    if alignment == "timestamps":
+        aligned = features.align_to_times(tgt, lm.times, ftimes)
+        valid = np.isfinite(aligned).all(axis=1) & features.inside_mask(ftimes, lm.times)
+        utt.update(features=feats, feature_times=ftimes, targets=aligned, target_times=ftimes)
+    else:
+        pairing = features.align_original(tgt, len(ftimes), factor=3, video_times=lm.times)
+        rows = pairing.audio_index
+        valid = np.isfinite(pairing.targets).all(axis=1)
+        utt.update(
+            features=feats[rows],
+            feature_times=ftimes[rows],
+            targets=pairing.targets,
+            target_times=pairing.target_times,
+        )
+    utt["targets"] = np.where(valid[:, None], utt["targets"], 0.0)
+    utt["valid"] = valid
+    return utt
+
+
+def _write_set(out_dir: Path, utterances: dict, table: pd.DataFrame, info: dict) -> None:
+    """The set's files: its utterances (others of an earlier build removed), ``splits.csv``
+    and ``feature_set.json`` (``info``), each written atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folder = out_dir / "utterances"
+    for stale in folder.glob("*.npz") if folder.is_dir() else []:
+        if stale.stem not in utterances:
+            stale.unlink()
+    save_utterances(out_dir, utterances)
+    write_splits(table, out_dir / "splits.csv")
+    write_json_atomic(out_dir / "feature_set.json", info)
+
+
 def build_feature_set(
     clips: pd.DataFrame,
     interim_dir: str | os.PathLike,
@@ -851,15 +906,7 @@ def build_feature_set(
         raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}.")
     mfcc_cfg = mfcc_cfg or features.MFCCConfig()
     interim_dir, out_dir = Path(interim_dir), Path(out_dir)
-    present, missing = [], []
-    for clip in clips["clip"]:
-        audio_path, lm_path = landmarks.clip_paths(interim_dir, clip)
-        (present if audio_path.is_file() and lm_path.is_file() else missing).append(clip)
-    if not present:
-        raise FileNotFoundError(
-            f"No extracted clips in {interim_dir}: run notebook "
-            f"01_extraction (or `wav2kp extract`) first."
-        )
+    present, missing = _present_clips(clips, interim_dir)
     table = make_splits(clips[clips["clip"].isin(present)].reset_index(drop=True), seed=seed)
     params = {
         "mfcc": mfcc_cfg.as_dict(),
@@ -870,20 +917,12 @@ def build_feature_set(
         "seed": seed,
     }
     inputs = {c: inputs_sha256(*landmarks.clip_paths(interim_dir, c)) for c in present}
-    if (
-        not force
-        and manifest_matches(out_dir, params, inputs)
-        and (out_dir / "feature_set.json").is_file()
-    ):
+    cached = manifest_matches(out_dir, params, inputs) and (out_dir / "feature_set.json").is_file()
+    if not force and cached:
         fs = FeatureSet(out_dir)
-        return fs, {
-            **_stats(fs),
-            "cached": True,
-            "missing": missing,
-            "wall_s": time.perf_counter() - t0,
-        }
+        wall = time.perf_counter() - t0
+        return fs, {**_stats(fs), "cached": True, "missing": missing, "wall_s": wall}
 
-    point_idx = shapes.point_indices(targets)
     # per clip: MFCCs and keypoints (in parallel, or on a Dask cluster: wav2kp.parallel)
     tasks = [(clip, *landmarks.clip_paths(interim_dir, clip), mfcc_cfg) for clip in present]
     done = parallel.imap_unordered(_clip_inputs, tasks, n_jobs=n_jobs, cluster=cluster)
@@ -892,59 +931,25 @@ def build_feature_set(
     train = clips_in(table, "train")
     good = [lm.points[lm.found | lm.interpolated] for c, (_, _, lm) in raw.items() if c in train]
     reference = shapes.mean_shape(np.concatenate(good))
-
-    utterances = {}
-    for clip, (feats, ftimes, lm) in raw.items():
-        ok = lm.found | lm.interpolated
-        norm, pose = shapes.normalise(lm.points, reference)
-        tgt = shapes.select_points(norm, point_idx).reshape(len(lm.times), -1)
-        tgt = np.where(ok[:, None], tgt, np.nan)
-        utt = {"video_times": lm.times, "video_ok": ok, **pose.to_arrays(prefix="pose_")}
-        if alignment == "timestamps":
-            aligned = features.align_to_times(tgt, lm.times, ftimes)
-            valid = np.isfinite(aligned).all(axis=1) & features.inside_mask(ftimes, lm.times)
-            utt.update(features=feats, feature_times=ftimes, targets=aligned, target_times=ftimes)
-        else:
-            pairing = features.align_original(tgt, len(ftimes), factor=3, video_times=lm.times)
-            rows = pairing.audio_index
-            aligned = pairing.targets
-            valid = np.isfinite(aligned).all(axis=1)
-            utt.update(
-                features=feats[rows],
-                feature_times=ftimes[rows],
-                targets=aligned,
-                target_times=pairing.target_times,
-            )
-        utt["targets"] = np.where(valid[:, None], utt["targets"], 0.0)
-        utt["valid"] = valid
-        utterances[clip] = utt
-
-    train_feats = [utterances[c]["features"] for c in train]
+    point_idx = shapes.point_indices(targets)
+    utterances = {
+        clip: _clip_utterance(feats, ftimes, lm, reference, point_idx, alignment)
+        for clip, (feats, ftimes, lm) in raw.items()
+    }
     normalizer = features.FeatureNormalizer(normalization)
     if normalization == "global":
-        normalizer.fit(train_feats)
+        normalizer.fit([utterances[c]["features"] for c in train])
     train_tgt = np.concatenate([utterances[c]["targets"][utterances[c]["valid"]] for c in train])
     pca = shapes.ShapePCA.fit(train_tgt, variance=pca_variance)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (
-        (out_dir / "utterances").glob("*.npz") if (out_dir / "utterances").is_dir() else []
-    ):
-        if stale.stem not in utterances:
-            stale.unlink()
-    save_utterances(out_dir, utterances)
-    write_splits(table, out_dir / "splits.csv")
-    write_json_atomic(
-        out_dir / "feature_set.json",
-        {
-            "params": params,
-            "mfcc": mfcc_cfg.as_dict(),
-            "reference": reference.tolist(),
-            "target_points": [int(i) for i in point_idx],
-            "normalizer": normalizer.state_dict(),
-            "pca": pca.state_dict(),
-        },
-    )
+    info = {
+        "params": params,
+        "mfcc": mfcc_cfg.as_dict(),
+        "reference": reference.tolist(),
+        "target_points": [int(i) for i in point_idx],
+        "normalizer": normalizer.state_dict(),
+        "pca": pca.state_dict(),
+    }
+    _write_set(out_dir, utterances, table, info)
     wall = time.perf_counter() - t0
     write_manifest(
         out_dir, params, inputs, wall_s=round(wall, 2), missing=missing,
