@@ -434,6 +434,15 @@ def _library_path() -> str:
     return _private_library
 
 
+@lru_cache(maxsize=1)
+def _libc():
+    """The C library the process runs on (its ``srand``)."""
+    lib = ctypes.CDLL(None)
+    lib.srand.argtypes = [ctypes.c_uint]
+    lib.srand.restype = None
+    return lib
+
+
 def _check(result: int, call: str) -> None:
     if result != 0:
         raise RuntimeError(f"{call} failed with {_ERRORS.get(result, 'error')} ({result})")
@@ -505,6 +514,10 @@ def _run_espeak(
             _chunks.clear()
             _events.clear()
             _callback_error.clear()
+            # some variants' noise (breath, flutter) draws from the C library's rand(), whose
+            # state is the process's: without this, a clip depended on what the process spoke
+            # before it (which loky worker, which clips earlier)
+            _libc().srand(_RAND_SEED)
             encoded = text.encode("utf-8") + b"\0"
             _check(
                 lib.espeak_Synth(
