@@ -274,11 +274,11 @@ def test_cli_predict_end_to_end(runs, tmp_path: Path, capsys) -> None:
 def test_default_model_needs_a_trained_run(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("WAV2KP_HOME", str(tmp_path / "empty"))
     monkeypatch.setattr(config, "SHIPPED_DIR", tmp_path / "no_shipped_model")
-    with pytest.raises(inference.PredictError, match="No trained model"):
+    with pytest.raises(inference.PredictError, match="No study has chosen a default model"):
         inference.Predictor.default()
 
 
-def test_default_model_prefers_a_study_run_to_the_shipped_one(
+def test_default_model_is_the_studys_choice_else_the_shipped_one(
     runs, tmp_path: Path, monkeypatch
 ) -> None:
     from wav2kp.training import release
@@ -287,12 +287,18 @@ def test_default_model_prefers_a_study_run_to_the_shipped_one(
     release.release(runs["tcn"], out_dir=shipped)
     monkeypatch.setattr(config, "SHIPPED_DIR", shipped)
     monkeypatch.setenv("WAV2KP_HOME", str(tmp_path / "fresh"))
-    assert inference.Predictor.default().run_dir == shipped  # nothing trained: the shipped one
-    home = tmp_path / "fresh" / "data" / "models"
+    default = inference.Predictor.default()
+    assert default.run_dir == shipped and "shipped" in default.why  # no study: the shipped one
     import shutil
 
-    shutil.copytree(runs["tcn_emotion"], home / "mine")
-    assert inference.Predictor.default().run_dir == home / "mine"  # a run of one's own wins
+    from wav2kp import results
+
+    mine = config.run_dir("bundled", "quick", "mine")
+    shutil.copytree(runs["tcn_emotion"], mine)
+    assert inference.Predictor.default().run_dir == shipped  # a run nobody chose: never used
+    results.save("04_evaluation", {"corpus": "bundled", "subset": "quick", "default_model": "mine"})
+    chosen = inference.Predictor.default()
+    assert chosen.run_dir == mine and "notebook 04 chose" in chosen.why
 
 
 # ------------------------------------------------------------------- real speech (issue 8)
