@@ -61,7 +61,7 @@ def main() -> None:
             cfg,
             run_dir=run,
             feature_norm=norm,
-            **training.model_hparams("tcn_emotion", args.hidden),
+            **training.models.EmotionTCN.width(args.hidden),
         )
         wall[name] = time.perf_counter() - t0
         print(f"trained {name} in {wall[name]:.0f} s", flush=True)

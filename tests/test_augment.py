@@ -383,6 +383,7 @@ def test_epoch_callback_changes_draws_during_fit(fs) -> None:
     import lightning
 
     from wav2kp.features import dataset
+    from wav2kp.training import lit
 
     clips = fs.split_clips("train")[:4]
     ds = A.AugmentedUtterances(fs, clips, A.AugmentConfig(p=1.0), seed=1)
@@ -403,7 +404,7 @@ def test_epoch_callback_changes_draws_during_fit(fs) -> None:
     loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=dataset.collate_padded)
     trainer = lightning.Trainer(
         max_epochs=3,
-        callbacks=[A.EpochCallback()],
+        callbacks=[lit.EpochCallback()],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,

@@ -112,7 +112,7 @@ def test_run_dir_artefacts_and_history(runs) -> None:
         history = pd.read_csv(run_dir / "history.csv")
         assert list(history.columns[:3]) == ["epoch", "train_loss", "val_loss"]
         assert len(history) == metrics["epochs"]
-        if isinstance(runs[name][0], models.NeuralModel):
+        if runs[name][0].uses_loop:
             assert len(history) == EPOCHS[name]  # patience 50: no early stop
             assert (np.diff(history["epoch"]) == 1).all() and history["epoch"].iloc[0] == 0
             assert np.isfinite(history[["train_loss", "val_loss", "lr"]]).all().all()
@@ -269,20 +269,22 @@ def test_a_finished_run_keeps_its_predictions(fs, runs) -> None:
     _, _, run_dir = runs["lstm"]
     clip = fs.split_clips("test")[0]
     model = models.load_run(run_dir)
-    first = model.predict_pixels(fs, clip)
+    first = training.runs.predict_pixels(model, fs, clip)
+    np.testing.assert_array_equal(first, model.predict_pixels(fs, clip))  # the model's own
     path = run_dir / "predictions" / f"clip-{clip}.npz"
     assert path.is_file()
     calls = []
     model.predict = lambda *a, **k: calls.append(a)  # would break if the networks ran again
-    np.testing.assert_array_equal(model.predict_pixels(fs, clip), first)
+    np.testing.assert_array_equal(training.runs.predict_pixels(model, fs, clip), first)
     assert calls == []
     # another key (here: the stored file is from another run) -> computed again
     np.savez(path, values=first + 1, key=np.array("another run"))
     fresh = models.load_run(run_dir)
-    np.testing.assert_array_equal(fresh.predict_pixels(fs, clip), first)
+    np.testing.assert_array_equal(training.runs.predict_pixels(fresh, fs, clip), first)
     # not a finished run: nothing kept
     plain = models.create("mean_face")
-    assert plain.cached("x", (1,), lambda: np.zeros(3)).tolist() == [0, 0, 0]
+    assert plain.run_dir is None and plain.run_key is None
+    assert training.runs.cached(plain, "x", (1,), lambda: np.zeros(3)).tolist() == [0, 0, 0]
 
 
 def test_runs_trained_side_by_side_equal_runs_trained_alone(fs, tmp_path) -> None:

@@ -156,7 +156,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except (FileNotFoundError, NotADirectoryError, ValueError) as err:
         print(f"wav2kp train: {err}", file=sys.stderr)
         return 2
-    fs = sets["original" if args.model in training.ORIGINAL_FEEDING else "default"]
+    klass = models.MODELS[args.model]
+    fs = sets[klass.feature_set]
     cfg = training.TrainConfig(
         max_epochs=args.epochs,
         seed=args.seed,
@@ -170,7 +171,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     run_dir = Path(args.run) if args.run else config.run_dir(args.corpus, args.subset, args.model)
     _, metrics = training.train_model(
-        args.model, fs, cfg, run_dir=run_dir, **training.model_hparams(args.model, args.hidden)
+        args.model, fs, cfg, run_dir=run_dir, **klass.width(args.hidden)
     )
     print(json.dumps({"run": str(run_dir), **metrics}, indent=2, default=float))
     return 0

@@ -121,7 +121,7 @@ def train_ablations(
         hp = dict(hp)
         if hp.get("future_ms", 0.0) is None:
             hp["future_ms"] = features.ORIGINAL_CONTEXT.future_ms
-        hp.update(training.model_hparams(name, hidden))
+        hp.update(training.models.MODELS[name].width(hidden))
         jobs.append(
             training.RunJob(label, name, sets[key], config.run_dir(corpus, subset, label), hp)
         )

@@ -80,14 +80,14 @@ class Lever:
 
 def lever_runs(base: str, talkers: int, pretrain_epochs: int, hidden: int | None) -> dict:
     """``{label: (model name, hyper-parameters)}`` of the extra runs the levers need."""
-    width = training.model_hparams(base, hidden)
+    width = training.models.MODELS[base].width(hidden)
     return {
         f"{base}_talkers": (
             base,
             {**width, "pretrain": {"utterances": int(talkers), "epochs": int(pretrain_epochs)}},
         ),
         "phones": ("phones", {}),
-        "transformer": ("transformer", training.model_hparams("tcn", hidden)),
+        "transformer": ("transformer", training.models.Transformer.width(hidden)),
         f"{base}_live": (
             base,
             {

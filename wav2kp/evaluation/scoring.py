@@ -185,11 +185,11 @@ class Evaluation:
 
 def _predict_clips(run_dir: Path, fs_dir: Path, clips: Sequence[str]) -> str:
     """In a worker: a run's predictions of ``clips``, kept in the run (see
-    :meth:`wav2kp.training.models.KeypointModel.cached`)."""
+    :func:`wav2kp.training.runs.predict_pixels`)."""
     model, fs = models.load_run(run_dir), dataset.FeatureSet(fs_dir)
     for clip in clips:
         with contextlib.suppress(Exception):  # evaluate_runs reports the failure
-            model.predict_pixels(fs, clip)
+            runs.predict_pixels(model, fs, clip)
     return str(run_dir)
 
 
@@ -197,15 +197,15 @@ def predict_ahead(
     loaded: dict[str, tuple[Any, Any]], clips: Sequence[str], n_jobs: int | None = None
 ) -> None:
     """Compute every run's predictions of ``clips`` side by side, one process per core (the
-    window LSTMs first), so that scoring finds them kept in the runs. Runs not loaded from a
-    run folder are left to :func:`evaluate_runs`."""
+    ``slow`` models, the window LSTMs, first), so that scoring finds them kept in the runs.
+    Runs not loaded from a run folder are left to :func:`evaluate_runs`."""
     jobs = [
         (model, fs) for model, fs in loaded.values() if getattr(model, "run_dir", None) is not None
     ]
     workers = runs.parallel_jobs(len(jobs)) if n_jobs is None else n_jobs
     if workers <= 1 or len(jobs) <= 1:
         return
-    jobs.sort(key=lambda pair: not isinstance(pair[0], models.WindowLSTM))
+    jobs.sort(key=lambda pair: not pair[0].slow)
     Parallel(n_jobs=workers, backend="loky")(
         delayed(_predict_clips)(model.run_dir, fs.out_dir, list(clips)) for model, fs in jobs
     )
@@ -248,7 +248,7 @@ def evaluate_runs(
                     scores = score_clip(ref.extracted, ref, good)
                 else:
                     model, fs = pair
-                    pred = model.predict_pixels(fs, clip)
+                    pred = runs.predict_pixels(model, fs, clip)
                     scores = score_clip(pred, ref)
                     kept.setdefault(clip, {})[label] = np.asarray(pred, dtype=np.float32)
             except Exception as err:  # noqa: BLE001 - one bad clip never spoils the others

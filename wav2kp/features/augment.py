@@ -51,7 +51,7 @@ __all__ = [
     "retime",
     "AugmentedUtterances",
     "set_epochs",
-]  # and EpochCallback, made on first access (module __getattr__)
+]
 
 _DECAY_60DB = 3.0 * math.log(10.0)  # ln(1000): amplitude falls 60 dB when exp(-x) reaches this
 
@@ -566,8 +566,10 @@ class AugmentedUtterances(torch.utils.data.Dataset):
 
     The raw audio, targets and stored items are read once, at construction (the audio is
     checked against the set's manifest, so a re-extracted interim folder is caught).
-    ``set_epoch`` (or :class:`EpochCallback`) changes the draws; with DataLoader workers it
-    reaches them only when they are started per epoch (``persistent_workers=False``).
+    ``set_epoch`` (or :func:`set_epochs`, which the training loop's
+    :class:`wav2kp.training.lit.EpochCallback` calls every epoch) changes the draws; with
+    DataLoader workers it reaches them only when they are started per epoch
+    (``persistent_workers=False``).
 
     Args:
         fs: a :class:`wav2kp.features.dataset.FeatureSet` made with ``alignment="timestamps"``.
@@ -750,28 +752,3 @@ def set_epochs(train_dataloader: Any, epoch: int) -> list[Any]:
                 else None
             )
     return done
-
-
-def _epoch_callback_class() -> type:
-    import lightning
-
-    class EpochCallback(lightning.Callback):
-        """Calls ``set_epoch(trainer.current_epoch)`` on the training dataset (through ``.base``
-        wrappers) at the start of every training epoch, so augmented epochs differ."""
-
-        def on_train_epoch_start(self, trainer, pl_module) -> None:
-            set_epochs(trainer.train_dataloader, trainer.current_epoch)
-
-    EpochCallback.__module__ = __name__
-    EpochCallback.__qualname__ = "EpochCallback"
-    return EpochCallback
-
-
-def __getattr__(name: str) -> Any:
-    # EpochCallback subclasses lightning.Callback; importing lightning costs seconds, so the
-    # class is made on first use.
-    if name == "EpochCallback":
-        cls = _epoch_callback_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,7 +26,7 @@ import numpy as np
 
 from wav2kp import config, media, results, shapes
 from wav2kp.features import acoustic as feats
-from wav2kp.training import models, runs
+from wav2kp.training import runs
 
 RATE = 16000
 DEFAULT_FPS = Fraction(30000, 1001)
@@ -73,21 +73,7 @@ def load_speech(path: str | Path) -> np.ndarray:
     return audio
 
 
-# ------------------------------------------------------------------------------------ context
-
-
-def model_context(model, fs) -> tuple[int, int]:
-    """``(past, future)`` feature frames a model's output frame depends on (0 for per-frame
-    baselines; the receptive field of a TCN; the window of window models)."""
-
-    if isinstance(model, models.Transformer):  # a TCN subclass with its own receptive field
-        r = model.receptive_field()
-        return r, r
-    if isinstance(model, models.TCN):
-        return model.context_frames()
-    if "past_ms" in model.dims and "future_ms" in model.dims:
-        return fs.context(float(model.dims["past_ms"]), float(model.dims["future_ms"]))
-    return 0, 0
+# ------------------------------------------------------------------------------------- frames
 
 
 def frame_times(duration_s: float, fps: Fraction | float) -> np.ndarray:
@@ -139,7 +125,8 @@ class Predictor:
         self.run_dir = run_dir
         #: why this run predicts (``"named"``: the caller chose it)
         self.why = why
-        self.past, self.future = model_context(self.model, self.fs)
+        #: feature frames an output frame depends on (the model's own context)
+        self.past, self.future = self.model.context_frames(self.fs)
         self._rest: np.ndarray | None = None
 
     # -- which run
@@ -173,11 +160,9 @@ class Predictor:
         return self.past * hop, self.future * hop
 
     def emotion_index(self, emotion: str | int | None) -> int | None:
-        if emotion is None:
-            return None
-        if hasattr(self.model, "emotion_index_of"):
-            return self.model.emotion_index_of(emotion)
-        return None
+        """The model's index of ``emotion`` (``None``: none given, or a model without
+        emotions)."""
+        return None if emotion is None else self.model.emotion_index_of(emotion)
 
     # -- offline
     def targets(
@@ -189,16 +174,12 @@ class Predictor:
         x, t = feats.clip_features(audio, self.fs.mfcc, RATE)
         index = self.emotion_index(emotion)
         digest = hashlib.sha256(audio.tobytes()).hexdigest()
-        if getattr(self.model, "needs_audio", False):  # reads the audio itself (phones)
-
-            def compute():
-                return self.model.predict_audio(self.fs, audio, t, emotion=index)
-        else:
-
-            def compute():
-                return self.model.predict_features(self.fs, x, emotion=index)
-
-        out = self.model.cached(f"audio-{digest[:24]}", (digest, index), compute)
+        out = runs.cached(
+            self.model,
+            f"audio-{digest[:24]}",
+            (digest, index),
+            lambda: self.model.predict_recording(self.fs, audio, x, t, emotion=index),
+        )
         return self._points(out), t
 
     def _points(self, targets: np.ndarray) -> np.ndarray:
@@ -299,26 +280,9 @@ class StreamingPredictor:
         emotion: str | int | None = None,
     ) -> None:
         cfg = predictor.fs.mfcc
-        if getattr(predictor.model, "needs_audio", False):
-            raise PredictError(
-                f"{predictor.run_dir}: the {predictor.model.name} model decodes whole "
-                f"recordings, it cannot stream; use Predictor.predict_audio (wav2kp predict)."
-            )
-        if not cfg.log_mels:
-            raise PredictError(
-                f"{predictor.run_dir}: its features ({cfg.as_dict()}) use a "
-                f"clip-wide dB floor, so a chunk computes differently from the "
-                f"whole recording: streaming needs a model on log-mel MFCCs."
-            )
-        if (
-            getattr(predictor.fs.normalizer, "mode", "global") == "utterance"
-            or predictor.model.hparams.get("feature_norm", "set") == "utterance"
-        ):
-            raise PredictError(
-                f"{predictor.run_dir}: per-utterance feature normalisation needs "
-                f"the whole recording; it cannot stream (train with "
-                f"feature_norm='causal' for a streamable model)."
-            )
+        problem = predictor.model.stream_problem(predictor.fs)
+        if problem is not None:
+            raise PredictError(f"{predictor.run_dir}: {problem}")
         self.p, self.cfg = predictor, cfg
         self.fps = Fraction(fps).limit_denominator(100000)
         self.emotion = emotion
@@ -492,7 +456,6 @@ __all__ = [
     "StreamingPredictor",
     "stream",
     "load_speech",
-    "model_context",
     "frame_times",
     "canvas_transform",
     "DEFAULT_FPS",

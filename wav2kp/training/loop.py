@@ -12,15 +12,11 @@ break that, since it stops on the clock).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
-import math
 import os
 import shutil
-import sys
 import tempfile
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,168 +112,39 @@ def loader(dataset, cfg: TrainConfig, shuffle: bool, collate_fn=None):
     )
 
 
-def _batch_size(batch) -> int:
-    first = batch[0] if isinstance(batch, tuple) and not hasattr(batch, "_fields") else batch
-    if hasattr(first, "features"):
-        return int(first.features.shape[0])
-    return int(first.shape[0]) if torch.is_tensor(first) else 1
-
-
-def _picklable(cls: type, name: str) -> type:
-    """Make a class defined inside a function picklable by name (DDP's spawned processes
-    receive the module, the trainer and its callbacks pickled): a module attribute ``name``."""
-    cls.__module__, cls.__qualname__ = __name__, name
-    globals()[name] = cls
-    return cls
-
-
-@functools.lru_cache(maxsize=1)
-def _lightning_module_class():
-    import lightning
-
-    class KeypointModule(lightning.LightningModule):
-        """Wraps a :class:`wav2kp.training.models.NeuralModel`: its ``net`` (trained) and ``head``
-        (fixed buffers) become submodules; the loss is the model's ``step``."""
-
-        def __init__(self, model, cfg: TrainConfig, lr: float) -> None:
-            super().__init__()
-            self.model_ref = [model]  # a list: not registered as a submodule twice
-            self.net, self.head = model.net, model.head
-            self.cfg, self.lr = cfg, float(lr)
-
-        def training_step(self, batch, batch_idx):
-            loss = self.model_ref[0].step(batch, self.cfg)
-            self.log(
-                "train_loss",
-                loss,
-                on_step=False,
-                on_epoch=True,
-                batch_size=_batch_size(batch),
-                sync_dist=True,  # averaged over the processes of a DDP run (a no-op alone)
-            )
-            return loss
-
-        def validation_step(self, batch, batch_idx):
-            loss = self.model_ref[0].step(batch, self.cfg)
-            self.log(
-                "val_loss",
-                loss,
-                on_step=False,
-                on_epoch=True,
-                batch_size=_batch_size(batch),
-                sync_dist=True,
-            )
-
-        def configure_optimizers(self):
-            opt = torch.optim.Adam(
-                self.net.parameters(), lr=self.lr, weight_decay=self.cfg.weight_decay
-            )
-            if self.cfg.lr_schedule == "none":
-                return opt
-            if self.cfg.lr_schedule == "cosine":
-                sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-                    opt, T_max=max(1, self.cfg.max_epochs), eta_min=self.lr * 0.01
-                )
-                return {"optimizer": opt, "lr_scheduler": {"scheduler": sched}}
-            if self.cfg.lr_schedule != "plateau":
-                raise ValueError(
-                    f"lr_schedule must be 'plateau', 'cosine' or 'none', got "
-                    f"{self.cfg.lr_schedule!r}."
-                )
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, factor=0.5, patience=max(1, self.cfg.patience // 2)
-            )
-            monitor = "val_loss" if self.trainer.val_dataloaders is not None else "train_loss"
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": monitor}}
-
-    return _picklable(KeypointModule, "_KeypointModule")
-
-
-def KeypointModule(model, cfg: TrainConfig, lr: float):
-    """The Lightning module that trains ``model.net`` with ``model.step`` as the loss."""
-    return _lightning_module_class()(model, cfg, lr)
-
-
-@functools.lru_cache(maxsize=1)
-def _history_class():
-    import lightning
-
-    class History(lightning.Callback):
-        """One row per epoch, also appended to ``path`` (JSON lines, by the first process: a
-        spawned DDP run trains in other processes); with ``progress="log"`` one printed line."""
-
-        def __init__(self, cfg: TrainConfig, path: Path) -> None:
-            self.rows: list[dict] = []
-            self.cfg, self.path = cfg, path
-            self._t0 = time.perf_counter()
-
-        def on_train_epoch_start(self, trainer, pl_module) -> None:
-            self._t0 = time.perf_counter()
-
-        def on_train_epoch_end(self, trainer, pl_module) -> None:
-            m = trainer.callback_metrics
-            get = lambda k: float(m[k]) if k in m else math.nan
-            lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else math.nan
-            row = {
-                "epoch": int(trainer.current_epoch),
-                "train_loss": get("train_loss"),
-                "val_loss": get("val_loss"),
-                "lr": float(lr),
-                "time_s": time.perf_counter() - self._t0,
-            }
-            self.rows.append(row)
-            if trainer.is_global_zero:
-                with open(self.path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(row) + "\n")
-            if self.cfg.progress == "log" and trainer.is_global_zero:
-                # a line per epoch on a terminal; elsewhere (a notebook, a log) one line that
-                # each epoch overwrites (carriage return): the page keeps only the last
-                out = sys.stdout
-                print(
-                    f"epoch {row['epoch'] + 1}/{trainer.max_epochs} train "
-                    f"{row['train_loss']:.4g} val {row['val_loss']:.4g} "
-                    f"({row['time_s']:.1f} s)",
-                    end="\n" if out.isatty() else "\r",
-                    flush=True,
-                )
-
-    return _picklable(History, "_History")
-
-
-def _history_callback(cfg: TrainConfig, path: Path):
-    return _history_class()(cfg, path)
-
-
 def fit_module(
-    module,
+    model,
     train_loader,
     val_loader,
     cfg: TrainConfig,
     run_dir: str | os.PathLike | None = None,
     stop_patience: int | None = None,
 ) -> pd.DataFrame:
-    """Train a Lightning module; restore its best epoch (lowest ``val_loss``, or ``train_loss``
-    without a validation loader); write ``history.csv`` into ``run_dir`` when given. Training
-    stops after ``stop_patience`` epochs without improvement (default ``cfg.patience``, which
-    also sets the learning-rate schedule's patience to ``cfg.patience // 2``).
+    """Train a :class:`wav2kp.training.models.NeuralModel`'s ``net`` with its ``step`` as the
+    loss (Adam at ``cfg.lr``, else the model's ``default_lr``); restore its best epoch (lowest
+    ``val_loss``, or ``train_loss`` without a validation loader); write ``history.csv`` into
+    ``run_dir`` when given. Training stops after ``stop_patience`` epochs without improvement
+    (default ``cfg.patience``, which also sets the learning-rate schedule's patience to
+    ``cfg.patience // 2``).
 
     Checkpoints go to ``run_dir/checkpoints`` (a temporary folder without ``run_dir``) and are
-    removed once the best weights are back in ``module``. Returns the history
+    removed once the best weights are back in the model. Returns the history
     (:data:`HISTORY_COLUMNS`, one row per epoch).
     """
+    # Lightning is heavy (seconds to import): its classes are imported when training starts
     import lightning
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    # Lightning is heavy: the callback class that needs it is made on first use
-    from wav2kp.features.augment import EpochCallback
+    from wav2kp.training import lit
 
+    module = lit.KeypointModule(model, cfg, lr=cfg.lr or model.default_lr)
     seed_all(cfg)
     monitor = "val_loss" if val_loader is not None else "train_loss"
     own_tmp = run_dir is None
     root = Path(tempfile.mkdtemp(prefix="wav2kp-fit-")) if own_tmp else Path(run_dir)
     ckpt_dir = root / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    history = _history_callback(cfg, ckpt_dir / "history.jsonl")
+    history = lit.History(cfg, ckpt_dir / "history.jsonl")
     checkpoint = ModelCheckpoint(
         dirpath=ckpt_dir,
         monitor=monitor,
@@ -290,7 +157,7 @@ def fit_module(
     callbacks = [
         history,
         checkpoint,
-        EpochCallback(),
+        lit.EpochCallback(),
         EarlyStopping(
             monitor=monitor,
             mode="min",
@@ -358,13 +225,3 @@ def fit_module(
 
 def write_history(history: pd.DataFrame, path: Path) -> None:
     write_csv_atomic(path, history)
-
-
-def __getattr__(name: str):
-    # The Lightning classes are made on first use (importing Lightning costs seconds); a process
-    # that unpickles one (a spawned DDP process) finds it here by name.
-    if name == "_KeypointModule":
-        return _lightning_module_class()
-    if name == "_History":
-        return _history_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

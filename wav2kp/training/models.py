@@ -1,9 +1,17 @@
-"""Baselines and neural models, all behind one ``fit / predict / save / load`` shape.
+"""The model zoo: baselines and neural models, all behind one ``fit / predict / save / load``
+shape, and the registry :data:`MODELS`. The neural models' networks are plain ``torch.nn``
+modules in :mod:`wav2kp.training.networks`; the runs (training, kept predictions) are
+:mod:`wav2kp.training.runs`.
 
 Every model maps a clip of a :class:`~wav2kp.features.dataset.FeatureSet` to targets ``(N, D)`` in
 normalised face coordinates (unit inter-ocular distance, the set's reference pose) at the clip's
 feature frames; :meth:`KeypointModel.predict_pixels` maps them to pixel keypoints ``(T, 68, 2)``
-at the video frame times. Registry names (:data:`MODELS`):
+at the video frame times. Each model describes itself, so that no other module switches on its
+type or name: :meth:`~KeypointModel.context_frames` (the feature frames an output frame depends
+on), :meth:`~KeypointModel.width` (the study's width knob), :meth:`~KeypointModel.stream_problem`
+(why it cannot stream, or ``None``), :meth:`~KeypointModel.predict_recording` (from a
+recording's audio and features), and the class attributes ``feature_set``, ``uses_loop`` and
+``slow``. Registry names (:data:`MODELS`):
 
 ``mean_face``
     The training mean target for every frame: the floor any model must beat.
@@ -41,6 +49,11 @@ at the video frame times. Registry names (:data:`MODELS`):
     "neutral" (neutral takes), 1 "unknown" (``<NA>`` emotion, or an emotion not seen when the
     model was built), then one per emotion id of the set's splits table (all splits: the
     emotion label is metadata known at test time, not a target).
+``transformer``
+    Per utterance, like the TCN: local attention (``window`` frames either side per layer).
+``phones``
+    Recognised phones (PocketSphinx) -> articulation parameters -> the face, by least squares;
+    reads the audio, not the MFCCs, and does not stream.
 
 **Outputs and loss (all neural models).** The network outputs *whitened* PCA coefficients
 ``z`` (``coeff = z * sqrt(explained_variance)``, so outputs are O(1) and a zero output is the
@@ -51,14 +64,14 @@ or ``1 + mouth_weight`` on the mouth points' coordinates when the targets are th
 With ``mouth_weight = 0`` this equals the plain coefficient MSE up to a constant factor and the
 (constant) residual outside the PCA subspace (the components are orthonormal), so it is the
 MSE in the metric's own space. ``velocity_weight`` adds the same weighted MSE of first temporal
-differences (pred vs target, where both frames are valid) for the utterance models (``tcn*``);
-window models predict one frame at a time and ignore it.
+differences (pred vs target, where both frames are valid) for the utterance models (``tcn*``,
+``transformer``); window models predict one frame at a time and ignore it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -72,13 +85,19 @@ from torch import nn
 from wav2kp import config, media, shapes
 from wav2kp.corpus.discovery import emotion_names
 from wav2kp.features import acoustic as feats
-from wav2kp.features import augment, dataset, phones, talkers
+from wav2kp.features import augment, phones, talkers
 from wav2kp.features.dataset import UtteranceDataset, collate_padded
-from wav2kp.manifest import file_sha256, write_json_atomic, write_npz_atomic
-from wav2kp.training import loop
+from wav2kp.manifest import write_json_atomic
+from wav2kp.training import loop, networks
+from wav2kp.training.networks import PCAHead, point_loss
 
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "config.json"
+#: why per-utterance normalisation (of the set, or of the model) cannot stream
+_WHOLE_UTTERANCE = (
+    "per-utterance feature normalisation needs the whole recording; it cannot stream (train "
+    "with feature_norm='causal' for a streamable model)."
+)
 
 
 def device() -> torch.device:
@@ -130,10 +149,30 @@ def point_weights(fs, mouth_weight: float) -> np.ndarray:
 
 class KeypointModel:
     """Base class. Subclasses set :attr:`name`, :attr:`defaults` (hyper-parameters) and
-    implement ``fit``, ``predict``, ``_state`` and ``_load_state``."""
+    implement ``fit``, ``predict_features`` (or ``predict``), ``_state`` and ``_load_state``.
+
+    A model describes itself, so that nothing else switches on its type or name: the feature
+    frames an output frame depends on (:meth:`context_frames`), the study's width knob
+    (:meth:`width`), why it cannot stream (:meth:`stream_problem`), how it predicts a recording
+    (:meth:`predict_recording`), and the class attributes below."""
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    #: hyper-parameters added later, with the value runs saved before them were trained with
+    legacy_hparams: ClassVar[dict[str, Any]] = {}
+    #: the study's feature set it trains on (a key of :func:`wav2kp.training.runs.feature_sets`)
+    feature_set: ClassVar[str] = "default"
+    #: the hyper-parameter the study's width knob sets (:meth:`width`; ``None``: it has none)
+    width_param: ClassVar[str | None] = None
+    #: trained by the Lightning loop (:mod:`wav2kp.training.loop`): the loop's settings of the
+    #: ``TrainConfig`` reach it, so they key its runs
+    uses_loop: ClassVar[bool] = False
+    #: among the longest to train and to predict: started first when runs go side by side
+    slow: ClassVar[bool] = False
+    #: the run folder and ``run_key`` of a model loaded from a finished run (:meth:`load`); its
+    #: predictions are kept there (:func:`wav2kp.training.runs.cached`)
+    run_dir: Path | None = None
+    run_key: str | None = None
 
     def __init__(self, **hparams: Any) -> None:
         unknown = set(hparams) - set(self.defaults)
@@ -149,13 +188,16 @@ class KeypointModel:
         self.meta: dict[str, Any] = {}
 
     # -- to implement
-    def fit(self, fs, cfg) -> pd.DataFrame:
+    def fit(self, fs, cfg, run_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+        """Fit on ``fs``'s training split (``cfg``: a :class:`~wav2kp.training.loop.TrainConfig`);
+        returns the history (one row per epoch). ``run_dir``: where the training loop keeps its
+        checkpoints (neural models; the others ignore it)."""
         raise NotImplementedError
 
     def predict_features(self, fs, features: np.ndarray, emotion: int | None = None) -> np.ndarray:
         """Targets ``(N, D)`` float32 (normalised coordinates) from raw (un-normalised) features
         ``(N, F)`` computed with ``fs.mfcc``: how audio that is not in the set is predicted.
-        ``emotion`` is an index of :meth:`TCN.emotion_index` (ignored by other models)."""
+        ``emotion`` is an index of :meth:`emotion_index_of` (ignored by other models)."""
         raise NotImplementedError
 
     def predict(self, fs, clip: str) -> np.ndarray:
@@ -173,36 +215,57 @@ class KeypointModel:
     def _load_state(self, state: dict[str, torch.Tensor]) -> None:
         raise NotImplementedError
 
+    # -- what the model says about itself
+    @classmethod
+    def width(cls, hidden: int | None) -> dict[str, Any]:
+        """The hyper-parameters of the study's width knob: ``{width_param: hidden}`` (the LSTM's
+        hidden size, the utterance models' channels), ``{}`` when ``hidden`` is ``None`` or the
+        model has no width to set (the baselines; ``lstm_original`` keeps the original's 200)."""
+        if hidden is None or cls.width_param is None:
+            return {}
+        return {cls.width_param: int(hidden)}
+
+    def context_frames(self, fs) -> tuple[int, int]:
+        """``(past, future)``: the feature frames of ``fs`` before and after an output frame
+        that it depends on (here none: a per-frame model)."""
+        return 0, 0
+
+    def stream_problem(self, fs) -> str | None:
+        """Why the model, on ``fs``'s features, cannot predict audio chunk by chunk exactly as
+        it predicts the whole recording (:class:`wav2kp.training.inference.StreamingPredictor`);
+        ``None`` when it can."""
+        if not fs.mfcc.log_mels:
+            return (
+                f"its features ({fs.mfcc.as_dict()}) use a clip-wide dB floor, so a chunk "
+                f"computes differently from the whole recording: streaming needs a model on "
+                f"log-mel MFCCs."
+            )
+        if getattr(fs.normalizer, "mode", "global") == "utterance":
+            return _WHOLE_UTTERANCE
+        return None
+
+    def emotion_index_of(self, emotion: int | str | None, neutral: bool = False) -> int | None:
+        """The ``emotion`` argument of :meth:`predict_features` for an emotion given by id or
+        English name: ``None`` (a model that reads no emotion)."""
+        return None
+
+    def predict_recording(
+        self,
+        fs,
+        audio: np.ndarray,
+        features: np.ndarray,
+        times: np.ndarray,
+        emotion: int | None = None,
+    ) -> np.ndarray:
+        """Targets ``(N, D)`` at the ``N`` feature frames of a 16 kHz recording ``audio``:
+        ``features (N, F)`` its raw MFCCs (``fs.mfcc``), ``times (N,)`` their times in s."""
+        return self.predict_features(fs, features, emotion=emotion)
+
     # -- shared
     def predict_pixels(self, fs, clip: str) -> np.ndarray:
-        """Pixel keypoints ``(T, 68, 2)`` at the clip's video frame times (kept per run, see
-        :meth:`cached`, keyed by the clip's stored features)."""
-        utterance = dataset.utterance_path(fs.out_dir, clip)
-        stored = file_sha256(utterance) if utterance.is_file() else "missing"
-        return self.cached(
-            f"clip-{clip}",
-            (str(fs.out_dir), stored),
-            lambda: fs.to_pixels(clip, self.predict(fs, clip)),
-        )
-
-    def cached(self, name: str, key: tuple, compute) -> np.ndarray:
-        """``compute()`` once per run and ``key``: a model loaded from a finished run keeps the
-        array in ``<run>/predictions/<name>.npz``, keyed by the run's ``run_key`` (model,
-        settings, features, code, versions) and ``key``, so scoring the same runs again
-        (notebook 04 re-run, the tests, real recordings) does not run the networks again. A
-        model that is not a finished run just computes."""
-        run_dir, run_key = getattr(self, "run_dir", None), getattr(self, "run_key", None)
-        if run_dir is None or run_key is None:
-            return compute()
-        digest = hashlib.sha256(json.dumps([run_key, *key], default=str).encode()).hexdigest()
-        path = Path(run_dir) / "predictions" / f"{name}.npz"
-        if path.is_file():
-            with np.load(path) as z:
-                if str(z["key"]) == digest:
-                    return z["values"]
-        values = np.asarray(compute())
-        write_npz_atomic(path, values=values, key=np.array(digest))
-        return values
+        """Pixel keypoints ``(T, 68, 2)`` at the clip's video frame times (computed; a finished
+        run keeps them: :func:`wav2kp.training.runs.predict_pixels`)."""
+        return fs.to_pixels(clip, self.predict(fs, clip))
 
     def config(self) -> dict[str, Any]:
         return {"model": self.name, "hparams": self.hparams, "dims": self.dims, **self.meta}
@@ -238,7 +301,7 @@ class KeypointModel:
         # hyper-parameters added later take the value runs saved before them were trained with
         legacy = {
             k: v
-            for k, v in getattr(klass, "legacy_hparams", {}).items()
+            for k, v in klass.legacy_hparams.items()
             if k in klass.defaults and k not in config["hparams"]
         }
         model = klass(**{**legacy, **config["hparams"]})
@@ -248,10 +311,8 @@ class KeypointModel:
         model._load_state(state)
         model.run_dir = run_dir
         # a finished run's key (training.runs.run_key), which its kept predictions carry
-        try:
+        with contextlib.suppress(OSError, ValueError, KeyError):
             model.run_key = json.loads((run_dir / "metrics.json").read_text("utf-8"))["run_key"]
-        except (OSError, ValueError, KeyError):
-            model.run_key = None
         return model
 
 
@@ -262,7 +323,7 @@ class MeanFace(KeypointModel):
     name = "mean_face"
     defaults: ClassVar[dict[str, Any]] = {}
 
-    def fit(self, fs, cfg=None) -> pd.DataFrame:
+    def fit(self, fs, cfg=None, run_dir=None) -> pd.DataFrame:
         _, ys = _split_frames(fs, "train")
         self.mean = np.concatenate(ys).mean(axis=0)
         return pd.DataFrame(
@@ -297,7 +358,7 @@ class Energy(KeypointModel):
     name = "energy"
     defaults: ClassVar[dict[str, Any]] = {"coefficient": 0}
 
-    def fit(self, fs, cfg=None) -> pd.DataFrame:
+    def fit(self, fs, cfg=None, run_dir=None) -> pd.DataFrame:
         xs, ys = _split_frames(fs, "train")
         c = int(self.hparams["coefficient"])
         energy = np.concatenate([x[ok, c] for x, ok in xs]).astype(np.float64)
@@ -357,12 +418,12 @@ class Phones(KeypointModel):
     jaw, spread, round, closure and lip-teeth parameters (:mod:`wav2kp.features.phones`), and a
     least-squares linear map (with a small ridge) from those parameters at the frame and at
     ``offsets_ms`` around it to the set's PCA coefficients places them on the face. It reads the
-    audio, not the MFCCs (``needs_audio``): clips' audio comes from the set's extraction folder.
-    It does not stream (the recogniser decodes whole utterances)."""
+    audio, not the MFCCs (:meth:`predict_recording`): clips' audio comes from the set's
+    extraction folder. It does not stream (the recogniser decodes whole utterances); in feature
+    frames it has no context (:meth:`KeypointModel.context_frames`: 0, 0)."""
 
     name = "phones"
     defaults: ClassVar[dict[str, Any]] = {"offsets_ms": [-80.0, -40.0, 40.0, 80.0], "ridge": 1e-3}
-    needs_audio: ClassVar[bool] = True
 
     def _design(self, audio: np.ndarray, times: np.ndarray) -> np.ndarray:
         times = np.asarray(times, dtype=np.float64)
@@ -382,7 +443,7 @@ class Phones(KeypointModel):
         audio, _ = media.read_wav(wav)
         return self._design(audio, fs.load(clip)["feature_times"])
 
-    def fit(self, fs, cfg=None) -> pd.DataFrame:
+    def fit(self, fs, cfg=None, run_dir=None) -> pd.DataFrame:
         def frames(split):
             xs, ys = [], []
             for clip in fs.split_clips(split):
@@ -419,10 +480,19 @@ class Phones(KeypointModel):
         coeffs = design @ self.weights
         return (self._mean + coeffs @ self._components).astype(np.float32)
 
+    def predict_recording(self, fs, audio, features, times, emotion=None) -> np.ndarray:
+        return self.predict_audio(fs, audio, times)
+
     def predict_features(self, fs, features, emotion=None) -> np.ndarray:
         raise TypeError(
             "the phones model predicts from audio, not features: use predict_audio (wav2kp "
             "predict and Predictor do)."
+        )
+
+    def stream_problem(self, fs) -> str | None:
+        return (
+            f"the {self.name} model decodes whole recordings, it cannot stream; use "
+            f"Predictor.predict_audio (wav2kp predict)."
         )
 
     def _state(self):
@@ -438,8 +508,24 @@ class Phones(KeypointModel):
         self._components = state["components"].numpy()
 
 
-def _context(model: KeypointModel, fs) -> tuple[int, int]:
-    return fs.context(float(model.dims["past_ms"]), float(model.dims["future_ms"]))
+class WindowModel:
+    """What the window models (``ridge``, ``lstm``, ``lstm_original``) share: an output frame
+    is read from its context window, ``past_ms`` before it and ``future_ms`` after it (the
+    hyper-parameters, else the TrainConfig's), which ``fit`` records in ``dims``."""
+
+    hparams: dict[str, Any]
+    dims: dict[str, Any]
+
+    def _window_ms(self, cfg) -> dict[str, float]:
+        h = self.hparams
+        return {
+            "past_ms": h["past_ms"] if h["past_ms"] is not None else cfg.past_ms,
+            "future_ms": h["future_ms"] if h["future_ms"] is not None else cfg.future_ms,
+        }
+
+    def context_frames(self, fs) -> tuple[int, int]:
+        """The window in feature frames of ``fs`` (:meth:`FeatureSet.context`)."""
+        return fs.context(float(self.dims["past_ms"]), float(self.dims["future_ms"]))
 
 
 def _window_positions(n_past: int, n_future: int, stride: int) -> np.ndarray:
@@ -449,7 +535,7 @@ def _window_positions(n_past: int, n_future: int, stride: int) -> np.ndarray:
     return np.concatenate([left, right])
 
 
-class Ridge(KeypointModel):
+class Ridge(WindowModel, KeypointModel):
     name = "ridge"
     defaults: ClassVar[dict[str, Any]] = {
         "stride": 2,
@@ -460,7 +546,7 @@ class Ridge(KeypointModel):
     }
 
     def _design(self, fs, clip_feats: np.ndarray) -> np.ndarray:
-        n_past, n_future = _context(self, fs)
+        n_past, n_future = self.context_frames(fs)
         win = feats.windows(clip_feats, n_past, n_future)
         pos = _window_positions(n_past, n_future, int(self.hparams["stride"]))
         return win[:, pos].reshape(len(win), -1).astype(np.float64)
@@ -474,17 +560,10 @@ class Ridge(KeypointModel):
             ys.append(np.asarray(utt["targets"], dtype=np.float64)[ok])
         return np.concatenate(xs), np.concatenate(ys)
 
-    def fit(self, fs, cfg) -> pd.DataFrame:
+    def fit(self, fs, cfg, run_dir=None) -> pd.DataFrame:
         from sklearn.linear_model import Ridge as SkRidge
 
-        self.dims = {
-            "past_ms": self.hparams["past_ms"]
-            if self.hparams["past_ms"] is not None
-            else cfg.past_ms,
-            "future_ms": self.hparams["future_ms"]
-            if self.hparams["future_ms"] is not None
-            else cfg.future_ms,
-        }
+        self.dims = self._window_ms(cfg)
         x, y = self._split_xy(fs, "train")
         z = fs.pca.transform(y)
         have_val = bool(fs.split_clips("val"))
@@ -538,47 +617,6 @@ class Ridge(KeypointModel):
 # ---------------------------------------------------------------------------- neural models
 
 
-class PCAHead(nn.Module):
-    """Whitened coefficients -> points: ``(z * sd) @ components + mean``. Fixed buffers (saved
-    with the weights): ``mean (D,)``, ``components (k, D)``, ``sd (k,)`` and the loss'
-    per-coordinate ``weights (D,)``."""
-
-    def __init__(self, k: int, d: int) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(d))
-        self.register_buffer("components", torch.zeros(k, d))
-        self.register_buffer("sd", torch.zeros(k))
-        self.register_buffer("weights", torch.ones(d))
-
-    def set(self, mean, components, sd, weights) -> PCAHead:
-        for name, value in (
-            ("mean", mean),
-            ("components", components),
-            ("sd", sd),
-            ("weights", weights),
-        ):
-            getattr(self, name).copy_(torch.as_tensor(np.asarray(value), dtype=torch.float32))
-        return self
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return (z * self.sd) @ self.components + self.mean
-
-
-def point_loss(
-    pred: torch.Tensor,
-    target: torch.Tensor,
-    weights: torch.Tensor,
-    mask: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Weighted MSE over coordinates ``(..., D)``, averaged over rows where ``mask`` holds."""
-    err = (pred - target) ** 2 * weights
-    per_row = err.mean(dim=-1)
-    if mask is None:
-        return per_row.mean()
-    m = mask.to(per_row.dtype)
-    return (per_row * m).sum() / m.sum().clamp_min(1.0)
-
-
 def pretrain_set(fs, pretrain: dict):
     """The synthetic-talker feature set a ``pretrain`` hyper-parameter names (``{"utterances":
     n, "epochs": e, "seed": s}``), built next to ``fs`` on first use
@@ -589,9 +627,11 @@ def pretrain_set(fs, pretrain: dict):
 
 
 class NeuralModel(KeypointModel):
-    """Shared machinery: a network whose output is whitened PCA coefficients, a
-    :class:`PCAHead`, training through :func:`wav2kp.loop.fit_module`."""
+    """Shared machinery: a network (:mod:`wav2kp.training.networks`) whose output is whitened
+    PCA coefficients, a :class:`~wav2kp.training.networks.PCAHead`, training through
+    :func:`wav2kp.training.loop.fit_module`."""
 
+    uses_loop = True
     default_lr: ClassVar[float] = 1e-3
     #: Epochs without a better validation loss before training stops, at most (``None``: the
     #: TrainConfig's ``patience``; the learning-rate schedule keeps that patience either way).
@@ -658,16 +698,10 @@ class NeuralModel(KeypointModel):
                 cfg, max_epochs=int(pre["epochs"]), augment=False, max_time_s=None
             )
             train_loader, val_loader = self._loaders(fs, pre_cfg, train_fs=talk)
-            module = loop.KeypointModule(self, pre_cfg, lr=cfg.lr or self.default_lr)
-            h = loop.fit_module(
-                module, train_loader, val_loader, pre_cfg, run_dir, stop_patience=stop
-            )
+            h = loop.fit_module(self, train_loader, val_loader, pre_cfg, run_dir, stop)
             histories.append(h.assign(stage="pretrain"))
         train_loader, val_loader = self._loaders(fs, cfg)
-        module = loop.KeypointModule(self, cfg, lr=cfg.lr or self.default_lr)
-        history = loop.fit_module(
-            module, train_loader, val_loader, cfg, run_dir, stop_patience=stop
-        )
+        history = loop.fit_module(self, train_loader, val_loader, cfg, run_dir, stop)
         self.net.eval()
         if not histories:
             return history
@@ -691,36 +725,13 @@ class NeuralModel(KeypointModel):
         return out.float().cpu().numpy()
 
 
-class _WindowNet(nn.Module):
-    def __init__(
-        self, n_in: int, n_out: int, hidden: int, layers: int, dropout: float, bidirectional: bool
-    ) -> None:
-        super().__init__()
-        self.lstm = nn.LSTM(
-            n_in,
-            hidden,
-            num_layers=layers,
-            batch_first=True,
-            dropout=dropout if layers > 1 else 0.0,
-            bidirectional=bidirectional,
-        )
-        self.out = nn.Linear(hidden * (2 if bidirectional else 1), n_out)
-        nn.init.zeros_(self.out.weight)  # starts at the mean face
-        nn.init.zeros_(self.out.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, W, F) -> (B, k)
-        _, (h, _) = self.lstm(x)
-        if self.lstm.bidirectional:
-            last = torch.cat([h[-2], h[-1]], dim=-1)  # last layer, both directions
-        else:
-            last = h[-1]  # last layer, last step
-        return self.out(last)
-
-
-class WindowLSTM(NeuralModel):
+class WindowLSTM(WindowModel, NeuralModel):
     """An LSTM over each frame's context window, output from the final hidden state."""
 
     name = "lstm"
+    width_param = "hidden"
+    #: one network pass per frame: the longest runs to train and to predict
+    slow = True
     #: The window LSTMs fit the training windows within an epoch or two and then only overfit:
     #: in the full profile both had their best validation loss in epoch 1 and trained 8 more
     #: epochs for nothing (patience 8). Stopping 3 epochs after the best restores the same
@@ -736,20 +747,13 @@ class WindowLSTM(NeuralModel):
         "targets": "pca",
     }
 
-    def _context_ms(self, cfg) -> tuple[float, float]:
-        h = self.hparams
-        return (
-            h["past_ms"] if h["past_ms"] is not None else cfg.past_ms,
-            h["future_ms"] if h["future_ms"] is not None else cfg.future_ms,
-        )
-
     def _set_dims(self, fs, cfg) -> None:
         super()._set_dims(fs, cfg)
-        self.dims["past_ms"], self.dims["future_ms"] = self._context_ms(cfg)
+        self.dims.update(self._window_ms(cfg))
 
     def _make_net(self, n_in, n_out):
         h = self.hparams
-        return _WindowNet(
+        return networks.WindowNet(
             n_in,
             n_out,
             int(h["hidden"]),
@@ -774,7 +778,7 @@ class WindowLSTM(NeuralModel):
         return point_loss(self.head(self.net(x)), y, self.head.weights)
 
     def predict_features(self, fs, features, emotion=None, batch_size: int = 512) -> np.ndarray:
-        n_past, n_future = _context(self, fs)
+        n_past, n_future = self.context_frames(fs)
         x = np.asarray(fs.normalizer(features), dtype=np.float32)
         win = feats.windows(x, n_past, n_future)
         out = [
@@ -785,9 +789,13 @@ class WindowLSTM(NeuralModel):
 
 
 class OriginalLSTM(WindowLSTM):
-    """The original architecture on the original's future-only window."""
+    """The original architecture on the original's future-only window, fed as the original
+    project fed it (the ``original`` feature set: its MFCC settings, keypoints x3 paired by
+    index); its width stays the original's."""
 
     name = "lstm_original"
+    feature_set = "original"
+    width_param = None
     default_lr = 1e-4
     defaults: ClassVar[dict[str, Any]] = {
         "hidden": 200,
@@ -798,88 +806,6 @@ class OriginalLSTM(WindowLSTM):
         "future_ms": feats.ORIGINAL_CONTEXT.future_ms,
         "targets": "pca",
     }
-
-
-class _Block(nn.Module):
-    """Two dilated convolutions and a residual. ``future``: how many of each convolution's
-    frames lie after the output frame (default: centred, ``dilation * (kernel - 1) // 2``);
-    the rest lie before it."""
-
-    def __init__(
-        self, channels: int, kernel: int, dilation: int, dropout: float, future=None
-    ) -> None:
-        super().__init__()
-        span = dilation * (kernel - 1)
-        future = (span // 2, span // 2) if future is None else tuple(int(f) for f in future)
-        self.pads = [(span - f, f) for f in future]  # (left, right) of each convolution
-        self.conv1 = nn.Conv1d(channels, channels, kernel, dilation=dilation)
-        self.conv2 = nn.Conv1d(channels, channels, kernel, dilation=dilation)
-        self.drop = nn.Dropout(dropout)
-        self.act = nn.GELU()
-
-    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        y = self.drop(self.act(self.conv1(nn.functional.pad(h, self.pads[0]))))
-        y = self.drop(self.conv2(nn.functional.pad(y, self.pads[1])))
-        return self.act(h + y) * mask
-
-
-def split_future(kernel: int, dilations, future: int | None) -> list[tuple[int, int]] | None:
-    """How a TCN's look-ahead of ``future`` frames is spread over its convolutions: greedily,
-    each convolution taking at most half its span (``None``: every convolution centred)."""
-    if future is None:
-        return None
-    left, out = int(future), []
-    for d in dilations:
-        pair = []
-        for _ in range(2):
-            take = min(left, int(d) * (kernel - 1) // 2)
-            pair.append(take)
-            left -= take
-        out.append(tuple(pair))
-    if left:
-        most = sum(int(d) * (kernel - 1) for d in dilations)
-        raise ValueError(f"future_frames={future}: this TCN looks at most {most} frames ahead.")
-    return out
-
-
-class _TCN(nn.Module):
-    def __init__(
-        self,
-        n_in: int,
-        n_out: int,
-        channels: int,
-        kernel: int,
-        dilations,
-        dropout: float,
-        n_emotions: int = 0,
-        emotion_dim: int = 0,
-        future: int | None = None,
-    ) -> None:
-        super().__init__()
-        self.emotion = nn.Embedding(n_emotions, emotion_dim) if n_emotions else None
-        self.inp = nn.Conv1d(n_in + (emotion_dim if n_emotions else 0), channels, 1)
-        split = split_future(kernel, dilations, future) or [None] * len(dilations)
-        self.blocks = nn.ModuleList(
-            _Block(channels, kernel, int(d), dropout, f) for d, f in zip(dilations, split)
-        )
-        self.out = nn.Conv1d(channels, n_out, 1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, emotion: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``x (B, L, F)``, ``mask (B, L)`` (None: all frames), ``emotion (B,)`` -> ``(B, L, k)``."""
-        if mask is None:
-            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-        if self.emotion is not None:
-            e = self.emotion(emotion)[:, None, :].expand(-1, x.shape[1], -1)
-            x = torch.cat([x, e], dim=-1)
-        m = mask[:, None, :].to(x.dtype)
-        h = self.inp((x * mask[..., None].to(x.dtype)).transpose(1, 2)) * m
-        for block in self.blocks:
-            h = block(h, m)
-        return self.out(h).transpose(1, 2)
 
 
 class _EmotionUtterances(torch.utils.data.Dataset):
@@ -900,50 +826,33 @@ def _collate_with_emotion(batch):
     return collate_padded([b[:3] for b in batch]), torch.tensor([b[3] for b in batch])
 
 
-class TCN(NeuralModel):
-    name = "tcn"
-    defaults: ClassVar[dict[str, Any]] = {
-        "channels": 128,
-        "kernel": 3,
-        "dilations": [1, 2, 4, 8],
-        "dropout": 0.1,
-        "targets": "pca",
-        "feature_norm": "causal",
-        "pretrain": None,
-        "future_frames": None,
-    }
+class UtteranceModel(NeuralModel):
+    """What the utterance models (``tcn``, ``tcn_emotion``, ``transformer``) share: a network
+    over whole utterances (``(B, L, F)`` and a mask -> ``(B, L, k)``) with a finite context,
+    trained on padded batches of utterances with a masked loss (and ``velocity_weight``),
+    augmented audio, the ``feature_norm`` normaliser (``"causal"`` by default: streamable), an
+    optional emotion embedding (``uses_emotion``) and pre-training (``pretrain``). Subclasses
+    make the network (``_make_net``) and say its context (:meth:`context_frames`)."""
+
+    width_param = "channels"
     uses_emotion: ClassVar[bool] = False
     #: runs saved before ``feature_norm`` existed used the set's normaliser
     legacy_hparams: ClassVar[dict[str, Any]] = {"feature_norm": "set"}
 
-    def _make_net(self, n_in, n_out):
-        h = self.hparams
-        n_emo = len(self.dims.get("emotions", [])) + 2 if self.uses_emotion else 0
-        return _TCN(
-            n_in,
-            n_out,
-            int(h["channels"]),
-            int(h["kernel"]),
-            h["dilations"],
-            float(h["dropout"]),
-            n_emo,
-            int(h.get("emotion_dim", 0)),
-            h.get("future_frames"),
-        )
+    def context_frames(self, fs=None) -> tuple[int, int]:
+        """``(past, future)``: feature frames before and after an output frame that it sees
+        (the network's receptive field, the same in frames of any set: ``fs`` is not read)."""
+        raise NotImplementedError
 
     def receptive_field(self) -> int:
         """Frames either side that an output frame sees (the larger side when it is not
         centred)."""
         return max(self.context_frames())
 
-    def context_frames(self) -> tuple[int, int]:
-        """``(past, future)``: feature frames before and after an output frame that it sees.
-        Centred by default; ``future_frames`` limits the look-ahead (a live model)."""
-        h = self.hparams
-        span = int(sum(2 * int(d) * (int(h["kernel"]) - 1) for d in h["dilations"]))
-        future = h.get("future_frames")
-        future = span // 2 if future is None else int(future)
-        return span - future, future
+    def stream_problem(self, fs) -> str | None:
+        if self.hparams.get("feature_norm", "set") == "utterance":
+            return super().stream_problem(fs) or _WHOLE_UTTERANCE
+        return super().stream_problem(fs)
 
     def emotion_index(self, fs, clip: str) -> int:
         """0 neutral, 1 unknown, 2 + position in ``dims["emotions"]``."""
@@ -1069,60 +978,53 @@ class TCN(NeuralModel):
         return out[0].float().cpu().numpy()
 
 
+class TCN(UtteranceModel):
+    """The temporal convolution network (:class:`~wav2kp.training.networks.TCNNet`)."""
+
+    name = "tcn"
+    defaults: ClassVar[dict[str, Any]] = {
+        "channels": 128,
+        "kernel": 3,
+        "dilations": [1, 2, 4, 8],
+        "dropout": 0.1,
+        "targets": "pca",
+        "feature_norm": "causal",
+        "pretrain": None,
+        "future_frames": None,
+    }
+
+    def _make_net(self, n_in, n_out):
+        h = self.hparams
+        n_emo = len(self.dims.get("emotions", [])) + 2 if self.uses_emotion else 0
+        return networks.TCNNet(
+            n_in,
+            n_out,
+            int(h["channels"]),
+            int(h["kernel"]),
+            h["dilations"],
+            float(h["dropout"]),
+            n_emo,
+            int(h.get("emotion_dim", 0)),
+            h.get("future_frames"),
+        )
+
+    def context_frames(self, fs=None) -> tuple[int, int]:
+        """``(past, future)``: feature frames before and after an output frame that it sees.
+        Centred by default; ``future_frames`` limits the look-ahead (a live model)."""
+        h = self.hparams
+        span = int(sum(2 * int(d) * (int(h["kernel"]) - 1) for d in h["dilations"]))
+        future = h.get("future_frames")
+        future = span // 2 if future is None else int(future)
+        return span - future, future
+
+
 class EmotionTCN(TCN):
     name = "tcn_emotion"
     defaults: ClassVar[dict[str, Any]] = {**TCN.defaults, "emotion_dim": 8}
     uses_emotion = True
 
 
-class _LocalTransformer(nn.Module):
-    """Pre-norm Transformer encoder whose attention sees ``window`` frames either side."""
-
-    def __init__(
-        self, n_in: int, n_out: int, d_model: int, heads: int, layers: int, window: int,
-        dropout: float,
-    ) -> None:  # fmt: skip
-        super().__init__()
-        self.window, self.heads = int(window), int(heads)
-        self.inp = nn.Conv1d(n_in, d_model, 3, padding=1)
-        self.pos = nn.Conv1d(d_model, d_model, 5, padding=2, groups=d_model)  # position by conv
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(
-                d_model,
-                heads,
-                2 * d_model,
-                dropout,
-                activation="gelu",
-                batch_first=True,
-                norm_first=True,
-            )  # fmt: skip
-            for _ in range(layers)
-        )
-        self.norm = nn.LayerNorm(d_model)
-        self.out = nn.Linear(d_model, n_out)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, emotion=None):
-        """``x (B, L, F)``, ``mask (B, L)`` (None: all frames) -> ``(B, L, k)``."""
-        b, n = x.shape[:2]
-        if mask is None:
-            mask = torch.ones((b, n), dtype=torch.bool, device=x.device)
-        m = mask[:, None, :].to(x.dtype)
-        h = self.inp((x * mask[..., None].to(x.dtype)).transpose(1, 2)) * m
-        h = (h + self.pos(h) * m).transpose(1, 2)
-        idx = torch.arange(n, device=x.device)
-        band = (idx[None, :] - idx[:, None]).abs() <= self.window  # (L, L) query x key
-        # a frame attends to valid frames of its band; padded frames to themselves only, so
-        # no row is empty and padding never reaches a real frame
-        allowed = band[None] & (mask[:, None, :] | torch.eye(n, dtype=torch.bool, device=x.device))
-        blocked = ~allowed.repeat_interleave(self.heads, dim=0)
-        for layer in self.layers:
-            h = layer(h, src_mask=blocked) * mask[..., None].to(h.dtype)
-        return self.out(self.norm(h))
-
-
-class Transformer(TCN):
+class Transformer(UtteranceModel):
     """The diary's Transformer, per utterance: 1x3 input convolution, a depth-wise
     convolution for position, ``layers`` pre-norm encoder layers whose attention is limited
     to ``window`` frames either side (so the receptive field is finite and the model streams),
@@ -1139,18 +1041,20 @@ class Transformer(TCN):
         "feature_norm": "causal",
         "pretrain": None,
     }
-    uses_emotion = False
 
     def _make_net(self, n_in, n_out):
         h = self.hparams
-        return _LocalTransformer(
+        return networks.LocalTransformer(
             n_in, n_out, int(h["channels"]), int(h["heads"]), int(h["layers"]), int(h["window"]),
             float(h["dropout"]),
         )  # fmt: skip
 
-    def receptive_field(self) -> int:
+    def context_frames(self, fs=None) -> tuple[int, int]:
+        """Frames either side: 1 of the input convolution, 2 of the positional one, ``window``
+        per attention layer."""
         h = self.hparams
-        return 1 + 2 + int(h["layers"]) * int(h["window"])
+        r = 1 + 2 + int(h["layers"]) * int(h["window"])
+        return r, r
 
 
 MODELS: dict[str, type[KeypointModel]] = {

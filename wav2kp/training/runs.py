@@ -11,7 +11,9 @@ A run lives in ``data/models/<run>/`` (:func:`wav2kp.config.models_dir`):
   row);
 - ``metrics.json``: validation metrics of the *saved* model (:func:`split_metrics` after a reload,
   so :func:`wav2kp.training.models.load_run` then :func:`split_metrics` gives exactly these numbers) and the
-  training wall time.
+  training wall time;
+- ``predictions/<name>.npz``: what the finished run predicted, kept (:func:`cached`,
+  :func:`predict_pixels`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,13 @@ from wav2kp import config as paths
 from wav2kp import metrics, shapes
 from wav2kp import results as records
 from wav2kp.features import dataset
-from wav2kp.manifest import inputs_sha256, package_versions, write_json_atomic
+from wav2kp.manifest import (
+    file_sha256,
+    inputs_sha256,
+    package_versions,
+    write_json_atomic,
+    write_npz_atomic,
+)
 from wav2kp.training import models
 from wav2kp.training.loop import TrainConfig, write_history
 
@@ -139,7 +147,9 @@ def _feature_set_record(fs) -> dict[str, Any]:
 
 #: The code a run's weights depend on: a change to any of these files retrains cached runs.
 TRAINING_SOURCES = (
+    "training/lit.py",
     "training/loop.py",
+    "training/networks.py",
     "training/models.py",
     "training/runs.py",
     "features/acoustic.py",
@@ -169,14 +179,14 @@ def _code_hash() -> str:
 
 def run_key(name: str, fs, cfg: TrainConfig, hparams: dict[str, Any]) -> str:
     """What a run's weights and metrics depend on, as one sha256: the model and its
-    hyper-parameters, the training settings that model reads (the loop's only for neural
-    models; never ``progress``), the feature set's parameters and input hashes, the training
+    hyper-parameters, the training settings that model reads (the loop's only for a model
+    trained by the loop, ``uses_loop``; never ``progress``), the feature set's parameters and input hashes, the training
     code (:data:`TRAINING_SOURCES`) and the versions of the packages that compute it."""
-    neural = issubclass(models.MODELS[name], models.NeuralModel)
+    loop = models.MODELS[name].uses_loop
     train = {
         k: v
         for k, v in cfg.as_dict().items()
-        if k != "progress" and (neural or k not in _LOOP_FIELDS)
+        if k != "progress" and (loop or k not in _LOOP_FIELDS)
     }
     manifest = fs.out_dir / "manifest.json"
     record = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
@@ -240,10 +250,7 @@ def train_model(
     shutil.rmtree(run_dir / "predictions", ignore_errors=True)  # an earlier run's
     model = models.create(name, **hparams)
     t0 = time.perf_counter()
-    if isinstance(model, models.NeuralModel):
-        history = model.fit(fs, cfg, run_dir=run_dir)
-    else:
-        history = model.fit(fs, cfg)
+    history = model.fit(fs, cfg, run_dir=run_dir)
     train_s = time.perf_counter() - t0
     rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
     if rank != 0:  # a DDP process other than the first (torchrun, SLURM): rank 0 saves the run
@@ -254,7 +261,7 @@ def train_model(
         "feature_set": _feature_set_record(fs),
         "seed": cfg.seed,
         "versions": package_versions(RUN_PACKAGES),
-        "device": str(models.device()) if isinstance(model, models.NeuralModel) else "cpu",
+        "device": str(models.device()) if model.uses_loop else "cpu",
     }
     model.save(run_dir)
     model = models.load_run(run_dir)
@@ -281,23 +288,6 @@ def train_model(
 
 
 # ----------------------------------------------------------------------------- the study's runs
-
-#: The feature set each model trains on: ``lstm_original`` is fed as the original project fed
-#: it (the study's ``original`` set: torchaudio's default MFCC at 80 frames/s, keypoints x3 paired
-#: by index); the others use the ``default`` set (:mod:`wav2kp.features.sets`).
-ORIGINAL_FEEDING = {"lstm_original"}
-
-
-def model_hparams(name: str, hidden: int | None) -> dict:
-    """Width knob of the study: ``hidden`` sets the LSTMs' hidden size and the TCNs' channels
-    (``lstm_original`` keeps the original's 200); ``None`` keeps every default."""
-    if hidden is None:
-        return {}
-    if name == "lstm":
-        return {"hidden": int(hidden)}
-    if name in ("tcn", "tcn_emotion"):
-        return {"channels": int(hidden)}
-    return {}
 
 
 @dataclass
@@ -353,7 +343,7 @@ def parallel_jobs(n: int) -> int:
 def train_runs(jobs: list[RunJob], cfg: TrainConfig, n_jobs: int | None = None) -> dict[str, dict]:
     """Train independent runs side by side, one process per core: ``{label: metrics}`` in the
     order of ``jobs``. Runs already trained with the same :func:`run_key` are loaded, not
-    trained; the longest ones (the window LSTMs) start first. Each run trains exactly as it
+    trained; the longest ones (the models' ``slow``: the window LSTMs) start first. Each run trains exactly as it
     would alone (seeded, one torch thread), so the numbers do not depend on ``n_jobs``."""
     results: dict[str, dict] = {}
     todo = []
@@ -364,9 +354,7 @@ def train_runs(jobs: list[RunJob], cfg: TrainConfig, n_jobs: int | None = None) 
             print(f"== {job.label}: up to date ({job.run_dir})", flush=True)
         else:
             todo.append(job)
-    slow_first = sorted(
-        todo, key=lambda j: not issubclass(models.MODELS[j.name], models.WindowLSTM)
-    )
+    slow_first = sorted(todo, key=lambda j: not models.MODELS[j.name].slow)
     workers = parallel_jobs(len(todo)) if n_jobs is None else max(1, min(n_jobs, len(todo) or 1))
     if cfg.devices * cfg.num_nodes > 1:  # each run is already several processes (DDP)
         workers = 1
@@ -398,16 +386,18 @@ def train_all(
     hidden: int | None = None,
     n_jobs: int | None = None,
 ) -> list[dict]:
-    """Train every model of ``names`` on its feature set into ``config.run_dir(corpus, subset,
-    name)``, side by side (:func:`train_runs`); returns ``[{"name", "run", "metrics",
-    "history"}]`` in order. Wall time is in metrics."""
+    """Train every model of ``names`` on its feature set (``sets[model.feature_set]``: the
+    original's feeding for ``lstm_original``, the default set for the others) into
+    ``config.run_dir(corpus, subset, name)``, the width knob ``hidden`` set (the model's
+    :meth:`~wav2kp.training.models.KeypointModel.width`), side by side (:func:`train_runs`);
+    returns ``[{"name", "run", "metrics", "history"}]`` in order. Wall time is in metrics."""
     jobs = [
         RunJob(
             name,
             name,
-            sets["original" if name in ORIGINAL_FEEDING else "default"],
+            sets[models.MODELS[name].feature_set],
             paths.run_dir(corpus, subset, name),
-            model_hparams(name, hidden),
+            models.MODELS[name].width(hidden),
         )
         for name in names
     ]
@@ -421,6 +411,40 @@ def train_all(
         }
         for job in jobs
     ]
+
+
+# -------------------------------------------------------------------------- kept predictions
+
+
+def cached(model, name: str, key: tuple, compute) -> np.ndarray:
+    """``compute()`` once per run and ``key``: a model loaded from a finished run (it has a
+    ``run_dir`` and a ``run_key``) keeps the array in ``<run>/predictions/<name>.npz``, keyed
+    by the run's :func:`run_key` (model, settings, features, code, versions) and ``key``, so
+    scoring the same runs again (notebook 04 re-run, the tests, real recordings) does not run
+    the networks again. Anything else (a model not from a run, a wrapper) just computes."""
+    run_dir, key0 = getattr(model, "run_dir", None), getattr(model, "run_key", None)
+    if run_dir is None or key0 is None:
+        return compute()
+    digest = hashlib.sha256(json.dumps([key0, *key], default=str).encode()).hexdigest()
+    path = Path(run_dir) / "predictions" / f"{name}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            if str(z["key"]) == digest:
+                return z["values"]
+    values = np.asarray(compute())
+    write_npz_atomic(path, values=values, key=np.array(digest))
+    return values
+
+
+def predict_pixels(model, fs, clip: str) -> np.ndarray:
+    """``model.predict_pixels(fs, clip)``: pixel keypoints ``(T, 68, 2)`` at the clip's video
+    frame times, kept in a finished run (:func:`cached`, keyed by the clip's stored
+    features)."""
+    utterance = dataset.utterance_path(fs.out_dir, clip)
+    stored = file_sha256(utterance) if utterance.is_file() else "missing"
+    return cached(
+        model, f"clip-{clip}", (str(fs.out_dir), stored), lambda: model.predict_pixels(fs, clip)
+    )
 
 
 # ------------------------------------------------------------------------------ loading runs
