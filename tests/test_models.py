@@ -358,3 +358,34 @@ def test_pretraining_on_synthetic_talkers(fs, tmp_path) -> None:
     np.testing.assert_array_equal(again.predict(fs, clip), model.predict(fs, clip))
     key = training.runs.run_key("tcn", fs, cfg, hp)
     assert key != training.runs.run_key("tcn", fs, cfg, {"channels": 16})
+
+
+def test_context_frames_is_what_the_predictions_depend_on(fs, runs) -> None:
+    """Every model's ``context_frames`` (what Predictor pads by and the stream waits for):
+    changing the features of frame ``n`` changes the outputs ``n - future .. n + past`` and no
+    others, the extremes included. The utterance models are perturbed after their (causal)
+    normaliser, whose running statistics the stream carries on itself; ``phones`` reads the
+    audio, not feature frames (context 0, 0)."""
+    clip = fs.split_clips("val")[0]
+    raw = np.asarray(fs.load(clip)["features"], dtype=np.float32)
+    n = len(raw) // 2
+    for name, (model, _, _) in runs.items():
+        past, future = model.context_frames(fs)
+        if name == "phones":
+            assert (past, future) == (0, 0)
+            continue
+        assert n - future - past > 0 and n + past + future < len(raw), name
+        condition = model._clip_condition(fs, clip)  # the emotion of tcn_emotion
+        if isinstance(model, models.UtteranceModel):
+            x = np.asarray(model.normalizer(fs)(raw), dtype=np.float32)
+            predict = lambda v: model.predict_normalised(v, **condition)  # noqa: B023
+        else:
+            x = raw
+            predict = lambda v: model.predict_features(fs, v, **condition)  # noqa: B023
+        moved = x.copy()
+        moved[n] += 3.0
+        changed = np.flatnonzero(np.abs(predict(moved) - predict(x)).max(axis=1) > 0)
+        if name == "mean_face":
+            assert changed.size == 0 and (past, future) == (0, 0)
+            continue
+        assert (changed.min(), changed.max()) == (n - future, n + past), (name, past, future)
