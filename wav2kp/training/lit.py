@@ -40,10 +40,10 @@ class KeypointModule(lightning.LightningModule):
         self.net, self.head = model.net, model.head
         self.cfg, self.lr = cfg, float(lr)
 
-    def training_step(self, batch, batch_idx):
+    def _logged_loss(self, batch, key: str) -> torch.Tensor:
         loss = self.model_ref[0].step(batch, self.cfg)
         self.log(
-            "train_loss",
+            key,
             loss,
             on_step=False,
             on_epoch=True,
@@ -52,16 +52,11 @@ class KeypointModule(lightning.LightningModule):
         )
         return loss
 
+    def training_step(self, batch, batch_idx):
+        return self._logged_loss(batch, "train_loss")
+
     def validation_step(self, batch, batch_idx):
-        loss = self.model_ref[0].step(batch, self.cfg)
-        self.log(
-            "val_loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            batch_size=batch_size(batch),
-            sync_dist=True,
-        )
+        self._logged_loss(batch, "val_loss")
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(

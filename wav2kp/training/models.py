@@ -89,7 +89,6 @@ from wav2kp.features import augment, phones, talkers
 from wav2kp.features.dataset import UtteranceDataset, collate_padded
 from wav2kp.manifest import write_json_atomic
 from wav2kp.training import loop, networks
-from wav2kp.training.networks import PCAHead, point_loss
 
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "config.json"
@@ -640,7 +639,7 @@ class NeuralModel(KeypointModel):
     def _build(self) -> None:
         """Create ``self.net`` and ``self.head`` from ``self.hparams`` and ``self.dims``."""
         d = self.dims
-        self.head = PCAHead(int(d["n_components"]), int(d["n_targets"]))
+        self.head = networks.PCAHead(int(d["n_components"]), int(d["n_targets"]))
         self.net = self._make_net(int(d["n_features"]), int(d["n_components"]))
 
     def _make_net(self, n_in: int, n_out: int) -> nn.Module:
@@ -775,7 +774,7 @@ class WindowLSTM(WindowModel, NeuralModel):
 
     def step(self, batch, cfg):
         x, y = batch
-        return point_loss(self.head(self.net(x)), y, self.head.weights)
+        return networks.point_loss(self.head(self.net(x)), y, self.head.weights)
 
     def predict_features(self, fs, features, emotion=None, batch_size: int = 512) -> np.ndarray:
         n_past, n_future = self.context_frames(fs)
@@ -850,9 +849,10 @@ class UtteranceModel(NeuralModel):
         return max(self.context_frames())
 
     def stream_problem(self, fs) -> str | None:
-        if self.hparams.get("feature_norm", "set") == "utterance":
-            return super().stream_problem(fs) or _WHOLE_UTTERANCE
-        return super().stream_problem(fs)
+        problem = super().stream_problem(fs)
+        if problem is None and self.hparams.get("feature_norm", "set") == "utterance":
+            return _WHOLE_UTTERANCE
+        return problem
 
     def emotion_index(self, fs, clip: str) -> int:
         """0 neutral, 1 unknown, 2 + position in ``dims["emotions"]``."""
@@ -921,10 +921,10 @@ class UtteranceModel(NeuralModel):
             emotion = None
         pred = self.head(self.net(batch.features, batch.mask, emotion))
         ok = batch.valid & batch.mask
-        loss = point_loss(pred, batch.targets, weights, ok)
+        loss = networks.point_loss(pred, batch.targets, weights, ok)
         if cfg.velocity_weight:
             both = ok[:, 1:] & ok[:, :-1]
-            loss = loss + cfg.velocity_weight * point_loss(
+            loss = loss + cfg.velocity_weight * networks.point_loss(
                 pred[:, 1:] - pred[:, :-1],
                 batch.targets[:, 1:] - batch.targets[:, :-1],
                 weights,
