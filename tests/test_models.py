@@ -243,9 +243,8 @@ def test_cli_train(quick_clips, tmp_path) -> None:
     code = cli.main(["train", "--model", "mean_face", "--subset", "quick", "--run", str(run)])
     assert code == 0
     metrics = json.loads((run / "metrics.json").read_text())
-    reloaded = training.split_metrics(
-        models.load_run(run), training.feature_sets("bundled", "quick")["default"], "val"
-    )
+    ((model, trained_on),) = training.load_runs({"cli_run": run}).values()
+    reloaded = training.split_metrics(model, trained_on, "val")
     assert reloaded["mlmd_pct"] == pytest.approx(metrics["val_mlmd_pct"], abs=1e-9)
     assert cli.main(["train", "--model", "nope", "--subset", "quick"]) == 2
 

@@ -178,7 +178,7 @@ class Predictor:
             self.model,
             f"audio-{digest[:24]}",
             (digest, index),
-            lambda: self.model.predict_recording(self.fs, audio, x, t, emotion=index),
+            lambda: self.model.predict_from_audio(self.fs, audio, x, t, emotion=index),
         )
         return self._points(out), t
 

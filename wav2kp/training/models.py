@@ -9,7 +9,7 @@ feature frames; :meth:`KeypointModel.predict_pixels` maps them to pixel keypoint
 at the video frame times. Each model describes itself, so that no other module switches on its
 type or name: :meth:`~KeypointModel.context_frames` (the feature frames an output frame depends
 on), :meth:`~KeypointModel.width` (the study's width knob), :meth:`~KeypointModel.stream_problem`
-(why it cannot stream, or ``None``), :meth:`~KeypointModel.predict_recording` (from a
+(why it cannot stream, or ``None``), :meth:`~KeypointModel.predict_from_audio` (from a
 recording's audio and features), and the class attributes ``feature_set``, ``uses_loop`` and
 ``slow``. Registry names (:data:`MODELS`):
 
@@ -153,7 +153,7 @@ class KeypointModel:
     A model describes itself, so that nothing else switches on its type or name: the feature
     frames an output frame depends on (:meth:`context_frames`), the study's width knob
     (:meth:`width`), why it cannot stream (:meth:`stream_problem`), how it predicts a recording
-    (:meth:`predict_recording`), and the class attributes below."""
+    (:meth:`predict_from_audio`), and the class attributes below."""
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
@@ -248,7 +248,7 @@ class KeypointModel:
         English name: ``None`` (a model that reads no emotion)."""
         return None
 
-    def predict_recording(
+    def predict_from_audio(
         self,
         fs,
         audio: np.ndarray,
@@ -417,7 +417,7 @@ class Phones(KeypointModel):
     jaw, spread, round, closure and lip-teeth parameters (:mod:`wav2kp.features.phones`), and a
     least-squares linear map (with a small ridge) from those parameters at the frame and at
     ``offsets_ms`` around it to the set's PCA coefficients places them on the face. It reads the
-    audio, not the MFCCs (:meth:`predict_recording`): clips' audio comes from the set's
+    audio, not the MFCCs (:meth:`predict_from_audio`): clips' audio comes from the set's
     extraction folder. It does not stream (the recogniser decodes whole utterances); in feature
     frames it has no context (:meth:`KeypointModel.context_frames`: 0, 0)."""
 
@@ -479,7 +479,7 @@ class Phones(KeypointModel):
         coeffs = design @ self.weights
         return (self._mean + coeffs @ self._components).astype(np.float32)
 
-    def predict_recording(self, fs, audio, features, times, emotion=None) -> np.ndarray:
+    def predict_from_audio(self, fs, audio, features, times, emotion=None) -> np.ndarray:
         return self.predict_audio(fs, audio, times)
 
     def predict_features(self, fs, features, emotion=None) -> np.ndarray:
