@@ -364,7 +364,9 @@ def test_context_frames_is_what_the_predictions_depend_on(fs, runs) -> None:
     changing the features of frame ``n`` changes the outputs ``n - future .. n + past`` and no
     others, the extremes included. The utterance models are perturbed after their (causal)
     normaliser, whose running statistics the stream carries on itself; ``phones`` reads the
-    audio, not feature frames (context 0, 0)."""
+    audio, not feature frames (context 0, 0). A window LSTM forgets the oldest frames of its
+    window below float32's resolution (changes of ~1e-8, or none, measured), so for the LSTMs
+    only the newest side (the output whose window ends at ``n``) must be reached."""
     clip = fs.split_clips("val")[0]
     raw = np.asarray(fs.load(clip)["features"], dtype=np.float32)
     n = len(raw) // 2
@@ -387,4 +389,7 @@ def test_context_frames_is_what_the_predictions_depend_on(fs, runs) -> None:
         if name == "mean_face":
             assert changed.size == 0 and (past, future) == (0, 0)
             continue
-        assert (changed.min(), changed.max()) == (n - future, n + past), (name, past, future)
+        assert changed.min() >= n - future and changed.max() <= n + past, (name, past, future)
+        assert changed.min() == n - future, (name, past, future)
+        if not isinstance(model, models.WindowLSTM):
+            assert changed.max() == n + past, (name, past, future)
