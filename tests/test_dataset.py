@@ -373,3 +373,80 @@ def test_utterance_dataset_and_collate_padded(tmp_path):
     loader = torch.utils.data.DataLoader(data, batch_size=2, collate_fn=ds.collate_padded)
     shapes = [(tuple(b.features.shape), b.lengths.tolist()) for b in loader]
     assert shapes == [((2, 7, 3), [4, 7]), ((1, 5, 3), [5])]
+
+
+# ------------------------------------------------------------------------ identity removal
+
+
+def _two_speaker_interim(tmp_path):
+    """Two speakers with different faces (speaker B: a wider mouth and a longer jaw) say the
+    same four motion sequences, each frame under its own head pose; their clips are written
+    as the extraction stage writes them (16 kHz WAV + landmarks)."""
+    from fractions import Fraction
+
+    from wav2kp import media, shapes
+    from wav2kp.extraction import landmarks
+    from wav2kp.training import release
+
+    info = json.loads((release.SHIPPED_DIR / "feature_set" / "feature_set.json").read_text())
+    face = np.asarray(info["reference"], np.float64)  # a real mean face, unit IOD
+    identity = np.zeros_like(face)
+    identity[shapes.MOUTH, 0] = 0.12 * (face[shapes.MOUTH, 0] - face[shapes.MOUTH, 0].mean())
+    identity[:17, 1] = 0.08  # the jaw lower
+    rng = np.random.default_rng(3)
+    fps, n = Fraction(25), 50
+    times = np.arange(n) / 25.0
+    rows, interim = [], tmp_path / "interim"
+    for k in range(4):
+        motion = np.zeros((n, 68, 2))
+        opening = (0.05 + 0.04 * k) * np.sin(2 * np.pi * (1 + k) * times / 2.0) ** 2
+        motion[:, 57, 1] = motion[:, 66, 1] = opening[:]  # lower lip down
+        motion[:, 8, 1] = 0.5 * opening
+        for who, shape in (("A", face), ("B", face + identity)):
+            clip = f"{who}{k}"
+            angle = rng.uniform(-0.2, 0.2, n)
+            scale = rng.uniform(80, 120, n)
+            shift = rng.uniform(100, 200, (n, 2))
+            pts = shape[None] + motion
+            c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
+            x = scale[:, None] * (c * pts[..., 0] - s * pts[..., 1]) + shift[:, :1]
+            y = scale[:, None] * (s * pts[..., 0] + c * pts[..., 1]) + shift[:, 1:]
+            track = landmarks.ClipLandmarks(
+                np.stack([x, y], -1).astype(np.float32), times, np.ones(n, bool),
+                np.zeros(n, bool), fps, (320, 320),
+            )  # fmt: skip
+            wav, lm_path = landmarks.clip_paths(interim, clip)
+            lm_path.parent.mkdir(parents=True, exist_ok=True)
+            landmarks.save_landmarks(lm_path, track)
+            media.write_wav(wav, rng.normal(0, 0.05, 32000).astype(np.float32), 16000)
+            rows.append({"clip": clip, "emotion": None, "emotion_name": "unknown",
+                         "sentence": None, "neutral": False, "speaker": who,
+                         "path": f"/x/{clip}.mp4"})  # fmt: skip
+    return _typed(rows), interim
+
+
+def test_identity_removal_is_exact_for_two_speakers(tmp_path) -> None:
+    """The same motion said by two faces gives the same targets once each speaker's mean shape
+    is removed (and not without), and the pixels come back exactly, each on its own face."""
+    from wav2kp.extraction import landmarks
+
+    clips, interim = _two_speaker_interim(tmp_path)
+    fs, _ = ds.build_feature_set(clips, interim, tmp_path / "speaker", identity="speaker")
+    plain, _ = ds.build_feature_set(clips, interim, tmp_path / "none", identity="none")
+    assert fs.params["identity"] == "speaker" and "identity" not in plain.params
+    for k in range(4):
+        a, b = fs.load(f"A{k}")["targets"], fs.load(f"B{k}")["targets"]
+        np.testing.assert_allclose(a, b, atol=2e-6)
+        pa, pb = plain.load(f"A{k}")["targets"], plain.load(f"B{k}")["targets"]
+        assert np.abs(pa - pb).max() > 0.02  # without removal: two faces
+        for clip in (f"A{k}", f"B{k}"):  # back to pixels: each speaker's own face
+            truth = landmarks.load_landmarks(landmarks.clip_paths(interim, clip)[1]).points
+            back = fs.to_pixels(clip, fs.load(clip)["targets"])
+            np.testing.assert_allclose(back, truth, atol=2e-3)
+    # per speaker one identity; per clip (how an unknown speaker's clips are treated) each its own
+    assert np.array_equal(fs.load("A0")["identity_offset"], fs.load("A3")["identity_offset"])
+    per_clip, _ = ds.build_feature_set(clips, interim, tmp_path / "clip", identity="clip")
+    a0, a3 = (per_clip.load(c)["identity_offset"] for c in ("A0", "A3"))
+    assert np.abs(a0 - a3).max() > 1e-3
+    with pytest.raises(ValueError, match="identity must be one of"):
+        ds.build_feature_set(clips, interim, tmp_path / "bad", identity="face")

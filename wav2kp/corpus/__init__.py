@@ -4,6 +4,8 @@
 and any other folder of videos; ``bundled.build()`` makes the bundled corpus of the same shape.
 """
 
+import hashlib
+
 from wav2kp.corpus import bundled
 from wav2kp.corpus.discovery import (
     CLIP_COLUMNS,
@@ -12,17 +14,38 @@ from wav2kp.corpus.discovery import (
     discover,
     emotion_names,
     emotion_table,
+    grid_speaker,
     parse_name,
+    read_alignment,
 )
 
+#: Clips of a folder's ``quick`` subset (the bundled corpus' quick subset has as many).
+QUICK_CLIPS = 24
 
-def study_clips(corpus: str, subset: str | None = None):
-    """The clip table a study stage works on: ``discover(corpus)``, and for the bundled corpus
-    only the clips of ``subset`` (``quick`` or ``full``; ``None``: every clip built)."""
+
+def study_clips(corpus: str, subset: str | int | None = None):
+    """The clip table a study stage works on: ``discover(corpus)``, restricted to ``subset``.
+
+    For the bundled corpus ``subset`` is ``"quick"`` (24 clips) or ``"full"`` (132). For a
+    folder: ``"full"`` or ``None``, every clip; ``"quick"``, :data:`QUICK_CLIPS` of them; a
+    number ``N``, ``N`` of them -- always the same ones (the first by a hash of their names, so
+    a larger subset holds a smaller one)."""
     clips = discover(corpus)
-    if str(corpus) == "bundled" and subset:
-        clips = bundled.select(clips, subset)
-    return clips
+    if str(corpus) == "bundled":
+        return bundled.select(clips, subset) if subset else clips
+    if subset in (None, "full"):
+        return clips
+    if subset == "quick":
+        n = QUICK_CLIPS
+    elif isinstance(subset, int) or str(subset).isdigit():
+        n = int(subset)
+    else:
+        raise ValueError(
+            f"subset {subset!r}: use 'quick', 'full' or a number of clips for a folder corpus."
+        )
+    rank = clips["clip"].map(lambda c: hashlib.sha256(str(c).encode()).hexdigest())
+    keep = rank.sort_values().index[:n]
+    return clips.loc[sorted(keep)].reset_index(drop=True)
 
 
 __all__ = [
@@ -33,6 +56,8 @@ __all__ = [
     "discover",
     "emotion_names",
     "emotion_table",
+    "grid_speaker",
     "parse_name",
+    "read_alignment",
     "study_clips",
 ]

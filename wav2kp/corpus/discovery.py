@@ -4,6 +4,11 @@ CH-Unicamp names its clips ``Em<E>_Fala<S>[_Neutra]_<Speaker>.<ext>``: emotion n
 (1..22, the OCC categories of ``emotions.yaml``), sentence number ``S`` within that emotion, an
 optional ``_Neutra`` for the neutral take of the same sentence, and the speaker's name. Any other
 video in a folder is read too, with an unknown emotion.
+
+The speaker of a generic video is ``"unknown"`` (later stages then treat each clip as its own
+speaker), except in a **GRID speaker folder**: videos named by their sentence code
+(``bbaf3s.mp4``) beside ``align/<code>.align`` word alignments, the folder named after the
+speaker (``s1``, ``grid_s1``): every clip is that speaker's.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".webm", ".
 
 #: Columns of the clip table, in order.
 CLIP_COLUMNS = ["clip", "emotion", "emotion_name", "sentence", "neutral", "speaker", "path"]
+
+#: A GRID speaker folder's name ends with the speaker: ``s1``, ``grid_s1``.
+GRID_SPEAKER = re.compile(r"(?:^|[_-])(s\d{1,2})$", re.IGNORECASE)
 
 CHU_PATTERN = re.compile(
     r"^em(?P<emotion>\d+)_fala(?P<sentence>\d+)(?P<neutral>_neutra)?_(?P<speaker>[^.]+)$",
@@ -166,11 +174,41 @@ def discover(
                 }
             )
     table = pd.DataFrame(rows, columns=CLIP_COLUMNS)
+    speaker = grid_speaker(root)
+    if speaker is not None:
+        generic = table["emotion"].isna() & table["path"].map(lambda p: _has_alignment(root, p))
+        table.loc[generic, "speaker"] = speaker
     table["emotion"] = table["emotion"].astype("Int64")
     table["sentence"] = table["sentence"].astype("Int64")
     table["neutral"] = table["neutral"].astype(bool)
     table = table.sort_values(["emotion", "sentence", "neutral", "clip"], na_position="last")
     return table.reset_index(drop=True)
+
+
+def grid_speaker(folder: str | os.PathLike) -> str | None:
+    """The speaker of a GRID speaker folder (``align/*.align`` beside the videos, the folder
+    named ``s<N>`` or ``..._s<N>``), else ``None``."""
+    root = Path(folder)
+    match = GRID_SPEAKER.search(root.name)
+    if match is None or not (root / "align").is_dir():
+        return None
+    return match.group(1).lower()
+
+
+def _has_alignment(root: Path, path: str) -> bool:
+    return (root / "align" / f"{Path(path).stem}.align").is_file()
+
+
+def read_alignment(path: str | os.PathLike) -> list[tuple[float, float, str]]:
+    """A GRID ``.align`` file: ``[(start s, end s, word)]`` (times in the file are 1/25000 s;
+    ``sil`` and ``sp`` are silence)."""
+    words = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) != 3:
+            raise ValueError(f"{path}: expected 'start end word' lines, got {line!r}.")
+        words.append((int(parts[0]) / 25000.0, int(parts[1]) / 25000.0, parts[2]))
+    return words
 
 
 def describe(clips: pd.DataFrame) -> pd.DataFrame:

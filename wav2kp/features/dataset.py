@@ -791,7 +791,8 @@ class FeatureSet:
     def to_pixels(self, clip: str, targets: np.ndarray, pose_window: int = 0) -> np.ndarray:
         """Map targets ``(N, P*2)`` (normalised coords at the clip's feature frames) back to pixel
         keypoints ``(T, 68, 2)`` at its video frame times: the exact inverse of the alignment,
-        the mouth completed from the mean face when only the mouth is predicted, then the
+        the speaker's identity added back (when the set removed it), the mouth completed from
+        the mean face when only the mouth is predicted, then the
         clip's own head pose (measured by the extractor; ``pose_window`` > 2 smooths it over
         that many frames first, :meth:`wav2kp.shapes.Similarity.smoothed`)."""
 
@@ -800,6 +801,8 @@ class FeatureSet:
         # target_times: the feature frame times, or for the original x3 pairing the true times
         # of the upsampled keypoint rows (which the original took for the audio frames' times)
         at_video = features.to_video_times(pts, utt["target_times"], utt["video_times"])
+        if "identity_offset" in utt:  # the speaker's own face (its mean shape) back
+            at_video = at_video + np.asarray(utt["identity_offset"], np.float64).reshape(1, -1, 2)
         if len(self.point_idx) < shapes.N_POINTS:
             at_video = shapes.insert_points(self.reference, at_video, self.point_idx)
         pose = shapes.Similarity.from_arrays(utt, prefix="pose_")
@@ -829,15 +832,22 @@ def _present_clips(clips: pd.DataFrame, interim_dir: Path) -> tuple[list[str], l
     return present, missing
 
 
-def _clip_utterance(feats, ftimes, lm, reference, point_idx, alignment: str) -> dict:
-    """One clip's stored utterance: keypoints normalised to ``reference`` (the per-frame pose
-    kept), the ``point_idx`` targets aligned to the MFCC frames by ``alignment``, invalid
-    frames zeroed and flagged."""
+def _clip_utterance(
+    feats, ftimes, lm, norm, pose, offset: np.ndarray, point_idx, alignment: str
+) -> dict:
+    """One clip's stored utterance: its keypoints normalised (``norm``, the per-frame ``pose``
+    kept) less its speaker's ``offset`` (identity, :func:`identity_offsets`), the
+    ``point_idx`` targets aligned to the MFCC frames by ``alignment``, invalid frames zeroed
+    and flagged; ``identity_offset`` keeps the offset, which :meth:`FeatureSet.to_pixels`
+    adds back."""
     ok = lm.found | lm.interpolated
-    norm, pose = shapes.normalise(lm.points, reference)
+    if offset is not None:
+        norm = norm - offset[None]
     tgt = shapes.select_points(norm, point_idx).reshape(len(lm.times), -1)
     tgt = np.where(ok[:, None], tgt, np.nan)
     utt = {"video_times": lm.times, "video_ok": ok, **pose.to_arrays(prefix="pose_")}
+    if offset is not None:
+        utt["identity_offset"] = shapes.select_points(offset[None], point_idx).reshape(-1)
     if alignment == "timestamps":
         aligned = features.align_to_times(tgt, lm.times, ftimes)
         valid = np.isfinite(aligned).all(axis=1) & features.inside_mask(ftimes, lm.times)
@@ -855,6 +865,43 @@ def _clip_utterance(feats, ftimes, lm, reference, point_idx, alignment: str) -> 
     utt["targets"] = np.where(valid[:, None], utt["targets"], 0.0)
     utt["valid"] = valid
     return utt
+
+
+#: How a feature set removes identity: not at all, per speaker (the clip table's ``speaker``;
+#: an ``"unknown"`` speaker's clips each on their own) or per clip.
+IDENTITIES = ("none", "speaker", "clip")
+
+
+def identity_offsets(
+    normalised: dict[str, np.ndarray],
+    ok: dict[str, np.ndarray],
+    speakers: dict[str, str],
+    reference: np.ndarray,
+    identity: str = "speaker",
+) -> dict[str, np.ndarray]:
+    """Per clip, its identity as an offset ``(68, 2)`` in normalised coordinates: the mean
+    shape of its speaker's good frames (``normalised[clip]`` ``(T, 68, 2)`` after Procrustes
+    to ``reference``; ``ok[clip]`` the good frames) minus ``reference``. Subtracting it leaves
+    every speaker's motion on the reference face, so one model learns from many faces;
+    ``identity="clip"`` (and a speaker ``"unknown"``) takes each clip's own mean; ``"none"``
+    gives no offsets (``{}``)."""
+    if identity not in IDENTITIES:
+        raise ValueError(f"identity must be one of {IDENTITIES}, got {identity!r}.")
+    zero = np.zeros_like(np.asarray(reference, dtype=np.float64))
+    if identity == "none":
+        return {}
+    groups: dict[str, list[str]] = {}
+    for clip in normalised:
+        who = str(speakers.get(clip, "unknown"))
+        key = clip if identity == "clip" or who in ("unknown", "", "nan") else f"speaker:{who}"
+        groups.setdefault(key, []).append(clip)
+    out = {}
+    for clips in groups.values():
+        frames = [normalised[c][ok[c]] for c in clips]
+        frames = [f for f in frames if len(f)]
+        mean = np.concatenate(frames).mean(axis=0) - reference if frames else zero
+        out.update(dict.fromkeys(clips, mean))
+    return out
 
 
 def _write_set(out_dir: Path, utterances: dict, table: pd.DataFrame, info: dict) -> None:
@@ -880,6 +927,7 @@ def build_feature_set(
     pca_variance: float = 0.99,
     normalization: str = "global",
     seed: int = 0,
+    identity: str = "none",
     force: bool = False,
     n_jobs: int = 1,
     cluster=None,
@@ -893,6 +941,8 @@ def build_feature_set(
     upsampled x3, paired index by index with MFCC frames, both cut to equal length). Splits are
     made by :func:`make_splits`; the feature normaliser and the PCA (``pca_variance`` of the
     variance; kept for models and for the notebook's plots) are fitted on training clips only.
+    ``identity`` (:data:`IDENTITIES`): the targets are each speaker's (or clip's) motion on the
+    reference face, its mean shape removed (:func:`identity_offsets`); pixels get it back.
 
     Returns ``(FeatureSet, stats)``; stats has the wall time, clips, frames per split, and
     whether the cache was used. A clip without interim outputs is skipped (listed in stats).
@@ -904,6 +954,8 @@ def build_feature_set(
         raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {alignment!r}.")
     if targets not in TARGETS:
         raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}.")
+    if identity not in IDENTITIES:
+        raise ValueError(f"identity must be one of {IDENTITIES}, got {identity!r}.")
     mfcc_cfg = mfcc_cfg or features.MFCCConfig()
     interim_dir, out_dir = Path(interim_dir), Path(out_dir)
     present, missing = _present_clips(clips, interim_dir)
@@ -916,6 +968,8 @@ def build_feature_set(
         "normalization": normalization,
         "seed": seed,
     }
+    if identity != "none":  # sets made before identity removal existed stay valid
+        params["identity"] = identity
     inputs = {c: inputs_sha256(*landmarks.clip_paths(interim_dir, c)) for c in present}
     cached = manifest_matches(out_dir, params, inputs) and (out_dir / "feature_set.json").is_file()
     if not force and cached:
@@ -932,8 +986,18 @@ def build_feature_set(
     good = [lm.points[lm.found | lm.interpolated] for c, (_, _, lm) in raw.items() if c in train]
     reference = shapes.mean_shape(np.concatenate(good))
     point_idx = shapes.point_indices(targets)
+    normalised = {clip: shapes.normalise(lm.points, reference) for clip, (_, _, lm) in raw.items()}
+    offsets = identity_offsets(
+        {c: norm for c, (norm, _) in normalised.items()},
+        {c: lm.found | lm.interpolated for c, (_, _, lm) in raw.items()},
+        dict(zip(table["clip"], table["speaker"])) if "speaker" in table else {},
+        reference,
+        identity,
+    )
     utterances = {
-        clip: _clip_utterance(feats, ftimes, lm, reference, point_idx, alignment)
+        clip: _clip_utterance(
+            feats, ftimes, lm, *normalised[clip], offsets.get(clip), point_idx, alignment
+        )
         for clip, (feats, ftimes, lm) in raw.items()
     }
     normalizer = features.FeatureNormalizer(normalization)

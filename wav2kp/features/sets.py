@@ -60,7 +60,10 @@ class FeatureSpec:
     (:meth:`MFCCConfig.original`); ``alignment``: ``"timestamps"`` or ``"original_x3"``;
     ``targets``: ``"face"`` or ``"mouth"``; ``pca_variance``: share of the target variance the
     PCA keeps; ``normalization``: MFCC normalisation fitted on the training clips
-    (``"global"``) or per utterance; ``seed``: the splits'."""
+    (``"global"``) or per utterance; ``seed``: the splits'; ``identity``: the targets are each
+    speaker's motion on the reference face, their mean shape removed (``"speaker"``: per the
+    clip table's speaker, each clip of an unknown speaker on its own; ``"clip"``; ``"none"``;
+    :func:`wav2kp.features.dataset.identity_offsets`)."""
 
     mfcc_preset: str = "ours"
     n_mfcc: int = 40
@@ -72,6 +75,7 @@ class FeatureSpec:
     pca_variance: float = 0.99
     normalization: str = "global"
     seed: int = 0
+    identity: str = "speaker"
 
     def __post_init__(self) -> None:
         if self.mfcc_preset not in ("ours", "original"):
@@ -82,6 +86,10 @@ class FeatureSpec:
             )
         if self.targets not in dataset.TARGETS:
             raise ValueError(f"targets must be one of {dataset.TARGETS}, got {self.targets!r}.")
+        if self.identity not in dataset.IDENTITIES:
+            raise ValueError(
+                f"identity must be one of {dataset.IDENTITIES}, got {self.identity!r}."
+            )
         if not 0.0 < float(self.pca_variance) <= 1.0:
             raise ValueError(f"pca_variance must be in (0, 1], got {self.pca_variance!r}.")
 
@@ -174,6 +182,7 @@ def build_study_sets(
             pca_variance=spec.pca_variance,
             normalization=spec.normalization,
             seed=spec.seed,
+            identity=spec.identity,
             cluster=cluster,
         )
     return StudySets(str(corpus), subset, spec, out, stats)

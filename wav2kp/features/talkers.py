@@ -112,6 +112,14 @@ def build_talker_set(
     arrays = jobs(
         delayed(talker_utterance)(s, reference, point_idx, cfg, augment_cfg) for s in specs
     )
+    if base.params.get("identity", "none") != "none":
+        # one face (the corpus's) says every utterance: its mean shape is the identity the
+        # base set removes from its speakers; remove it here the same way
+        ref = shapes.select_points(base.reference[None], point_idx).reshape(-1)
+        offset = np.concatenate([a["targets"] for a in arrays]).mean(axis=0) - ref
+        for a in arrays:
+            a["targets"] = (a["targets"] - offset).astype(np.float32)
+            a["identity_offset"] = offset
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in (
         (out_dir / "utterances").glob("*.npz") if (out_dir / "utterances").is_dir() else []
