@@ -349,7 +349,8 @@ def test_pretraining_on_synthetic_talkers(fs, tmp_path) -> None:
     assert list(history["stage"]) == ["pretrain"] * 2 + ["train"] * 2
     assert out["epochs"] == 4 and out["best_epoch"] in (0, 1)
     talk = models.pretrain_set(fs, hp["pretrain"])
-    assert talk.out_dir.name.endswith("-talkers-n6-s0") and len(talk.clips) == 6
+    assert talk.out_dir.name.startswith("talkers-") and talk.out_dir.name.endswith("-n6-s0")
+    assert len(talk.clips) == 6
     assert talk.split_clips("train") == talk.clips
     np.testing.assert_array_equal(talk.reference, fs.reference)  # the same face coordinates
     again, _ = training.train_model("tcn", fs, cfg, tmp_path / "again", **hp)

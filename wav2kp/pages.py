@@ -167,6 +167,15 @@ def _extraction_numbers(d: dict) -> list[tuple[str, str]]:
                 f"{_fmt(floor.get('mouth'), 2)} % IOD mouth",
             )
         )
+    mirror = d.get("mirror_floor") or {}
+    if mirror:
+        rows.append(
+            (
+                "dlib vs mirrored dlib (the stand-in without ground truth)",
+                f"{_fmt(mirror.get('all'), 2)} % IOD all points, "
+                f"{_fmt(mirror.get('mouth'), 2)} % IOD mouth ({_fmt(mirror.get('clips'))} clips)",
+            )
+        )
     return rows
 
 
@@ -404,8 +413,14 @@ def headline(results: dict | None) -> str:
     for name in shown:
         m = floor if name == "noise floor" else models[name]
         r = real.get(name) or {}
+        stand_in = str(results.get("noise_floor_kind") or "").startswith("stand-in")
+        floor_what = (
+            "no ground truth: dlib against itself on mirrored frames (a stand-in)"
+            if stand_in
+            else "dlib against the ground truth: the floor no model can beat"
+        )
         what = {
-            "noise floor": "dlib against the ground truth: the floor no model can beat",
+            "noise floor": floor_what,
             "mean_face": "the mean face, no audio",
             "lstm_original": "the original project's LSTM",
         }.get(name, "")

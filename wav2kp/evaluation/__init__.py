@@ -21,8 +21,10 @@ from wav2kp.evaluation.ablations import (
 from wav2kp.evaluation.noise_floor import compare_to_truth
 from wav2kp.evaluation.scoring import (
     CLIP_METRICS,
+    FLOORS,
     LABELS,
     NOISE_FLOOR,
+    NOISE_FLOOR_MIRROR,
     Evaluation,
     Reference,
     best_model,
@@ -45,7 +47,9 @@ __all__ = [
     "ABLATION_RUNS",
     "CLIP_METRICS",
     "LABELS",
+    "FLOORS",
     "NOISE_FLOOR",
+    "NOISE_FLOOR_MIRROR",
     "Evaluation",
     "Reference",
     "ablation_feature_set",

@@ -25,6 +25,7 @@ import contextlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from joblib import Parallel, delayed
 
 from wav2kp import config, media, metrics
 from wav2kp.corpus import bundled
-from wav2kp.extraction import landmarks
+from wav2kp.extraction import landmarks, mirror
 from wav2kp.features import dataset
 from wav2kp.manifest import git_commit, package_versions
 from wav2kp.training import models, runs
@@ -52,6 +53,11 @@ LABELS = {
     "jitter": "silent jitter %",
 }
 NOISE_FLOOR = "extraction (dlib)"
+#: The stand-in where there is no ground truth: dlib on the mirrored frames against the
+#: reference (:mod:`wav2kp.extraction.mirror`), every :data:`MIRROR_EVERY`-th frame.
+NOISE_FLOOR_MIRROR = "extraction (dlib vs mirrored dlib)"
+FLOORS = (NOISE_FLOOR, NOISE_FLOOR_MIRROR)
+MIRROR_EVERY = 2
 
 
 # ---------------------------------------------------------------------------------- references
@@ -125,6 +131,22 @@ def load_reference(clip: str, corpus: str, clip_row: Any = None) -> Reference:
     return Reference(
         clip, times, points, good, source, extracted, extracted_good, silent, float(lm.fps), info
     )
+
+
+def mirrored_reference(video: str | Path, ref: Reference) -> tuple[np.ndarray, np.ndarray]:
+    """dlib's keypoints on the mirrored frames of ``video`` (mirrored back) in the frames
+    ``(T, 68, 2)`` of ``ref`` (NaN where not measured) and which frames were: every
+    :data:`MIRROR_EVERY`-th good one (:func:`wav2kp.extraction.mirror.mirrored_pair`)."""
+    track = landmarks.ClipLandmarks(
+        ref.points.astype(np.float32), ref.times, np.asarray(ref.good, bool),
+        np.zeros(len(ref.times), bool), Fraction(ref.fps).limit_denominator(1001), (0, 0),
+    )  # fmt: skip
+    frames, _, back = mirror.mirrored_pair(video, track, every=MIRROR_EVERY)
+    points = np.full(ref.points.shape, np.nan)
+    points[frames] = back
+    sampled = np.zeros(len(ref.times), bool)
+    sampled[frames] = True
+    return points, sampled
 
 
 # ------------------------------------------------------------------------------------- scoring
@@ -241,11 +263,16 @@ def evaluate_runs(
         todo = list(loaded.items())
         if noise_floor and ref.extracted is not None:
             todo = [(NOISE_FLOOR, None)] + todo
+        elif noise_floor and row is not None and "path" in row:
+            todo = [(NOISE_FLOOR_MIRROR, row["path"])] + todo
         for label, pair in todo:
             try:
                 if pair is None:
                     good = ref.good & ref.extracted_good
                     scores = score_clip(ref.extracted, ref, good)
+                elif label == NOISE_FLOOR_MIRROR:
+                    points, sampled = mirrored_reference(pair, ref)
+                    scores = score_clip(points, ref, ref.good & sampled)
                 else:
                     model, fs = pair
                     pred = runs.predict_pixels(model, fs, clip)
@@ -256,7 +283,7 @@ def evaluate_runs(
                     {"clip": clip, "model": label, "error": f"{type(err).__name__}: {err}"}
                 )
                 continue
-            if pair is not None and ref.extracted is not None:
+            if label not in FLOORS and ref.extracted is not None:
                 ok = ref.extracted_good & np.isfinite(pred).all(axis=(1, 2))
                 scores["mlmd_vs_extracted"] = metrics.mlmd(pred, ref.extracted, ok)
                 scores["lmd_vs_extracted"] = metrics.lmd(pred, ref.extracted, ok)
@@ -344,7 +371,7 @@ def model_record(row: pd.Series) -> dict:
 
 def best_model(summary: pd.DataFrame, exclude: Iterable[str] = ()) -> str:
     """The trained model with the lowest M-LMD (the noise floor and ``exclude`` left out)."""
-    cand = summary.drop(index=[NOISE_FLOOR, *exclude], errors="ignore")["mlmd"].dropna()
+    cand = summary.drop(index=[*FLOORS, *exclude], errors="ignore")["mlmd"].dropna()
     if cand.empty:
         raise ValueError("no model was scored.")
     return str(cand.idxmin())
@@ -367,7 +394,8 @@ def results(
 
     models_ = {m: model_record(summary.loc[m]) for m in study_models if m in summary.index}
     best = best_model(summary.loc[[m for m in study_models if m in summary.index]])
-    floor = model_record(summary.loc[NOISE_FLOOR]) if NOISE_FLOOR in summary.index else None
+    floors = [f for f in FLOORS if f in summary.index]
+    floor = model_record(summary.loc[floors[0]]) if floors else None
 
     def ratio(den):
         return _num(summary.loc[best, "mlmd"] / den) if den else None
@@ -387,6 +415,13 @@ def results(
         "frames_flagged": int(ev.clips.loc[ev.clips["model"] == best, "flagged"].sum()),
         "failures": ev.failures.to_dict("records"),
         "noise_floor": floor,
+        "noise_floor_kind": (
+            None
+            if not floors
+            else "dlib against the ground truth"
+            if floors[0] == NOISE_FLOOR
+            else "stand-in: dlib on the mirrored frames against dlib (no ground truth)"
+        ),
         "reference_jitter": _num(summary.loc[best, "jitter_reference"]),
         "models": models_,
         "best_model": best,
@@ -544,7 +579,9 @@ def scored_points(ref: Reference) -> np.ndarray:
 __all__ = [
     "Evaluation",
     "Reference",
+    "FLOORS",
     "NOISE_FLOOR",
+    "NOISE_FLOOR_MIRROR",
     "load_reference",
     "score_clip",
     "evaluate_runs",

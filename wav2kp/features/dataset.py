@@ -70,7 +70,9 @@ from wav2kp.manifest import (
 
 SPLITS = ("train", "val", "test")
 #: Columns of ``splits.csv``, in order.
-SPLIT_COLUMNS = ["clip", "emotion", "emotion_name", "sentence", "neutral", "group", "split"]
+SPLIT_COLUMNS = [
+    "clip", "emotion", "emotion_name", "sentence", "neutral", "speaker", "group", "split", "source",
+]  # fmt: skip
 #: Arrays every stored utterance must hold.
 REQUIRED_ARRAYS = ("features", "feature_times", "targets", "video_times")
 #: Version of the processed-set layout; bump it when the stored arrays change meaning.

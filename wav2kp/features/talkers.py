@@ -36,7 +36,7 @@ from wav2kp.features.dataset import (
 )
 from wav2kp.manifest import write_json_atomic
 
-__all__ = ["TALKER_AUGMENT", "build_talker_set", "talker_utterance"]
+__all__ = ["TALKER_AUGMENT", "build_talker_set", "talker_folder", "talker_utterance"]
 
 #: Augmentation drawn once per talker utterance: most get a microphone, room or noise.
 TALKER_AUGMENT = augment.AugmentConfig(p=0.8, snr_db=(5.0, 40.0), reverb_p=0.4, tempo_p=0.3)
@@ -71,8 +71,22 @@ def talker_utterance(
 
 
 def _base_hash(base: FeatureSet) -> str:
-    text = (Path(base.out_dir) / "feature_set.json").read_bytes()
-    return hashlib.sha256(text).hexdigest()[:16]
+    """What a talker set takes from its base set: the reference face, the target points, the
+    MFCC settings and whether identity is removed (not the normaliser or the PCA: a model
+    pre-trains with its own set's), so sets that share these share one talker set."""
+    key = {
+        "reference": np.round(np.asarray(base.reference, np.float64), 12).tolist(),
+        "points": [int(i) for i in base.point_idx],
+        "mfcc": base.mfcc.as_dict(),
+        "identity": base.params.get("identity", "none") != "none",
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def talker_folder(base: FeatureSet, n: int, seed: int = 0) -> Path:
+    """Where the talker set of ``base`` lives: beside it, named by :func:`_base_hash` (one
+    folder for every base set that shares its face, points and MFCC settings)."""
+    return Path(base.out_dir).parent / f"talkers-{_base_hash(base)}-n{int(n)}-s{int(seed)}"
 
 
 def build_talker_set(

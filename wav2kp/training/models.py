@@ -618,11 +618,10 @@ class Ridge(WindowModel, KeypointModel):
 
 def pretrain_set(fs, pretrain: dict):
     """The synthetic-talker feature set a ``pretrain`` hyper-parameter names (``{"utterances":
-    n, "epochs": e, "seed": s}``), built next to ``fs`` on first use
-    (:func:`wav2kp.features.talkers.build_talker_set`)."""
+    n, "epochs": e, "seed": s}``), built beside ``fs`` on first use and shared by the sets with
+    its face, points and MFCC settings (:func:`wav2kp.features.talkers.talker_folder`)."""
     n, seed = int(pretrain["utterances"]), int(pretrain.get("seed", 0))
-    folder = Path(fs.out_dir).parent / f"{Path(fs.out_dir).name}-talkers-n{n}-s{seed}"
-    return talkers.build_talker_set(fs, n, folder, seed=seed)[0]
+    return talkers.build_talker_set(fs, n, talkers.talker_folder(fs, n, seed), seed=seed)[0]
 
 
 class NeuralModel(KeypointModel):
