@@ -48,6 +48,31 @@ def study_clips(corpus: str, subset: str | int | None = None):
     return clips.loc[sorted(keep)].reset_index(drop=True)
 
 
+def extra_corpora(
+    spec: dict | None, study: str | None = None
+) -> tuple[dict[str, tuple[str, object]], list[str]]:
+    """The corpora a study adds to its own (notebook parameters ``train_corpora`` and
+    ``experiment_corpora``: ``{folder: subset}``, a relative folder taken from the repository
+    root): ``({name: (folder, clip table)}, [what was skipped, and why])``. A folder that is not
+    there is skipped with a note, so a study runs where the real corpora are absent; so is the
+    ``study`` corpus itself (its clips are the study's: adding them again would leak its test
+    sentences into training)."""
+    from wav2kp import config
+
+    found, skipped = {}, []
+    own = None if study in (None, "bundled") else config.resolve(study)
+    for folder, subset in (spec or {}).items():
+        path = config.resolve(folder)
+        if not path.is_dir():
+            skipped.append(f"{folder}: not there ({path}), skipped")
+            continue
+        if own is not None and path == own:
+            skipped.append(f"{folder}: the study's own corpus, not added again")
+            continue
+        found[config.corpus_name(path)] = (str(path), study_clips(str(path), subset))
+    return found, skipped
+
+
 __all__ = [
     "CLIP_COLUMNS",
     "VIDEO_EXTENSIONS",
@@ -56,6 +81,7 @@ __all__ = [
     "discover",
     "emotion_names",
     "emotion_table",
+    "extra_corpora",
     "grid_speaker",
     "parse_name",
     "read_alignment",

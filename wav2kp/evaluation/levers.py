@@ -38,6 +38,7 @@ import pandas as pd
 from wav2kp import config, training
 from wav2kp.evaluation import real, scoring
 from wav2kp.evaluation.scoring import _num
+from wav2kp.features import mixed
 
 __all__ = [
     "BUNDLED_MIN_CORR",
@@ -79,23 +80,20 @@ class Lever:
 
 
 def lever_runs(base: str, talkers: int, pretrain_epochs: int, hidden: int | None) -> dict:
-    """``{label: (model name, hyper-parameters)}`` of the extra runs the levers need."""
+    """``{label: (model name, hyper-parameters, feature-set role)}`` of the extra runs the
+    levers need; the role is the study set it trains on (:data:`wav2kp.features.sets.ROLES`:
+    ``default``, or ``mixed`` / ``mixed_experiment``, the study's clips and real corpora)."""
     width = training.models.MODELS[base].width(hidden)
+    pre = {"pretrain": {"utterances": int(talkers), "epochs": int(pretrain_epochs)}}
+    live = {"future_frames": LIVE_FUTURE_FRAMES}
     return {
-        f"{base}_talkers": (
-            base,
-            {**width, "pretrain": {"utterances": int(talkers), "epochs": int(pretrain_epochs)}},
-        ),
-        "phones": ("phones", {}),
-        "transformer": ("transformer", training.models.Transformer.width(hidden)),
-        f"{base}_live": (
-            base,
-            {
-                **width,
-                "pretrain": {"utterances": int(talkers), "epochs": int(pretrain_epochs)},
-                "future_frames": LIVE_FUTURE_FRAMES,
-            },
-        ),
+        f"{base}_talkers": (base, {**width, **pre}, "default"),
+        "phones": ("phones", {}, "default"),
+        "transformer": ("transformer", training.models.Transformer.width(hidden), "default"),
+        f"{base}_live": (base, {**width, **pre, **live}, "default"),
+        f"{base}_real": (base, {**width, **pre}, "mixed"),
+        f"{base}_real_live": (base, {**width, **pre, **live}, "mixed"),
+        f"{base}_real_experiment": (base, {**width, **pre}, "mixed_experiment"),
     }
 
 
@@ -110,22 +108,46 @@ LEVER_RUNS = (
         "5. live",
         f"lever 1 with {10 * LIVE_FUTURE_FRAMES} ms of look-ahead instead of 300 (wav2kp live)",
     ),
+    Lever(
+        "{base}_real",
+        "6. real people",
+        "pre-trained on synthetic talkers, trained on the corpus and real faces (train_corpora)",
+    ),
+    Lever(
+        "{base}_real_live",
+        "6. real people",
+        f"lever 6 with {10 * LIVE_FUTURE_FRAMES} ms of look-ahead",
+    ),
+    Lever(
+        "{base}_real_experiment",
+        "6. real people",
+        "lever 6 with experiment_corpora too (measured only: never shipped)",
+    ),
 )
+#: Lever runs trained on data whose licence allows experiments only: never a default model.
+EXPERIMENT_ONLY = ("_experiment",)
 
 
 def train_levers(
-    fs, cfg, base: str, talkers: int, pretrain_epochs: int, hidden: int | None,
+    sets, cfg, base: str, talkers: int, pretrain_epochs: int, hidden: int | None,
     corpus: str, subset: str,
 ) -> dict[str, Path]:  # fmt: skip
-    """Train (or load, when up to date) the lever runs into ``config.run_dir(corpus, subset,
-    label)``; returns ``{label: run dir}``. The talker set is built first, once."""
-    specs = lever_runs(base, talkers, pretrain_epochs, hidden)
-    for _, hp in specs.values():
+    """Train (or load, when up to date) the lever runs whose feature set the study has
+    (``sets``: :class:`wav2kp.features.StudySets`, or one set for every lever) into
+    ``config.run_dir(corpus, subset, label)``; returns ``{label: run dir}``. The talker sets
+    are built first, once."""
+    specs = {
+        label: (name, hp, role)
+        for label, (name, hp, role) in lever_runs(base, talkers, pretrain_epochs, hidden).items()
+        if not hasattr(sets, "sets") or role in sets
+    }
+    pick = (lambda role: sets[role]) if hasattr(sets, "sets") else (lambda role: sets)
+    for _, hp, role in specs.values():
         if hp.get("pretrain"):
-            training.models.pretrain_set(fs, hp["pretrain"])
+            training.models.pretrain_set(pick(role), hp["pretrain"])
     jobs = [
-        training.RunJob(label, name, fs, config.run_dir(corpus, subset, label), hp)
-        for label, (name, hp) in specs.items()
+        training.RunJob(label, name, pick(role), config.run_dir(corpus, subset, label), hp)
+        for label, (name, hp, role) in specs.items()
     ]
     training.train_runs(jobs, cfg)
     return {job.label: job.run_dir for job in jobs}
@@ -215,25 +237,40 @@ def lever_table(
 REAL_TIE = 0.01
 
 
-def choose_default(table: pd.DataFrame, fallback: str) -> str:
-    """The run with the highest real mouth correlation among those that keep the bundled
-    invariants and are offline runs of their own (not the pose variant, not the live model,
-    which trades accuracy for latency), correlations within
-    :data:`REAL_TIE` of the highest counting as equal and the lowest bundled test M-LMD among
-    them winning; ``fallback`` when none has a real score."""
-    own = ~table.index.str.contains(r"\+") & ~table.index.str.endswith("_live")  # offline runs
+def _candidates(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows that may become a model of the study: they keep the bundled invariants, have a
+    real score, are runs of their own (not the pose variant) and learned from data whose
+    licence allows shipped weights (not :data:`EXPERIMENT_ONLY`)."""
+    own = ~table.index.str.contains(r"\+", regex=True)
+    for marker in EXPERIMENT_ONLY:
+        own &= ~table.index.str.endswith(marker)
     cand = table[table["keeps bundled invariants"] & own]
-    cand = cand[cand["real mouth corr"].notna()]
-    if cand.empty:
-        return fallback
+    return cand[cand["real mouth corr"].notna()]
+
+
+def _best(cand: pd.DataFrame) -> str:
     top = cand[cand["real mouth corr"] >= cand["real mouth corr"].max() - REAL_TIE]
     return str(top["test M-LMD"].idxmin())
 
 
+def choose_default(table: pd.DataFrame, fallback: str) -> str:
+    """The run with the highest real mouth correlation among the offline candidates
+    (:func:`_candidates`, not the live models, which trade accuracy for latency), correlations
+    within :data:`REAL_TIE` of the highest counting as equal and the lowest bundled test M-LMD
+    among them winning; ``fallback`` when none has a real score."""
+    cand = _candidates(table)
+    cand = cand[~cand.index.str.endswith("_live")]
+    return fallback if cand.empty else _best(cand)
+
+
 def live_run(table: pd.DataFrame) -> str | None:
-    """The live model of the table (the ``*_live`` row), ``None`` without one."""
-    live = [label for label in table.index if str(label).endswith("_live")]
-    return str(live[0]) if live else None
+    """The live model of the table: the best ``*_live`` candidate by the same rule as
+    :func:`choose_default`, else the first ``*_live`` row; ``None`` without one."""
+    live = [str(label) for label in table.index if str(label).endswith("_live")]
+    if not live:
+        return None
+    cand = _candidates(table.loc[live])
+    return _best(cand) if not cand.empty else live[0]
 
 
 def table_record(table: pd.DataFrame, default: str) -> dict:
@@ -269,18 +306,22 @@ def measure(
     seed: int = 0,
     real_dir: str | Path | None = None,
     cluster=None,
+    sets=None,
 ) -> tuple[pd.DataFrame, str]:
     """Notebook 04's levers, end to end: train (or load) the lever runs beside ``base`` (a run
     of ``loaded``, the study's runs), score them on the test ``clips`` like the study's models
-    (``summary``: their scores) and, when ``real_summary`` is given, on the real videos of
-    ``real_dir``; returns ``(the lever table, the default model)``. The default is
+    (``summary``: their scores), when ``real_summary`` is given on the real videos of
+    ``real_dir``, and on the held-out clips of the real corpora in the study's mixed sets
+    (``sets``: :class:`wav2kp.features.StudySets`; without, every lever trains on ``base``'s
+    set); returns ``(the lever table, the default model)``. The default is
     :func:`choose_default` over the table when there are real scores, else the best of
     ``study_models`` on the test split."""
     if base not in loaded:
         raise ValueError(f"lever_base {base!r} is not one of the study's runs: {sorted(loaded)}.")
     default = scoring.best_model(summary.loc[[m for m in study_models if m in summary.index]])
     base_model, base_fs = loaded[base]
-    runs = train_levers(base_fs, cfg, base, talkers, pretrain_epochs, hidden, corpus, subset)
+    sets = base_fs if sets is None else sets
+    runs = train_levers(sets, cfg, base, talkers, pretrain_epochs, hidden, corpus, subset)
     lever_loaded = training.load_runs(runs)
     lever_loaded[f"{base}+pose"] = (PoseSmoothed(base_model), base_fs)
     ev = scoring.evaluate_runs(lever_loaded, clips, corpus, clip_table, noise_floor=False)
@@ -294,6 +335,43 @@ def measure(
         label = lv.label.format(base=base)
         rows.append((label, lv.lever, lv.what, label.split("+")[0]))
     table = lever_table(scores, real_all, rows)
+    if len(table):
+        study_runs = {m: loaded[m][0].run_dir for m in table.index if m in study_models}
+        held = held_out(sets, {**study_runs, **runs}, cluster=cluster)
+        table = table.join(held) if len(held) else table
+        table.insert(2, "data", [_data(lever_loaded.get(label)) for label in table.index])
     if real_all is not None:
         default = choose_default(table, default)
     return table, default
+
+
+def _data(pair) -> str:
+    """What a row's run learned from (``pair``: its loaded ``(model, feature set)``, ``None``
+    for a study run): the study corpus, and the real corpora of its set."""
+    sources = ((pair[1].params.get("mixed") or {}).get("sources") or []) if pair else []
+    return " + ".join(["study corpus", *sources])
+
+
+def held_out(sets, runs: dict[str, Path], cluster=None) -> pd.DataFrame:
+    """Each run's mean mouth correlation (and median offset) on the held-out test clips of
+    every real corpus in the study's mixed sets (``<corpus> held-out corr``; e.g. GRID s1's
+    test sentences): clips no run trained on, extracted by notebook 01. Empty without a mixed
+    set."""
+    if not hasattr(sets, "sets"):
+        return pd.DataFrame()
+    roles = [r for r in ("mixed_experiment", "mixed") if r in sets]
+    if not roles:
+        return pd.DataFrame()
+    fs = sets[roles[0]]
+    out = pd.DataFrame(index=list(runs))
+    for source in sorted(set(fs.splits["source"]) - {mixed.BASE}):
+        test = mixed.source_clips(fs, source, "test")
+        if not len(test):
+            continue
+        table = pd.DataFrame({"clip": test["original"], "path": test["original"]})
+        scored = real.summary(
+            real.evaluate_real(table, runs, cluster=cluster, corpus=source)["videos"]
+        )
+        out[f"{source} held-out corr"] = scored["mouth_corr"]
+        out[f"{source} held-out median offset ms"] = scored["median_offset_ms"]
+    return out

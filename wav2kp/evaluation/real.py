@@ -124,25 +124,33 @@ def _files(folder: Path) -> tuple[pd.DataFrame, list[Path]]:
 
 
 def evaluate_real(
-    folder: str | Path,
+    folder: str | Path | pd.DataFrame,
     runs: dict[str, str | Path],
     n_jobs: int = -1,
     progress: bool = False,
     cluster=None,
+    corpus: str | None = None,
 ) -> dict:
     """Score every model of ``runs`` (``{label: run dir}``) on the videos and audio files of
-    ``folder``. Returns ``{"videos": per (file, model) DataFrame, "speech": per (file, model)
+    ``folder`` -- or on the videos of a clip table (``clip``, ``path``: some clips of a corpus,
+    its held-out sentences say) extracted as ``corpus`` (``config.interim_dir(corpus)``, where
+    they already are when the study extracted that corpus). Returns ``{"videos": per (file, model) DataFrame, "speech": per (file, model)
     DataFrame for audio-only files, "failures": DataFrame, "series": {(file, model): (times,
     predicted opening, real opening, mask)}}``. A file that cannot be read is a failure row;
     the others go on. ``cluster``: extract the videos on Dask (:mod:`wav2kp.parallel`)."""
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder of real recordings.")
+    if isinstance(folder, pd.DataFrame):
+        if corpus is None:
+            raise ValueError("evaluate_real: a clip table needs the corpus it was extracted as.")
+        videos, audio_files, name = folder, [], config.corpus_name(corpus)
+    else:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such folder of real recordings.")
+        videos, audio_files = _files(folder)
+        name = corpus or f"real_{config.corpus_name(folder)}"
     predictors = {label: inference.Predictor(run) for label, run in runs.items()}
-    videos, audio_files = _files(folder)
     failures, rows, speech_rows, series = [], [], [], {}
-    name = f"real_{config.corpus_name(folder)}"
     if len(videos):
         report = landmarks.extract(
             videos, corpus=name, n_jobs=n_jobs, progress=progress, cluster=cluster

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from wav2kp import config, media
+from wav2kp import media
 from wav2kp.extraction import landmarks
 from wav2kp.features import dataset
 from wav2kp.features.acoustic import feature_normaliser, mfcc
@@ -577,7 +577,8 @@ class AugmentedUtterances(torch.utils.data.Dataset):
         cfg: what to do to the audio; ``AugmentConfig.off()`` serves the stored items.
         seed: seed of the draws (>= 0).
         interim_dir: the extraction stage's folder holding ``audio/<clip>.wav``; ``None`` ->
-            ``data/interim/<corpus>`` beside ``fs.out_dir`` (``data/processed/<corpus>/<set>``).
+            where the set says its audio is (:meth:`~wav2kp.features.dataset.FeatureSet.
+            extraction_paths`: ``data/interim/<corpus>`` beside ``fs.out_dir``, or each source's).
         normalize: ``"set"`` (``fs.normalizer``), ``"causal"``
             (:class:`wav2kp.features.CausalNormalizer`) or ``"utterance"`` (each item by its own
             per-dimension mean and std).
@@ -609,9 +610,7 @@ class AugmentedUtterances(torch.utils.data.Dataset):
         )
         self.normalize = normalize
         self.mfcc = fs.mfcc
-        self.interim_dir = (
-            Path(interim_dir) if interim_dir is not None else config.interim_dir_of(fs.out_dir)
-        )
+        self.interim_dir = Path(interim_dir) if interim_dir is not None else None
         self.clips = [str(c) for c in clips]
         utts = {c: fs.load(c) for c in self.clips}
         self._stored = dataset.UtteranceDataset(utts, self.clips, self.normalizer)
@@ -625,7 +624,10 @@ class AugmentedUtterances(torch.utils.data.Dataset):
         self._valid: list[np.ndarray] = []
         self._times: list[np.ndarray] = []
         for clip in self.clips:
-            wav, lm = landmarks.clip_paths(self.interim_dir, clip)
+            if self.interim_dir is not None:
+                wav, lm = landmarks.clip_paths(self.interim_dir, clip)
+            else:  # the set's own extraction (a mixed set's: each source's)
+                wav, lm = fs.extraction_paths(clip)
             if not wav.is_file():
                 raise FileNotFoundError(
                     f"AugmentedUtterances: clip {clip!r} has no audio at {wav}; pass the "

@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wav2kp import media, parallel, shapes
+from wav2kp import config, media, parallel, shapes
 from wav2kp.extraction import landmarks
 from wav2kp.features import acoustic as features
 from wav2kp.manifest import (
@@ -73,6 +73,8 @@ SPLITS = ("train", "val", "test")
 SPLIT_COLUMNS = [
     "clip", "emotion", "emotion_name", "sentence", "neutral", "speaker", "group", "split", "source",
 ]  # fmt: skip
+#: Separates a source corpus' name from its clip's name in a mixed set (``grid_s1__bbaf3s``).
+MIXED_SEP = "__"
 #: Arrays every stored utterance must hold.
 REQUIRED_ARRAYS = ("features", "feature_times", "targets", "video_times")
 #: Version of the processed-set layout; bump it when the stored arrays change meaning.
@@ -776,6 +778,16 @@ class FeatureSet:
 
     def load(self, clip: str) -> dict[str, np.ndarray]:
         return load_utterance(self.out_dir, clip)
+
+    def extraction_paths(self, clip: str) -> tuple[Path, Path]:
+        """``(16 kHz audio, landmarks)`` the extraction stage wrote for the clip, which its
+        features came from: in the corpus' interim folder beside the set, or, for a mixed set's
+        ``<source>__<clip>``, in that source corpus' (:mod:`wav2kp.features.mixed`)."""
+        sources = (self.params.get("mixed") or {}).get("sources") or []
+        source, sep, own = clip.partition(MIXED_SEP)
+        if sep and source in sources:
+            return landmarks.clip_paths(config.interim_dir(source), own)
+        return landmarks.clip_paths(config.interim_dir_of(self.out_dir), clip)
 
     def context(self, past_ms: float, future_ms: float) -> tuple[int, int]:
 

@@ -10,7 +10,11 @@ normalisation:
   alignment (torchaudio's default MFCC at 80 frames/s, keypoints x3 paired by index):
   ``lstm_original``;
 - ``original_timestamps``: the original MFCC with timestamp alignment: the diary's alignment
-  ablation (notebook 04).
+  ablation (notebook 04);
+- ``mixed`` (when ``train_corpora`` names real corpora that are there): the ``default`` set and
+  those corpora on its face, identity removed (:mod:`wav2kp.features.mixed`): what the levers
+  that learn from real people train on; ``mixed_experiment`` adds ``experiment_corpora``
+  (corpora whose licence allows experiments, not shipped weights).
 
 :func:`build_study_sets` builds (or reuses) them and :meth:`StudySets.record` is what notebook 02
 saves; :func:`open_study_sets` opens the recorded sets for a later notebook and refuses, with the
@@ -28,11 +32,13 @@ from typing import Any
 import pandas as pd
 
 from wav2kp import config, results
+from wav2kp import corpus as corpora
 from wav2kp.extraction import landmarks
-from wav2kp.features import acoustic, dataset
-from wav2kp.manifest import inputs_sha256
+from wav2kp.features import acoustic, dataset, mixed
+from wav2kp.manifest import file_sha256, inputs_sha256
 
 __all__ = [
+    "MIXED_ROLES",
     "ROLES",
     "FeatureSpec",
     "StaleFeatureSets",
@@ -41,8 +47,9 @@ __all__ = [
     "open_study_sets",
 ]
 
-#: The roles of a study's feature sets (see the module's docstring).
+#: The roles of a study's feature sets (see the module's docstring), then the optional ones.
 ROLES = ("default", "original", "original_timestamps")
+MIXED_ROLES = ("mixed", "mixed_experiment")
 #: Notebook 02, whose record names the sets.
 NOTEBOOK = "02_features"
 
@@ -63,7 +70,8 @@ class FeatureSpec:
     (``"global"``) or per utterance; ``seed``: the splits'; ``identity``: the targets are each
     speaker's motion on the reference face, their mean shape removed (``"speaker"``: per the
     clip table's speaker, each clip of an unknown speaker on its own; ``"clip"``; ``"none"``;
-    :func:`wav2kp.features.dataset.identity_offsets`)."""
+    :func:`wav2kp.features.dataset.identity_offsets`); ``train_corpora`` /
+    ``experiment_corpora``: ``{folder: subset}`` of real corpora for the ``mixed`` sets."""
 
     mfcc_preset: str = "ours"
     n_mfcc: int = 40
@@ -76,6 +84,8 @@ class FeatureSpec:
     normalization: str = "global"
     seed: int = 0
     identity: str = "speaker"
+    train_corpora: dict = dataclasses.field(default_factory=dict)
+    experiment_corpora: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mfcc_preset not in ("ours", "original"):
@@ -130,6 +140,7 @@ class StudySets:
     spec: FeatureSpec
     sets: dict[str, dataset.FeatureSet]
     stats: dict[str, dict] = dataclasses.field(default_factory=dict)
+    skipped: list[str] = dataclasses.field(default_factory=list)
 
     def __getitem__(self, role: str) -> dataset.FeatureSet:
         return self.sets[role]
@@ -141,8 +152,8 @@ class StudySets:
         return self.sets.items()
 
     def record(self) -> dict[str, Any]:
-        """What notebook 02 saves: the spec and, per role, the set's folder, name and the
-        parameters its manifest holds."""
+        """What notebook 02 saves: the spec, per role the set's folder, name and the parameters
+        its manifest holds, and what was skipped (a real corpus that is not there)."""
         return {
             "spec": self.spec.as_dict(),
             "sets": {
@@ -153,6 +164,7 @@ class StudySets:
                 }
                 for role, fs in self.sets.items()
             },
+            "skipped": list(self.skipped),
         }
 
 
@@ -165,7 +177,8 @@ def build_study_sets(
     cluster=None,
 ) -> StudySets:
     """Build (or reuse, :func:`~wav2kp.features.dataset.build_feature_set` caches) the sets of
-    ``roles`` for ``clips`` from the extraction outputs of ``corpus``."""
+    ``roles`` for ``clips`` from the extraction outputs of ``corpus``, then the ``mixed`` sets
+    of the spec's real corpora that are there (extracted by notebook 01)."""
     spec = spec or FeatureSpec()
     name = config.corpus_name(corpus)
     out, stats = {}, {}
@@ -185,7 +198,24 @@ def build_study_sets(
             identity=spec.identity,
             cluster=cluster,
         )
-    return StudySets(str(corpus), subset, spec, out, stats)
+    train, skipped = corpora.extra_corpora(spec.train_corpora, str(corpus))
+    experiment, skipped_experiment = corpora.extra_corpora(spec.experiment_corpora, str(corpus))
+    wanted = {"mixed": train, "mixed_experiment": {**train, **experiment}}
+    if not experiment:
+        wanted.pop("mixed_experiment")
+    for role, found in wanted.items():
+        if not found or "default" not in out:
+            continue
+        sources = [
+            mixed.Source(n, table, config.interim_dir(n)) for n, (_, table) in sorted(found.items())
+        ]
+        folder = config.processed_dir(
+            name, f"{out['default'].out_dir.name}+{'+'.join(s.name for s in sources)}"
+        )
+        out[role], stats[role] = mixed.build_mixed_set(
+            out["default"], sources, folder, identity=spec.identity, seed=spec.seed
+        )
+    return StudySets(str(corpus), subset, spec, out, stats, skipped + skipped_experiment)
 
 
 def _open_recorded(corpus_name: str, role: str, entry: dict) -> dataset.FeatureSet:
@@ -206,17 +236,32 @@ def _open_recorded(corpus_name: str, role: str, entry: dict) -> dataset.FeatureS
     return dataset.FeatureSet(path)
 
 
+def _current_input(key: str, role_fs: dataset.FeatureSet, sets: dict, interim: Path) -> str:
+    """The digest a set's manifest input ``key`` has now: a clip of the study corpus (its
+    extraction outputs), or in a mixed set a clip of the ``default`` set (its stored
+    utterance) or of a source corpus (that corpus' extraction outputs)."""
+    paths = landmarks.clip_paths(interim, key)
+    if role_fs.params.get("mixed"):
+        source, clip = key.split(mixed.SEP, 1)
+        if source == mixed.BASE:
+            path = dataset.utterance_path(sets["default"].out_dir, clip)
+            return file_sha256(path) if path.is_file() else "missing"
+        paths = landmarks.clip_paths(config.interim_dir(source), clip)
+    return inputs_sha256(*paths) if all(p.is_file() for p in paths) else "missing"
+
+
 def open_study_sets(
-    corpus: str | Path, subset: str | None, roles: tuple[str, ...] = ROLES
+    corpus: str | Path, subset: str | None, roles: tuple[str, ...] | None = None
 ) -> StudySets:
-    """The sets notebook 02 built for ``corpus`` and ``subset`` (its record), checked against
-    what they were made from: each still there with its recorded parameters, and every clip's
-    extraction outputs unchanged. Raises :class:`wav2kp.results.RecordError` (notebook 02 has
-    not run for this corpus and subset) or :class:`StaleFeatureSets`, each saying to re-run
-    notebook 02."""
+    """The sets notebook 02 built for ``corpus`` and ``subset`` (its record: every role it
+    recorded, or ``roles``), checked against what they were made from: each still there with
+    its recorded parameters, and every clip's extraction outputs unchanged. Raises
+    :class:`wav2kp.results.RecordError` (notebook 02 has not run for this corpus and subset)
+    or :class:`StaleFeatureSets`, each saying to re-run notebook 02."""
     record = results.require(NOTEBOOK, corpus, subset, need="the feature sets to train on")
     recorded = (record.get("feature_sets") or {}).get("sets") or {}
-    missing = [r for r in roles if r not in recorded]
+    wanted = tuple(roles) if roles is not None else tuple(recorded)
+    missing = [r for r in (roles or ROLES) if r not in recorded]
     if missing:
         raise StaleFeatureSets(
             f"Notebook 02's record ({results.record_path(NOTEBOOK)}) names no "
@@ -224,22 +269,23 @@ def open_study_sets(
             f"re-run notebook 02."
         )
     name = config.corpus_name(corpus)
-    sets = {role: _open_recorded(name, role, recorded[role]) for role in roles}
+    sets = {role: _open_recorded(name, role, recorded[role]) for role in wanted}
+    if any(fs.params.get("mixed") for fs in sets.values()) and "default" not in sets:
+        sets["default"] = _open_recorded(name, "default", recorded["default"])
     interim = config.interim_dir(name)
     hashes: dict[str, str] = {}
     for role, fs in sets.items():
         inputs = dataset.read_manifest(fs.out_dir).get("inputs") or {}
-        for clip, digest in inputs.items():
-            if clip not in hashes:
-                paths = landmarks.clip_paths(interim, clip)
-                hashes[clip] = (
-                    inputs_sha256(*paths) if all(p.is_file() for p in paths) else "missing"
-                )
-            if hashes[clip] != digest:
+        for key, digest in inputs.items():
+            scope = (role if fs.params.get("mixed") else "study", key)
+            if scope not in hashes:
+                hashes[scope] = _current_input(key, fs, sets, interim)
+            if hashes[scope] != digest:
                 raise StaleFeatureSets(
-                    f"Clip {clip!r} of the {role!r} feature set ({fs.out_dir}) was extracted "
-                    f"again (or removed) after notebook 02 built it from {interim}: re-run "
-                    f"notebook 02."
+                    f"Clip {key!r} of the {role!r} feature set ({fs.out_dir}) changed (extracted "
+                    f"again, or removed) after notebook 02 built it: re-run notebook 02."
                 )
     spec = FeatureSpec(**record["feature_sets"]["spec"])
-    return StudySets(str(corpus), subset, spec, sets)
+    return StudySets(
+        str(corpus), subset, spec, sets, skipped=record["feature_sets"].get("skipped", [])
+    )

@@ -82,7 +82,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from wav2kp import config, media, shapes
+from wav2kp import media, shapes
 from wav2kp.corpus.discovery import emotion_names
 from wav2kp.features import acoustic as feats
 from wav2kp.features import augment, phones, talkers
@@ -433,7 +433,7 @@ class Phones(KeypointModel):
         return np.concatenate([*cols, np.ones((len(times), 1))], axis=1)
 
     def _clip_design(self, fs, clip: str) -> np.ndarray:
-        wav = config.interim_dir_of(fs.out_dir) / "audio" / f"{clip}.wav"
+        wav = fs.extraction_paths(clip)[0]
         if not wav.is_file():
             raise FileNotFoundError(
                 f"{wav}: the phones model reads each clip's audio from the extraction folder; "
