@@ -28,6 +28,7 @@ Conventions
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -111,6 +112,9 @@ class MFCCConfig:
     f_max: float | None = None
     log_mels: bool = True
     deltas: bool = False
+    #: extra channels after the MFCCs (:data:`wav2kp.features.phonetic.EXTRAS`: ``"phones"``,
+    #: ``"formants"``); they need the whole recording, so a model on them does not stream
+    extras: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0:
@@ -124,6 +128,14 @@ class MFCCConfig:
         if not 1 <= self.n_mfcc <= self.n_mels:
             raise ValueError(
                 f"MFCCConfig: n_mfcc = {self.n_mfcc} must be in 1..n_mels ({self.n_mels})."
+            )
+        from wav2kp.features import phonetic
+
+        object.__setattr__(self, "extras", tuple(self.extras))
+        unknown = [e for e in self.extras if e not in phonetic.EXTRAS]
+        if unknown:
+            raise ValueError(
+                f"MFCCConfig: unknown extras {unknown}; known: {sorted(phonetic.EXTRAS)}."
             )
         nyquist = self.sample_rate / 2
         top = nyquist if self.f_max is None else self.f_max
@@ -178,8 +190,14 @@ class MFCCConfig:
 
     @property
     def n_features(self) -> int:
-        """Features per frame: ``n_mfcc``, or ``3 * n_mfcc`` with deltas."""
-        return self.n_mfcc * (3 if self.deltas else 1)
+        """Features per frame: ``n_mfcc`` (``3 * n_mfcc`` with deltas), then the extras'."""
+        from wav2kp.features import phonetic
+
+        return self.n_mfcc * (3 if self.deltas else 1) + phonetic.extra_dims(self.extras)
+
+    def without_extras(self) -> MFCCConfig:
+        """The same settings without the extra channels (the MFCCs alone)."""
+        return dataclasses.replace(self, extras=())
 
     def n_frames(self, n_samples: int) -> int:
         """Frames :func:`mfcc` makes from ``n_samples`` samples: ``1 + n_samples // hop``."""
@@ -206,6 +224,7 @@ class MFCCConfig:
             "log_mels": self.log_mels,
             "deltas": self.deltas,
             "frame_rate": self.frame_rate,
+            **({"extras": list(self.extras)} if self.extras else {}),
         }
 
 
@@ -275,8 +294,9 @@ def mfcc(audio: np.ndarray, cfg: MFCCConfig | None = None) -> tuple[np.ndarray, 
             f"NaN/inf samples; fix the decode before computing features."
         )
     x = np.ascontiguousarray(x, dtype=np.float32)
+    base = cfg.without_extras()
     with torch.inference_mode():
-        out = _mfcc_transform(cfg)(torch.from_numpy(x))  # (n_mfcc, N)
+        out = _mfcc_transform(base)(torch.from_numpy(x))  # (n_mfcc, N)
         if cfg.deltas:
             import torchaudio.functional as AF
 
@@ -285,13 +305,19 @@ def mfcc(audio: np.ndarray, cfg: MFCCConfig | None = None) -> tuple[np.ndarray, 
             out = torch.cat([out, d1, d2], dim=0)
         feats = np.ascontiguousarray(out.T.numpy(), dtype=np.float32)
     n = cfg.n_frames(len(x))
-    if feats.shape != (n, cfg.n_features):  # torchaudio changed its framing: say so loudly
+    if feats.shape != (n, base.n_features):  # torchaudio changed its framing: say so loudly
         raise RuntimeError(
             f"mfcc: torchaudio returned {feats.shape}, expected "
-            f"({n}, {cfg.n_features}) for {len(x)} samples; the frame-time "
+            f"({n}, {base.n_features}) for {len(x)} samples; the frame-time "
             f"convention of this module no longer holds."
         )
-    return feats, cfg.frame_times(n)
+    times = cfg.frame_times(n)
+    if cfg.extras:
+        from wav2kp.features import phonetic
+
+        extra = phonetic.extra_features(x, times, cfg.extras)
+        feats = np.ascontiguousarray(np.concatenate([feats, extra], axis=1), dtype=np.float32)
+    return feats, times
 
 
 def clip_features(

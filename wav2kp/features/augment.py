@@ -562,7 +562,8 @@ class AugmentedUtterances(torch.utils.data.Dataset):
     ``np.random.default_rng([seed, epoch, i])``: same seed and epoch, same bits. An undrawn
     item (probability ``1 - cfg.p``) is the stored item exactly; a drawn one is the clip's
     16 kHz audio augmented (:func:`augment`), its MFCCs (``fs.mfcc``), normalised (the set's
-    fitted normaliser, or per utterance) and the stored targets retimed (:func:`retime`).
+    fitted normaliser, or per utterance) and the stored targets retimed (:func:`retime`); the
+    set's extra channels (``fs.mfcc.extras``), slow to compute, are the stored ones retimed.
 
     The raw audio, targets and stored items are read once, at construction (the audio is
     checked against the set's manifest, so a re-extracted interim folder is caught).
@@ -620,6 +621,7 @@ class AugmentedUtterances(torch.utils.data.Dataset):
         except (FileNotFoundError, ValueError):
             recorded = {}
         self._audio: list[np.ndarray] = []
+        self._extras: list[np.ndarray] = []  # stored extra channels (raw), see compute
         self._targets: list[np.ndarray] = []
         self._valid: list[np.ndarray] = []
         self._times: list[np.ndarray] = []
@@ -655,6 +657,8 @@ class AugmentedUtterances(torch.utils.data.Dataset):
                     f"at other times; the audio is not the one the features came from."
                 )
             _, targets, valid = self._stored[len(self._audio)]
+            n_mfcc = self.mfcc.without_extras().n_features
+            self._extras.append(np.asarray(utt["features"], np.float32)[:, n_mfcc:])
             self._audio.append(np.ascontiguousarray(audio, dtype=np.float32))
             self._targets.append(targets.numpy())
             self._valid.append(valid.numpy())
@@ -705,7 +709,13 @@ class AugmentedUtterances(torch.utils.data.Dataset):
         audio = apply(self._audio[i], self.mfcc.sample_rate, d, rng, clip=self.cfg.clip)
 
         try:
-            feats, times = mfcc(audio, self.mfcc)
+            # the MFCCs from the augmented audio; extra channels (a phone recogniser, formants:
+            # seconds per clip) are the stored ones, retimed with the tempo like the targets
+            feats, times = mfcc(audio, self.mfcc.without_extras())
+            if self.mfcc.extras:
+                ones = np.ones(len(self._times[i]), bool)
+                extra, _ = retime(self._extras[i], ones, self._times[i], times, d.tempo)
+                feats = np.concatenate([feats, extra], axis=1)
             feats = np.asarray(self.normalizer(feats), dtype=np.float32)
         except ValueError as err:
             raise ValueError(f"AugmentedUtterances: clip {clip!r} with {d}: {err}") from err

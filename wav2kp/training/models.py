@@ -241,6 +241,11 @@ class KeypointModel:
             )
         if getattr(fs.normalizer, "mode", "global") == "utterance":
             return _WHOLE_UTTERANCE
+        if fs.mfcc.extras:
+            return (
+                f"its features have extra channels ({', '.join(fs.mfcc.extras)}: a phone "
+                f"recogniser, formants) computed from the whole recording."
+            )
         return None
 
     def emotion_index_of(self, emotion: int | str | None, neutral: bool = False) -> int | None:
