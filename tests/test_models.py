@@ -353,9 +353,17 @@ def test_pretraining_on_synthetic_talkers(fs, tmp_path) -> None:
     assert len(talk.clips) == 6
     assert talk.split_clips("train") == talk.clips
     np.testing.assert_array_equal(talk.reference, fs.reference)  # the same face coordinates
+    kept = list((talk.out_dir / "pretrained").glob("*.pt"))
+    assert len(kept) == 1  # the pre-training, kept for every run that pre-trains the same way
     again, _ = training.train_model("tcn", fs, cfg, tmp_path / "again", **hp)
+    assert list((talk.out_dir / "pretrained").glob("*.pt")) == kept  # loaded, not redone
     clip = fs.split_clips("val")[0]
     np.testing.assert_array_equal(again.predict(fs, clip), model.predict(fs, clip))
+    again_history = pd.read_csv(tmp_path / "again" / "history.csv")
+    pretrain = history["stage"] == "pretrain"
+    np.testing.assert_array_equal(
+        again_history.loc[pretrain, "val_loss"], history.loc[pretrain, "val_loss"]
+    )
     key = training.runs.run_key("tcn", fs, cfg, hp)
     assert key != training.runs.run_key("tcn", fs, cfg, {"channels": 16})
 

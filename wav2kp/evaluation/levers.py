@@ -27,6 +27,7 @@ The levers (:data:`LEVER_RUNS`; the study's own runs are rows too):
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +136,7 @@ def train_levers(
     """Train (or load, when up to date) the lever runs whose feature set the study has
     (``sets``: :class:`wav2kp.features.StudySets`, or one set for every lever) into
     ``config.run_dir(corpus, subset, label)``; returns ``{label: run dir}``. The talker sets
-    are built first, once."""
+    are built first, once, and runs that pre-train the same way share one pre-training."""
     specs = {
         label: (name, hp, role)
         for label, (name, hp, role) in lever_runs(base, talkers, pretrain_epochs, hidden).items()
@@ -149,7 +150,16 @@ def train_levers(
         training.RunJob(label, name, pick(role), config.run_dir(corpus, subset, label), hp)
         for label, (name, hp, role) in specs.items()
     ]
-    training.train_runs(jobs, cfg)
+    # runs that pre-train the same way share one pre-training (kept beside the talker set):
+    # train one of each first, so that the others find it instead of computing it side by side
+    first, rest, seen = [], [], set()
+    for job in jobs:
+        how = json.dumps([job.name, job.hparams], sort_keys=True, default=str)
+        (rest if job.hparams.get("pretrain") and how in seen else first).append(job)
+        seen.add(how)
+    training.train_runs(first, cfg)
+    if rest:
+        training.train_runs(rest, cfg)
     return {job.label: job.run_dir for job in jobs}
 
 

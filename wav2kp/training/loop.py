@@ -25,9 +25,38 @@ from typing import Any, Literal
 import pandas as pd
 import torch
 
-from wav2kp.manifest import write_csv_atomic
+from wav2kp.manifest import inputs_sha256, write_csv_atomic
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "lr", "time_s"]
+
+#: The code a run's weights depend on: a change to any of these files retrains cached runs
+#: (and pre-trainings).
+TRAINING_SOURCES = (
+    "training/lit.py",
+    "training/loop.py",
+    "training/networks.py",
+    "training/models.py",
+    "training/runs.py",
+    "features/acoustic.py",
+    "features/augment.py",
+    "features/dataset.py",
+    "features/mixed.py",
+    "features/phonetic.py",
+    "features/talkers.py",
+    "features/phones.py",
+    "corpus/talkers.py",
+    "corpus/face.py",
+    "corpus/speech.py",
+    "shapes.py",
+    "metrics.py",
+    "media.py",
+)
+
+
+def code_hash() -> str:
+    """sha256 of :data:`TRAINING_SOURCES`."""
+    root = Path(__file__).resolve().parent.parent
+    return inputs_sha256(*(root / rel for rel in TRAINING_SOURCES))
 
 
 @dataclass

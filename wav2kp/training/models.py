@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -85,9 +86,9 @@ from torch import nn
 from wav2kp import media, shapes
 from wav2kp.corpus.discovery import emotion_names
 from wav2kp.features import acoustic as feats
-from wav2kp.features import augment, phones, talkers
+from wav2kp.features import augment, dataset, phones, talkers
 from wav2kp.features.dataset import UtteranceDataset, collate_padded
-from wav2kp.manifest import write_json_atomic
+from wav2kp.manifest import file_sha256, write_json_atomic
 from wav2kp.training import loop, networks
 
 WEIGHTS_FILE = "weights.pt"
@@ -696,13 +697,7 @@ class NeuralModel(KeypointModel):
         histories = []
         pre = self.hparams.get("pretrain")
         if pre:
-            talk = pretrain_set(fs, pre)
-            pre_cfg = dataclasses.replace(
-                cfg, max_epochs=int(pre["epochs"]), augment=False, max_time_s=None
-            )
-            train_loader, val_loader = self._loaders(fs, pre_cfg, train_fs=talk)
-            h = loop.fit_module(self, train_loader, val_loader, pre_cfg, run_dir, stop)
-            histories.append(h.assign(stage="pretrain"))
+            histories.append(self._pretrain(fs, cfg, pre, run_dir, stop).assign(stage="pretrain"))
         train_loader, val_loader = self._loaders(fs, cfg)
         history = loop.fit_module(self, train_loader, val_loader, cfg, run_dir, stop)
         self.net.eval()
@@ -710,9 +705,62 @@ class NeuralModel(KeypointModel):
             return history
         return pd.concat([*histories, history.assign(stage="train")], ignore_index=True)
 
-    def _loaders(self, fs, cfg, train_fs=None):
+    def _pretrain(self, fs, cfg, pre: dict, run_dir, stop: int) -> pd.DataFrame:
+        """Pre-train the network on the synthetic talkers of ``pre`` (:func:`pretrain_set`),
+        validated on ``fs``'s own validation clips (a mixed set's: its base corpus' alone), and
+        return its history. The result is kept beside the talker set, keyed by everything it
+        depends on (the model, its dimensions and output head, the talkers, the validation
+        clips, the loop's settings, the code): every run that would pre-train the same way
+        (the levers trained on the study's set and on its mixed sets, say) loads it instead,
+        with the same weights bit for bit."""
+        talk = pretrain_set(fs, pre)
+        pre_cfg = dataclasses.replace(
+            cfg, max_epochs=int(pre["epochs"]), augment=False, max_time_s=None
+        )
+        val = [c for c in fs.split_clips("val") if dataset.MIXED_SEP not in c]
+        key = self._pretrain_key(fs, talk, pre_cfg, val)
+        cache = Path(talk.out_dir) / "pretrained" / f"{key}.pt"
+        if cache.is_file():
+            state = torch.load(cache, map_location="cpu", weights_only=True)
+            self.net.load_state_dict(state["net"])
+            rows = json.loads(bytes(state["history"].tolist()).decode("utf-8"))
+            return pd.DataFrame(rows, columns=loop.HISTORY_COLUMNS)
+        train_loader, val_loader = self._loaders(fs, pre_cfg, train_fs=talk, val_clips=val)
+        history = loop.fit_module(self, train_loader, val_loader, pre_cfg, run_dir, stop)
+        text = json.dumps(history.to_dict("records")).encode("utf-8")
+        state = {
+            "net": {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()},
+            "history": torch.tensor(list(text), dtype=torch.uint8),
+        }
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.partial")
+        torch.save(state, tmp)
+        os.replace(tmp, cache)
+        return history
+
+    def _pretrain_key(self, fs, talk, pre_cfg, val: list[str]) -> str:
+        head = {k: v.detach().cpu().numpy() for k, v in self.head.state_dict().items()}
+        utterances = [file_sha256(dataset.utterance_path(fs.out_dir, c)) for c in val]
+        payload = {
+            "model": self.name,
+            "hparams": self.hparams,
+            "dims": self.dims,
+            "head": hashlib.sha256(
+                b"".join(np.ascontiguousarray(head[k]).tobytes() for k in sorted(head))
+            ).hexdigest(),
+            "talkers": dataset.read_manifest(talk.out_dir).get("inputs"),
+            "talker_params": dataset.read_manifest(talk.out_dir).get("params"),
+            "val": dict(zip(val, utterances)),
+            "train": {k: v for k, v in pre_cfg.as_dict().items() if k != "progress"},
+            "code": loop.code_hash(),
+        }
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+    def _loaders(self, fs, cfg, train_fs=None, val_clips=None):
         """``(train, val)`` loaders; ``train_fs``: take the training utterances from that set
-        (a pre-training set sharing ``fs``'s normaliser and PCA) instead of ``fs``."""
+        (a pre-training set sharing ``fs``'s normaliser and PCA) instead of ``fs``;
+        ``val_clips``: validate on these clips of ``fs`` (default its validation split)."""
         raise NotImplementedError
 
     def step(self, batch, cfg) -> torch.Tensor:
@@ -765,7 +813,7 @@ class WindowLSTM(WindowModel, NeuralModel):
             bool(h["bidirectional"]),
         )
 
-    def _loaders(self, fs, cfg, train_fs=None):
+    def _loaders(self, fs, cfg, train_fs=None, val_clips=None):
 
         past, future = self.dims["past_ms"], self.dims["future_ms"]
         source = fs if train_fs is None else train_fs  # a pre-training set shares fs's normaliser
@@ -877,7 +925,7 @@ class UtteranceModel(NeuralModel):
             emo = fs.splits.loc[~fs.splits["neutral"].astype(bool), "emotion"].dropna()
             self.dims["emotions"] = sorted({int(e) for e in emo})
 
-    def _loaders(self, fs, cfg, train_fs=None):
+    def _loaders(self, fs, cfg, train_fs=None, val_clips=None):
 
         norm = self.hparams.get("feature_norm", "set")
         if norm not in feats.NORMALISATIONS:
@@ -894,20 +942,19 @@ class UtteranceModel(NeuralModel):
                     ds = _EmotionUtterances(ds, [self.emotion_index(train_fs, c) for c in ds.clips])
                     return loop.loader(ds, cfg, shuffle, collate_fn=_collate_with_emotion)
                 return loop.loader(ds, cfg, shuffle, collate_fn=collate_padded)
-            if not fs.split_clips(split):
+            clips = val_clips if split == "val" and val_clips is not None else fs.split_clips(split)
+            if not clips:
                 return None
             if split == "train" and getattr(cfg, "augment", False):
                 ds = augment.AugmentedUtterances(
                     fs,
-                    fs.split_clips(split),
+                    clips,
                     augment.AugmentConfig(**cfg.augment_params),
                     seed=cfg.seed,
                     normalize=norm,
                 )
-            elif norm != "set":
-                ds = UtteranceDataset(
-                    fs.out_dir, fs.split_clips(split), normalizer=self.normalizer(fs)
-                )
+            elif norm != "set" or val_clips is not None:
+                ds = UtteranceDataset(fs.out_dir, clips, normalizer=self.normalizer(fs))
             else:
                 ds = fs.utterance_dataset(split)
             if self.uses_emotion:

@@ -42,12 +42,11 @@ from wav2kp import results as records
 from wav2kp.features import dataset
 from wav2kp.manifest import (
     file_sha256,
-    inputs_sha256,
     package_versions,
     write_json_atomic,
     write_npz_atomic,
 )
-from wav2kp.training import models
+from wav2kp.training import loop, models
 from wav2kp.training.loop import TrainConfig, write_history
 
 RUN_PACKAGES = ("wav2kp", "numpy", "torch", "torchaudio", "lightning", "scikit-learn")
@@ -146,24 +145,7 @@ def _feature_set_record(fs) -> dict[str, Any]:
 
 
 #: The code a run's weights depend on: a change to any of these files retrains cached runs.
-TRAINING_SOURCES = (
-    "training/lit.py",
-    "training/loop.py",
-    "training/networks.py",
-    "training/models.py",
-    "training/runs.py",
-    "features/acoustic.py",
-    "features/augment.py",
-    "features/dataset.py",
-    "features/talkers.py",
-    "features/phones.py",
-    "corpus/talkers.py",
-    "corpus/face.py",
-    "corpus/speech.py",
-    "shapes.py",
-    "metrics.py",
-    "media.py",
-)
+TRAINING_SOURCES = loop.TRAINING_SOURCES
 #: TrainConfig fields that only the training loop of the neural models reads.
 _LOOP_FIELDS = {
     "max_epochs", "batch_size", "lr", "weight_decay", "patience", "lr_schedule", "deterministic",
@@ -172,21 +154,16 @@ _LOOP_FIELDS = {
 }  # fmt: skip
 
 
-def _code_hash() -> str:
-    root = Path(__file__).resolve().parent.parent
-    return inputs_sha256(*(root / rel for rel in TRAINING_SOURCES))
-
-
 def run_key(name: str, fs, cfg: TrainConfig, hparams: dict[str, Any]) -> str:
     """What a run's weights and metrics depend on, as one sha256: the model and its
     hyper-parameters, the training settings that model reads (the loop's only for a model
     trained by the loop, ``uses_loop``; never ``progress``), the feature set's parameters and input hashes, the training
     code (:data:`TRAINING_SOURCES`) and the versions of the packages that compute it."""
-    loop = models.MODELS[name].uses_loop
+    by_loop = models.MODELS[name].uses_loop
     train = {
         k: v
         for k, v in cfg.as_dict().items()
-        if k != "progress" and (loop or k not in _LOOP_FIELDS)
+        if k != "progress" and (by_loop or k not in _LOOP_FIELDS)
     }
     manifest = fs.out_dir / "manifest.json"
     record = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
@@ -195,7 +172,7 @@ def run_key(name: str, fs, cfg: TrainConfig, hparams: dict[str, Any]) -> str:
         "hparams": hparams,
         "train": train,
         "features": {"params": record.get("params", fs.params), "inputs": record.get("inputs")},
-        "code": _code_hash(),
+        "code": loop.code_hash(),
         "versions": package_versions(RUN_PACKAGES),
     }
     text = json.dumps(payload, sort_keys=True, default=str)
