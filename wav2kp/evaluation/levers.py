@@ -39,7 +39,7 @@ import pandas as pd
 from wav2kp import config, training
 from wav2kp.evaluation import real, scoring
 from wav2kp.evaluation.scoring import _num
-from wav2kp.features import mixed
+from wav2kp.features import mixed, phonetic
 
 __all__ = [
     "BUNDLED_MIN_CORR",
@@ -95,6 +95,11 @@ def lever_runs(base: str, talkers: int, pretrain_epochs: int, hidden: int | None
         f"{base}_real": (base, {**width, **pre}, "mixed"),
         f"{base}_real_live": (base, {**width, **pre, **live}, "mixed"),
         f"{base}_real_experiment": (base, {**width, **pre}, "mixed_experiment"),
+        # features that transfer (only where the study built their sets: lever_extras): the
+        # extra channels cost too much to compute over the talkers, so these and the run they
+        # are compared with train without the pre-training
+        f"{base}_real_scratch": (base, dict(width), "mixed"),
+        **{f"{base}_real_{e}": (base, dict(width), f"mixed+{e}") for e in phonetic.EXTRAS},
     }
 
 
@@ -124,6 +129,9 @@ LEVER_RUNS = (
         "6. real people",
         "lever 6 with experiment_corpora too (measured only: never shipped)",
     ),
+    Lever("{base}_real_scratch", "7. features that transfer", "lever 6 without the pre-training"),
+    Lever("{base}_real_phones", "7. features that transfer", "+ hama's phone classes as inputs"),
+    Lever("{base}_real_formants", "7. features that transfer", "+ Praat's formants and intensity"),
 )
 #: Lever runs trained on data whose licence allows experiments only: never a default model.
 EXPERIMENT_ONLY = ("_experiment",)
@@ -140,8 +148,10 @@ def train_levers(
     specs = {
         label: (name, hp, role)
         for label, (name, hp, role) in lever_runs(base, talkers, pretrain_epochs, hidden).items()
-        if not hasattr(sets, "sets") or role in sets
+        if not hasattr(sets, "sets") and role == "default" or hasattr(sets, "sets") and role in sets
     }
+    if not any(role.startswith("mixed+") for _, _, role in specs.values()):
+        specs.pop(f"{base}_real_scratch", None)  # it is there to compare them with
     pick = (lambda role: sets[role]) if hasattr(sets, "sets") else (lambda role: sets)
     for _, hp, role in specs.values():
         if hp.get("pretrain"):

@@ -91,7 +91,7 @@ def build_mixed_set(
     base_key = hashlib.sha256((base.out_dir / "feature_set.json").read_bytes()).hexdigest()
     params = {
         "kind": "mixed",
-        "base": {"params": base.params, "feature_set": base_key[:16]},
+        "base": {"name": base.out_dir.name, "params": base.params, "feature_set": base_key[:16]},
         "sources": names,
         "identity": identity,
         "seed": seed,

@@ -14,7 +14,8 @@ normalisation:
 - ``mixed`` (when ``train_corpora`` names real corpora that are there): the ``default`` set and
   those corpora on its face, identity removed (:mod:`wav2kp.features.mixed`): what the levers
   that learn from real people train on; ``mixed_experiment`` adds ``experiment_corpora``
-  (corpora whose licence allows experiments, not shipped weights).
+  (corpora whose licence allows experiments, not shipped weights); ``mixed+<extra>`` is
+  ``mixed`` with an extra input channel of ``lever_extras`` (a phone recogniser, formants).
 
 :func:`build_study_sets` builds (or reuses) them and :meth:`StudySets.record` is what notebook 02
 saves; :func:`open_study_sets` opens the recorded sets for a later notebook and refuses, with the
@@ -34,7 +35,7 @@ import pandas as pd
 from wav2kp import config, results
 from wav2kp import corpus as corpora
 from wav2kp.extraction import landmarks
-from wav2kp.features import acoustic, dataset, mixed
+from wav2kp.features import acoustic, dataset, mixed, phonetic
 from wav2kp.manifest import file_sha256, inputs_sha256
 
 __all__ = [
@@ -71,7 +72,9 @@ class FeatureSpec:
     speaker's motion on the reference face, their mean shape removed (``"speaker"``: per the
     clip table's speaker, each clip of an unknown speaker on its own; ``"clip"``; ``"none"``;
     :func:`wav2kp.features.dataset.identity_offsets`); ``train_corpora`` /
-    ``experiment_corpora``: ``{folder: subset}`` of real corpora for the ``mixed`` sets."""
+    ``experiment_corpora``: ``{folder: subset}`` of real corpora for the ``mixed`` sets;
+    ``lever_extras``: extra input channels (:data:`wav2kp.features.phonetic.EXTRAS`) to measure,
+    each a ``mixed+<extra>`` set (the default set with that channel, and the real corpora)."""
 
     mfcc_preset: str = "ours"
     n_mfcc: int = 40
@@ -86,6 +89,7 @@ class FeatureSpec:
     identity: str = "speaker"
     train_corpora: dict = dataclasses.field(default_factory=dict)
     experiment_corpora: dict = dataclasses.field(default_factory=dict)
+    lever_extras: tuple = ()
 
     def __post_init__(self) -> None:
         if self.mfcc_preset not in ("ours", "original"):
@@ -100,6 +104,10 @@ class FeatureSpec:
             raise ValueError(
                 f"identity must be one of {dataset.IDENTITIES}, got {self.identity!r}."
             )
+        object.__setattr__(self, "lever_extras", tuple(self.lever_extras))
+        unknown = [e for e in self.lever_extras if e not in phonetic.EXTRAS]
+        if unknown:
+            raise ValueError(f"lever_extras: unknown {unknown}; known: {sorted(phonetic.EXTRAS)}.")
         if not 0.0 < float(self.pca_variance) <= 1.0:
             raise ValueError(f"pca_variance must be in (0, 1], got {self.pca_variance!r}.")
 
@@ -200,20 +208,33 @@ def build_study_sets(
         )
     train, skipped = corpora.extra_corpora(spec.train_corpora, str(corpus))
     experiment, skipped_experiment = corpora.extra_corpora(spec.experiment_corpora, str(corpus))
-    wanted = {"mixed": train, "mixed_experiment": {**train, **experiment}}
-    if not experiment:
-        wanted.pop("mixed_experiment")
-    for role, found in wanted.items():
-        if not found or "default" not in out:
+    # role -> (the real corpora it adds, the set it adds them to)
+    wanted = {"mixed": (train, out.get("default"))}
+    if experiment:
+        wanted["mixed_experiment"] = ({**train, **experiment}, out.get("default"))
+    for extra in spec.lever_extras if train else ():
+        # the default set with an extra channel (a phone recogniser, formants), for the lever
+        # that measures it, and the mixed set on it
+        mfcc_cfg = dataclasses.replace(spec.mfcc(), extras=(extra,))
+        set_name = dataset.feature_set_name(mfcc_cfg, spec.alignment, spec.targets) + f"+{extra}"
+        with_extra, _ = dataset.build_feature_set(
+            clips, config.interim_dir(name), config.processed_dir(name, set_name),
+            mfcc_cfg=mfcc_cfg, alignment=spec.alignment, targets=spec.targets,
+            pca_variance=spec.pca_variance, normalization=spec.normalization, seed=spec.seed,
+            identity=spec.identity, cluster=cluster,
+        )  # fmt: skip
+        wanted[f"mixed+{extra}"] = (train, with_extra)
+    for role, (found, base) in wanted.items():
+        if not found or base is None:
             continue
         sources = [
             mixed.Source(n, table, config.interim_dir(n)) for n, (_, table) in sorted(found.items())
         ]
         folder = config.processed_dir(
-            name, f"{out['default'].out_dir.name}+{'+'.join(s.name for s in sources)}"
+            name, f"{base.out_dir.name}+{'+'.join(s.name for s in sources)}"
         )
         out[role], stats[role] = mixed.build_mixed_set(
-            out["default"], sources, folder, identity=spec.identity, seed=spec.seed
+            base, sources, folder, identity=spec.identity, seed=spec.seed
         )
     return StudySets(str(corpus), subset, spec, out, stats, skipped + skipped_experiment)
 
@@ -236,15 +257,17 @@ def _open_recorded(corpus_name: str, role: str, entry: dict) -> dataset.FeatureS
     return dataset.FeatureSet(path)
 
 
-def _current_input(key: str, role_fs: dataset.FeatureSet, sets: dict, interim: Path) -> str:
+def _current_input(key: str, role_fs: dataset.FeatureSet, interim: Path) -> str:
     """The digest a set's manifest input ``key`` has now: a clip of the study corpus (its
     extraction outputs), or in a mixed set a clip of the ``default`` set (its stored
-    utterance) or of a source corpus (that corpus' extraction outputs)."""
+    utterance in the set it was built on) or of a source corpus (that corpus' extraction
+    outputs)."""
     paths = landmarks.clip_paths(interim, key)
     if role_fs.params.get("mixed"):
         source, clip = key.split(mixed.SEP, 1)
-        if source == mixed.BASE:
-            path = dataset.utterance_path(sets["default"].out_dir, clip)
+        if source == mixed.BASE:  # the set it was built on, beside it
+            base = role_fs.out_dir.parent / role_fs.params["mixed"]["base"]["name"]
+            path = dataset.utterance_path(base, clip)
             return file_sha256(path) if path.is_file() else "missing"
         paths = landmarks.clip_paths(config.interim_dir(source), clip)
     return inputs_sha256(*paths) if all(p.is_file() for p in paths) else "missing"
@@ -270,8 +293,6 @@ def open_study_sets(
         )
     name = config.corpus_name(corpus)
     sets = {role: _open_recorded(name, role, recorded[role]) for role in wanted}
-    if any(fs.params.get("mixed") for fs in sets.values()) and "default" not in sets:
-        sets["default"] = _open_recorded(name, "default", recorded["default"])
     interim = config.interim_dir(name)
     hashes: dict[str, str] = {}
     for role, fs in sets.items():
@@ -279,7 +300,7 @@ def open_study_sets(
         for key, digest in inputs.items():
             scope = (role if fs.params.get("mixed") else "study", key)
             if scope not in hashes:
-                hashes[scope] = _current_input(key, fs, sets, interim)
+                hashes[scope] = _current_input(key, fs, interim)
             if hashes[scope] != digest:
                 raise StaleFeatureSets(
                     f"Clip {key!r} of the {role!r} feature set ({fs.out_dir}) changed (extracted "
