@@ -4,6 +4,7 @@ reproduces the numbers it was released with."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,3 +82,23 @@ def test_the_shipped_live_model_is_what_live_uses_before_any_study(tmp_path, mon
     assert model.latency_bound_ms <= 150  # issue 18's goal, before transport
     record = release.release_record(config.shipped_dir(live=True))
     assert record["run"].endswith("_live") and record["study"]["profile"] == "full"
+
+
+def test_what_a_release_learned_from_and_may_ship() -> None:
+    """A run of a mixed set learned from its corpora and its pre-training; shipped weights may
+    learn from the bundled corpus, the synthetic talkers and GRID s1 (credited), never from a
+    corpus whose licence allows experiments only."""
+    from types import SimpleNamespace as NS
+
+    from wav2kp.training import release
+
+    fs = NS(out_dir=Path("/x/data/processed/bundled/mfcc40_timestamps_face+grid_s1+lrc_ar"),
+            params={"mixed": {"sources": ["grid_s1", "lrc_ar"]}})  # fmt: skip
+    model = NS(hparams={"pretrain": {"utterances": 8, "epochs": 1}})
+    data = release.learned_from(model, fs)
+    assert data == ["bundled", "grid_s1", "lrc_ar", "talkers"]
+    assert [d for d in data if d not in release.DATA_LICENCES] == ["lrc_ar"]
+    assert "CC BY 4.0" in release.DATA_LICENCES["grid_s1"]
+    assert "Cooke" in release.DATA_LICENCES["grid_s1"]
+    plain = NS(out_dir=Path("/x/data/processed/bundled/mfcc40_timestamps_face"), params={})
+    assert release.learned_from(NS(hparams={}), plain) == ["bundled"]
