@@ -92,6 +92,11 @@ class TrainConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     max_time_s: float | None = None
+    #: at most this many training windows an epoch for the window models (``lstm``,
+    #: ``lstm_original``), a different random draw every epoch (seeded): on a large corpus an
+    #: epoch of every window costs minutes and these models learn most in the first one.
+    #: ``None``: every window (a corpus smaller than the cap is not affected either way)
+    max_windows: int | None = None
     progress: Literal["bar", "log", "none"] = "log"
     #: training-time audio augmentation (:mod:`wav2kp.features.augment`) for the utterance models
     #: (``tcn``, ``tcn_emotion``): MFCCs recomputed from augmented audio every epoch; the
@@ -127,16 +132,21 @@ def seed_all(cfg: TrainConfig) -> None:
     _set_threads()
 
 
-def loader(dataset, cfg: TrainConfig, shuffle: bool, collate_fn=None):
-    """A DataLoader whose shuffling is seeded by ``cfg.seed`` alone."""
+def loader(dataset, cfg: TrainConfig, shuffle: bool, collate_fn=None, limit: int | None = None):
+    """A DataLoader whose shuffling is seeded by ``cfg.seed`` alone; ``limit``: at most that
+    many items an epoch, drawn afresh each epoch (shuffled loaders only)."""
     gen = torch.Generator().manual_seed(cfg.seed)
+    sampler = None
+    if shuffle and limit is not None and int(limit) < len(dataset):
+        sampler = torch.utils.data.RandomSampler(dataset, num_samples=int(limit), generator=gen)
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=cfg.batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle if sampler is None else False,
+        sampler=sampler,
         collate_fn=collate_fn,
         num_workers=cfg.num_workers,
-        generator=gen,
+        generator=gen if sampler is None else None,
         drop_last=False,
     )
 

@@ -817,8 +817,9 @@ class WindowLSTM(WindowModel, NeuralModel):
 
         past, future = self.dims["past_ms"], self.dims["future_ms"]
         source = fs if train_fs is None else train_fs  # a pre-training set shares fs's normaliser
+        windows = source.window_dataset("train", past, future)
         return (
-            loop.loader(source.window_dataset("train", past, future), cfg, shuffle=True),
+            loop.loader(windows, cfg, shuffle=True, limit=cfg.max_windows),
             loop.loader(fs.window_dataset("val", past, future), cfg, shuffle=False)
             if fs.split_clips("val")
             else None,

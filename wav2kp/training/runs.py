@@ -150,7 +150,7 @@ TRAINING_SOURCES = loop.TRAINING_SOURCES
 _LOOP_FIELDS = {
     "max_epochs", "batch_size", "lr", "weight_decay", "patience", "lr_schedule", "deterministic",
     "velocity_weight", "mouth_weight", "num_workers", "accelerator", "max_time_s", "augment",
-    "augment_params", "devices", "num_nodes", "strategy",
+    "augment_params", "devices", "num_nodes", "strategy", "max_windows",
 }  # fmt: skip
 
 
