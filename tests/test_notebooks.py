@@ -166,3 +166,41 @@ def test_notebook_02_parameters_reach_training_and_evaluation(
     # the same 40 mel bands leave as it was); the TCN trained 2 epochs instead of 15 as well
     for name in ("ridge", "tcn"):
         assert after["models"][name]["mlmd"] != pytest.approx(before["models"][name]["mlmd"])
+
+
+def test_the_study_on_a_real_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``wav2kp study -p corpus=../shared/real_corpora/grid_s1``: every notebook runs on a real
+    corpus without ground truth (a handful of GRID s1 sentences, a few models): split by
+    sentence, scored against the extracted keypoints, the mirrored-dlib stand-in for the noise
+    floor, the pages written."""
+    from wav2kp import results
+
+    grid = config.REPO_ROOT.parent / "shared" / "real_corpora" / "grid_s1"
+    if not grid.is_dir():
+        pytest.skip(f"real corpora not available ({grid} is absent)")
+    monkeypatch.setenv("WAV2KP_HOME", str(tmp_path))
+    overrides = {
+        "corpus": str(grid),
+        "subset": 12,
+        "models": ["mean_face", "energy", "ridge", "tcn"],
+        "epochs": 2,
+        "ablations": False,
+        "levers": False,
+        "real_dir": None,
+        "train_corpora": {},
+        "experiment_corpora": {},
+        "player_clips": 1,
+    }
+    runs = study.run_study(profile="quick", overrides=overrides, live=False)
+    assert [r.status for r in runs] == ["ok"] * 6 and all(r.html_path.is_file() for r in runs)
+    corpus = results.load("00_corpus")
+    assert corpus["clips"] == 12 and corpus["speakers"] == ["s1"]
+    extraction = results.load("01_extraction")
+    assert extraction["extracted"] == 12 and "noise_floor" not in extraction
+    assert 0 < extraction["mirror_floor"]["mouth"] < 5  # dlib against itself, % IOD
+    record = results.study()
+    assert record["reference"] == "extracted" and record["clips"] >= 1
+    assert record["noise_floor_kind"].startswith("stand-in")
+    assert 0 < record["noise_floor"]["mlmd"] < record["models"]["mean_face"]["mlmd"]
+    assert set(record["models"]) == set(overrides["models"])
+    assert results.load("05_synthesis")["new_sentence_frames"] > 30
