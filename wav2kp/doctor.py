@@ -369,6 +369,34 @@ def check_phones() -> Result:
     return Result("ok", f"PocketSphinx hears {len(spoken)} phones in a 4-word English sentence")
 
 
+def check_phonetic() -> Result:
+    """hama's multilingual phone recogniser and Praat's formants (lever 7's extra channels)."""
+    import numpy as np
+
+    from wav2kp.corpus import speech
+    from wav2kp.features import phonetic
+
+    try:
+        said = speech.synthesize("Bom dia, tudo bem?")
+        from scipy.signal import resample_poly
+
+        audio = resample_poly(said.audio, 320, 441).astype("float32")
+        times = np.arange(1 + len(audio) // 160) / 100.0
+        classes = phonetic.phone_classes(audio, times)
+        tracks = phonetic.formant_tracks(audio, times)
+    except (ImportError, OSError, RuntimeError, ValueError) as err:
+        raise CheckFailed(
+            f"the phonetic features do not compute ({type(err).__name__}: {err})",
+            "hama and praat-parselmouth come from their wheels; " + REINSTALL,
+        ) from err
+    pause = phonetic.PHONE_CLASSES.index("pause")
+    heard = int((classes.argmax(axis=1) != pause).sum())
+    voiced = int((tracks[:, 3] > 0.5).sum())
+    if heard < 10 or voiced < 10:
+        raise CheckFailed(f"hama heard {heard} phone frames, Praat {voiced} voiced ones", REINSTALL)
+    return Result("ok", f"hama hears phones in {heard} of {len(times)} frames, Praat voices {voiced}")
+
+
 def check_browser() -> Result:
     """Chromium for the page checks (``wav2kp check-pages``, the browser tests): a warning
     without one, since the study itself does not need it."""
@@ -402,6 +430,7 @@ CHECKS: list[tuple[str, Callable[[], Result]]] = [
     ("PyAV (FFmpeg)", check_media),
     ("espeak-ng pt-BR", check_espeak),
     ("phone recogniser", check_phones),
+    ("phonetic features", check_phonetic),
     ("notebook kernel", check_kernel),
     ("training device", check_device),
     ("disk", check_disk),
