@@ -394,7 +394,9 @@ def check_phonetic() -> Result:
     voiced = int((tracks[:, 3] > 0.5).sum())
     if heard < 10 or voiced < 10:
         raise CheckFailed(f"hama heard {heard} phone frames, Praat {voiced} voiced ones", REINSTALL)
-    return Result("ok", f"hama hears phones in {heard} of {len(times)} frames, Praat voices {voiced}")
+    return Result(
+        "ok", f"hama hears phones in {heard} of {len(times)} frames, Praat voices {voiced}"
+    )
 
 
 def check_browser() -> Result:
