@@ -224,12 +224,21 @@ def build_study_sets(
             identity=spec.identity, cluster=cluster,
         )  # fmt: skip
         wanted[f"mixed+{extra}"] = (train, with_extra)
+    extracted = {
+        n: table
+        for n, (_, table) in {**train, **experiment}.items()
+        if any(p.is_file() for p in (config.interim_dir(n) / "landmarks").glob("*.npz"))
+    }
+    skipped += [f"{n}: not extracted yet (notebook 01), skipped" for n in {**train, **experiment}
+                if n not in extracted]  # fmt: skip
     for role, (found, base) in wanted.items():
-        if not found or base is None:
-            continue
         sources = [
-            mixed.Source(n, table, config.interim_dir(n)) for n, (_, table) in sorted(found.items())
+            mixed.Source(n, extracted[n], config.interim_dir(n))
+            for n in sorted(found)
+            if n in extracted
         ]
+        if not sources or base is None:
+            continue
         folder = config.processed_dir(
             name, f"{base.out_dir.name}+{'+'.join(s.name for s in sources)}"
         )
