@@ -107,6 +107,19 @@ def test_real_record_is_plain_json() -> None:
     assert real.record({**result, "videos": videos.iloc[:0]}, "/x") is None
 
 
+def test_an_offset_at_the_end_of_the_search_says_nothing() -> None:
+    from wav2kp.evaluation import real
+
+    assert real.at_search_edge(320.0, 25.0) and real.at_search_edge(-320.0, 25.0)  # 8 frames
+    assert not real.at_search_edge(300.0, 25.0) and not real.at_search_edge(float("nan"), 25.0)
+    assert real.at_search_edge(1000 * 9 / (30000 / 1001), 30000 / 1001)  # 9 frames at 29.97
+    videos = pd.DataFrame(
+        {"file": ["a", "b", "c"], "model": ["m"] * 3, "mouth_corr": [0.5, 0.1, 0.6],
+         "offset_ms": [20.0, 320.0, 0.0], "area_corr": [0.4] * 3, "at_edge": [False, True, False]}
+    )  # fmt: skip
+    assert int(real.summary(videos).loc["m", "at_edge"]) == 1
+
+
 def test_levers_need_a_base_among_the_study_runs() -> None:
     from wav2kp.evaluation import levers
 

@@ -4,6 +4,7 @@ reproduces the numbers it was released with."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,15 @@ def test_predict_works_before_any_study(tmp_path, monkeypatch, capsys) -> None:
     assert cli.main(["predict", str(wav), "--out", str(out)]) == 0
     points = np.load(out / "keypoints.npy")
     assert points.shape[1:] == (68, 2) and np.isfinite(points).all()
-    assert "shipped" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"model: tcn_emotion ({SHIPPED}): the model shipped with the package" in said
+    # a run of one's own predicts only when named, and says so
+    run = tmp_path / "fresh" / "data" / "models" / "mine"
+    shutil.copytree(SHIPPED, run)
+    assert cli.main(["predict", str(wav), "--out", str(out)]) == 0
+    assert "the model shipped with the package" in capsys.readouterr().out
+    assert cli.main(["predict", str(wav), "--out", str(out), "--model", str(run)]) == 0
+    assert f"({run}): named with --model" in capsys.readouterr().out
 
 
 def test_release_model_refuses_a_study_that_is_not_full(tmp_path, monkeypatch, capsys) -> None:

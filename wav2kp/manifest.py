@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import platform
+import re
+import shutil
 import subprocess
 from collections.abc import Iterable, Iterator
 from importlib import metadata
@@ -55,6 +57,39 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_PARTIAL = re.compile(r"^\..*\.(\d+)\.partial")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_partials(root: str | os.PathLike) -> list[Path]:
+    """Remove the temporaries (:func:`atomic_path`: ``.<name>.<pid>.partial...``) under
+    ``root`` whose writer is no longer running: what a killed process left half-written (never
+    read: the real file is renamed into place only when complete). Returns what was removed."""
+    removed = []
+    root = Path(root)
+    if not root.is_dir():
+        return removed
+    for path in root.rglob(".*partial*"):
+        match = _PARTIAL.match(path.name)
+        if match is None or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+            continue  # not a temporary, or one being written
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def inputs_sha256(*paths: str | os.PathLike) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from wav2kp import config, pages
-from wav2kp.manifest import git_commit, package_versions
+from wav2kp.manifest import git_commit, package_versions, remove_stale_partials
 
 #: ``NN_name.ipynb``: two digits, an underscore, a name.
 NOTEBOOK_PATTERN = re.compile(r"^(\d{2})_.+\.ipynb$")
@@ -523,6 +523,10 @@ def run_study(
     }
     t0 = time.perf_counter()
     failed: NotebookRun | None = None
+    for root in (config.data_dir(), config.reports_dir()):  # what a killed study left
+        stale = remove_stale_partials(root)
+        if stale:
+            print(f"removed {len(stale)} half-written file(s) an interrupted run left under {root}")
     try:
         write_index(info, all_runs)
         for i, run in enumerate(runs, 1):

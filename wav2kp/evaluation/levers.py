@@ -231,6 +231,7 @@ def lever_table(
             and real_corr >= REAL_GOAL["mouth_corr"]
             and real_corr - energy >= REAL_GOAL["above_energy"]
             and abs(med) <= REAL_GOAL["median_abs_offset_ms"]
+            and int(r.get("at_edge", 0) or 0) == 0
         )
         out.append(
             {
@@ -245,6 +246,9 @@ def lever_table(
                 "real − energy": real_corr - energy,
                 "real median offset ms": med,
                 "real mean abs offset ms": float(r["abs_offset_ms"]) if r is not None else math.nan,
+                "real clips at the search edge": (
+                    int(r["at_edge"]) if r is not None and "at_edge" in r else None
+                ),
                 "keeps bundled invariants": keeps,
                 "meets real goal": meets,
             }

@@ -33,6 +33,8 @@ from wav2kp.extraction import landmarks
 from wav2kp.features import acoustic as feats
 from wav2kp.training import inference
 
+#: How far :func:`wav2kp.metrics.lipsync_offset` searches for the offset, either way (ms).
+OFFSET_SEARCH_MS = 300.0
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac"}
 REAL_METRICS = ("mouth_corr", "offset_ms", "area_corr")
 
@@ -49,6 +51,14 @@ def _predict_at(predictor, audio: np.ndarray, times: np.ndarray) -> np.ndarray:
     return feats.align_to_times(pts, t, times)
 
 
+def at_search_edge(offset_ms: float, fps: float) -> bool:
+    """Whether a lip-sync offset found by :func:`wav2kp.metrics.lipsync_offset` (searching
+    :data:`OFFSET_SEARCH_MS` either way, in whole frames) is an end of its search: the
+    correlation has no peak inside it, so the offset says nothing."""
+    max_lag = max(1, int(round(OFFSET_SEARCH_MS * fps / 1000.0)))
+    return bool(np.isfinite(offset_ms) and abs(offset_ms) >= 1000.0 * max_lag / fps - 1e-6)
+
+
 def score_video(
     predictor,
     audio: np.ndarray,
@@ -61,12 +71,16 @@ def score_video(
     pred = _predict_at(predictor, audio, times)
     ok = np.asarray(found, bool) & np.isfinite(points).all(axis=(1, 2))
     open_real, open_pred = metrics.opening(points), metrics.opening(pred)
-    offset, _ = metrics.lipsync_offset(open_pred, open_real, fps, masks=ok)
+    offset, _ = metrics.lipsync_offset(
+        open_pred, open_real, fps, max_lag_ms=OFFSET_SEARCH_MS, masks=ok
+    )
     area_real = metrics.mouth_area_series(np.where(ok[:, None, None], points, np.nan))
     area_pred = metrics.mouth_area_series(pred)
     return {
         "mouth_corr": metrics.pearson(open_pred, open_real, ok),
         "offset_ms": offset,
+        # no correlation peak inside the search: the best lag is one of its ends
+        "at_edge": at_search_edge(offset, fps),
         "area_corr": metrics.pearson(area_pred, area_real, ok),
         "frames": int(len(times)),
         "scored": int(ok.sum()),
@@ -208,13 +222,16 @@ def evaluate_real(
 
 def summary(videos: pd.DataFrame) -> pd.DataFrame:
     """Mean over files per model of :data:`REAL_METRICS` (offset: mean, median and mean
-    absolute; files have different frame rates, so offsets are not pooled across them)."""
+    absolute; files have different frame rates, so offsets are not pooled across them), and
+    ``at_edge``: files whose best lag is an end of the offset search (no peak inside it)."""
     if videos.empty:
         return pd.DataFrame()
     g = videos.groupby("model", sort=False)
     out = g[["mouth_corr", "area_corr", "offset_ms"]].mean()
     out["median_offset_ms"] = g["offset_ms"].median()
     out["abs_offset_ms"] = g["offset_ms"].apply(lambda s: s.abs().mean())
+    if "at_edge" in videos:
+        out["at_edge"] = g["at_edge"].sum().astype(int)
     out["files"] = g.size()
     return out
 

@@ -918,9 +918,17 @@ def identity_offsets(
     return out
 
 
+def invalidate(out_dir: Path) -> None:
+    """Before a set is (re)built in ``out_dir``: remove its manifest, written last, so that a
+    build killed half-way never passes for a complete set (:func:`manifest_matches`)."""
+    (Path(out_dir) / "manifest.json").unlink(missing_ok=True)
+
+
 def _write_set(out_dir: Path, utterances: dict, table: pd.DataFrame, info: dict) -> None:
     """The set's files: its utterances (others of an earlier build removed), ``splits.csv``
-    and ``feature_set.json`` (``info``), each written atomically."""
+    and ``feature_set.json`` (``info``), each written atomically, the manifest removed first
+    (:func:`invalidate`; the caller writes the new one last)."""
+    invalidate(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     folder = out_dir / "utterances"
     for stale in folder.glob("*.npz") if folder.is_dir() else []:

@@ -29,6 +29,7 @@ from wav2kp.features import acoustic as features
 from wav2kp.features import augment
 from wav2kp.features.dataset import (
     FeatureSet,
+    invalidate,
     manifest_matches,
     save_utterances,
     write_manifest,
@@ -134,6 +135,7 @@ def build_talker_set(
         for a in arrays:
             a["targets"] = (a["targets"] - offset).astype(np.float32)
             a["identity_offset"] = offset
+    invalidate(out_dir)  # a build killed half-way never passes for a complete set
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in (
         (out_dir / "utterances").glob("*.npz") if (out_dir / "utterances").is_dir() else []

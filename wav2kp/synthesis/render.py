@@ -269,7 +269,7 @@ def export_vid2vid(
             "refusing to replace it. Choose another out_dir or remove it."
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.partial-", dir=out.parent))
     old = None
     try:
         dirs = {sub: tmp / f"test_{sub}" / name for sub in ("keypoints", "edges", "img")}

@@ -182,6 +182,10 @@ def fit_module(
     own_tmp = run_dir is None
     root = Path(tempfile.mkdtemp(prefix="wav2kp-fit-")) if own_tmp else Path(run_dir)
     ckpt_dir = root / "checkpoints"
+    if not own_tmp and "RANK" not in os.environ and "LOCAL_RANK" not in os.environ:
+        # an earlier fit that was killed leaves its checkpoints and history lines: never read
+        # them as this fit's (a launcher's ranks share the folder; they do not clear it)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     history = lit.History(cfg, ckpt_dir / "history.jsonl")
     checkpoint = ModelCheckpoint(

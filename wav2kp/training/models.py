@@ -281,7 +281,7 @@ class KeypointModel:
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self._state().items()}
-        tmp = run_dir / f".{WEIGHTS_FILE}.partial"
+        tmp = run_dir / f".{WEIGHTS_FILE}.{os.getpid()}.partial"
         torch.save(state, tmp)
         os.replace(tmp, run_dir / WEIGHTS_FILE)
         write_json_atomic(run_dir / CONFIG_FILE, self.config())
