@@ -75,8 +75,34 @@ def _cmd_corpus_list(args: argparse.Namespace) -> int:
 
     with pd.option_context("display.max_rows", None, "display.width", 200):
         print(table.drop(columns=["path"]).to_string(index=False))
-    print(f"{len(table)} clips")
-    return 0
+    problems = [] if args.no_check else _clip_problems(table["path"])
+    print(f"{len(table)} clips" + (f", {len(problems)} unusable:" if problems else ""))
+    for path, why in problems:
+        print(f"  UNUSABLE {path}: {why}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _clip_problems(paths) -> list[tuple[str, str]]:
+    """``(path, why)`` for each clip that the study could not use: its headers unreadable (empty,
+    truncated, not media) or a video or audio stream missing (read from headers: fast)."""
+    from wav2kp import media
+
+    out = []
+    for path in paths:
+        try:
+            info = media.probe(path)
+        except (media.MediaError, OSError) as err:
+            out.append((str(path), str(err).removeprefix(f"{path}: ")))
+            continue
+        missing = [k for k in ("video", "audio") if not info[f"has_{k}"]]
+        if missing or info["truncated_at"] is not None:
+            why = (
+                f"has no {' and no '.join(missing)} stream"
+                if missing
+                else f"truncated: its data stops at {info['truncated_at']:.2f} s"
+            )
+            out.append((str(path), f"{why} (streams: {', '.join(info['streams']) or 'none'})."))
+    return out
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
@@ -476,6 +502,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument(
         "folder", nargs="?", default="bundled", help="a folder of videos, or 'bundled' (default)"
     )
+    ls.add_argument(
+        "--no-check",
+        action="store_true",
+        help="do not read each clip's headers (by default unusable clips are listed, exit 1)",
+    )
     ls.set_defaults(func=_cmd_corpus_list)
 
     ex = sub.add_parser("extract", help="16 kHz audio and 68 dlib keypoints per frame of videos")
@@ -536,8 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("speech", help="an audio or video file (wav, flac, mp3, m4a, ogg, mp4, ...)")
     pr.add_argument(
         "--model",
-        help="a run folder or run name under data/models (default: the "
-        "best model of the last study)",
+        help="a run folder or run name under data/models (default: the model the last study's "
+        "notebook 04 chose, else the one shipped with the package; the output says which)",
     )
     pr.add_argument(
         "--emotion",
@@ -571,7 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument(
         "--model",
         action="append",
-        help="run folder or name (repeatable; default: the best model of the last study)",
+        help="run folder or name (repeatable; default: the study's chosen model, else the "
+        "shipped one)",
     )
     er.add_argument("--out", help="output folder (default reports/real)")
     er.add_argument("--jobs", type=int, default=-1, help="parallel extraction workers")

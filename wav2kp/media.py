@@ -73,6 +73,10 @@ def _open(path: str | Path):
             "completely. Re-create or re-download it."
         )
     try:
+        open(path, "rb").close()  # noqa: SIM115 (only: may this process read it?)
+    except PermissionError as err:
+        raise MediaError(f"{path}: cannot be read (permission denied).") from err
+    try:
         return av.open(str(path))
     except av.error.FFmpegError as err:
         first = err
@@ -417,7 +421,9 @@ def decode_audio_with_start(
         a = _require(c, path, "audio")
         native = a.rate or a.codec_context.sample_rate
         out_rate = int(rate or native)
-        resampler = av.AudioResampler(format="fltp", layout=None, rate=out_rate)
+        # packed float ("flt"), split into channels here: PyAV's planar to_ndarray crashes the
+        # process on many channels (8, 12: a segmentation fault, not an exception)
+        resampler = av.AudioResampler(format="flt", layout=None, rate=out_rate)
         chunks: list[np.ndarray] = []
         start, clock, expected, gaps = None, [_start_s(a) or 0.0], None, 0
         for frame in _packets(c, a, path, "audio", clock):
@@ -437,7 +443,14 @@ def decode_audio_with_start(
         chunks.extend(_resampled(resampler, None))
         if start is None:
             raise MediaError(f"{path}: no audio could be decoded (streams: {_streams_text(c)}).")
+        declared = _declared_s(a)
     n_ch = chunks[0].shape[0] if chunks else 1
+    held = sum(ch.shape[1] for ch in chunks) / out_rate
+    if declared is not None and held < declared - max(0.05, 0.01 * declared):
+        raise MediaError(
+            f"{path}: truncated: it holds {held:.2f} s of audio where its header declares "
+            f"{declared:.2f} s (the file was not written completely). Re-create or re-download it."
+        )
     samples = np.concatenate(chunks, axis=1) if chunks else np.zeros((n_ch, 0), np.float32)
     samples = samples.astype(np.float32, copy=False)
     if mono:
@@ -449,10 +462,22 @@ def decode_audio_with_start(
     return AudioTrack(samples, out_rate, float(start), gaps / native)
 
 
+def _declared_s(stream) -> float | None:
+    """The duration a PCM stream's header declares (``None`` for other codecs, whose durations
+    are estimates, and for headers that leave it open: streamed WAVs write 0 or 0xFFFFFFFF)."""
+    if not stream.codec_context.name.startswith("pcm_") or not stream.duration:
+        return None
+    declared = float(stream.duration * stream.time_base)
+    return declared if 0 < declared < 0xFFFFFFF0 / max(1, stream.rate or 1) / 8 else None
+
+
 def _resampled(resampler, frame) -> list[np.ndarray]:
-    return [
-        out.to_ndarray().reshape(out.layout.nb_channels, -1) for out in resampler.resample(frame)
-    ]
+    """``(C, N)`` float32 chunks of what the (packed-format) resampler gives for ``frame``."""
+    out = []
+    for piece in resampler.resample(frame):
+        n_ch = piece.layout.nb_channels or len(piece.layout.channels) or 1
+        out.append(piece.to_ndarray().reshape(-1, n_ch).T)
+    return out
 
 
 def _silence(like, n: int):

@@ -47,6 +47,8 @@ def load_speech(path: str | Path) -> np.ndarray:
     file, a file without audio, an undecodable file and a silent recording."""
 
     path = Path(path)
+    if path.is_dir():
+        raise PredictError(f"{path}: is a folder, not an audio or video file.")
     if not path.is_file():
         raise PredictError(f"{path}: no such file.")
     try:
@@ -64,8 +66,14 @@ def load_speech(path: str | Path) -> np.ndarray:
         raise PredictError(str(err)) from err
     if audio.size == 0:
         raise PredictError(f"{path}: the audio stream decodes to no samples.")
+    bad = int(np.count_nonzero(~np.isfinite(audio)))
+    if bad:
+        raise PredictError(
+            f"{path}: {bad} of its {audio.size} samples are NaN or infinite: the file is damaged "
+            "(or was written from a computation that failed), not audio to lip-sync."
+        )
     peak = float(np.max(np.abs(audio)))
-    if not np.isfinite(peak) or peak < SILENCE_PEAK:
+    if peak < SILENCE_PEAK:
         level = "-inf" if peak == 0 else f"{20 * math.log10(peak):.0f}"
         raise PredictError(
             f"{path}: the recording is silent (peak {level} dBFS): there is no speech to lip-sync."
