@@ -29,24 +29,39 @@ def _pcm(x: np.ndarray) -> bytes:
     return (np.clip(x, -1, 1) * 32767).astype("<i2").tobytes()
 
 
-async def _talk(url: str, messages: list, replies: int) -> list:
-    """Send ``messages`` (str or bytes) over the WebSocket, collect up to ``replies``."""
+#: Audio is sent at twice real time (the server allows a little ahead of the clock).
+PACE = 2.0
+
+
+async def _connect(url: str, headers: dict | None = None):
+    import tornado.httpclient
     import tornado.websocket
 
-    conn = await tornado.websocket.websocket_connect(
+    return await tornado.websocket.websocket_connect(
         tornado.httpclient.HTTPRequest(
-            url.replace("http", "ws") + "ws", headers={"Origin": url.rstrip("/")}
+            url.replace("http", "ws") + "ws", headers=headers or {"Origin": url.rstrip("/")}
         )
     )
+
+
+async def _talk(url: str, messages: list, replies: int, pace: float | None = PACE) -> list:
+    """Send ``messages`` (str or bytes; audio at ``pace`` × real time, ``None``: at once) over
+    the WebSocket, collect up to ``replies``."""
+    conn = await _connect(url)
     out = []
     for m in messages:
         await conn.write_message(m, binary=isinstance(m, bytes))
-    while len(out) < replies:
+        if isinstance(m, bytes) and pace:
+            await asyncio.sleep(len(m) / 2 / RATE / pace)
+    sent = sum(len(m) for m in messages if isinstance(m, bytes)) / 2 / RATE
+    while len(out) < replies:  # (queued chunks are computed together: replies may be fewer)
         msg = await asyncio.wait_for(conn.read_message(), 30)
         if msg is None:
             out.append(None)  # closed by the server
             break
         out.append(json.loads(msg))
+        if sent and out[-1].get("audio_s", -1) >= sent - 1e-9:
+            break  # every chunk answered
     conn.close()
     return out
 
@@ -185,6 +200,82 @@ def test_the_page_says_when_the_microphone_is_refused(server, chromium) -> None:
         text = page.inner_text("#status")
         b.close()
     assert "microphone" in text.lower() and "press start again" in text
+
+
+def test_only_this_computer_s_own_names_and_page(server) -> None:
+    """A request must name the server as 127.0.0.1:PORT or localhost:PORT (a DNS-rebound name
+    that resolves to 127.0.0.1 gets 403), and a stream must come from the server's own page."""
+    import tornado.httpclient
+
+    port = server.port
+
+    async def status(path: str, headers: dict) -> int:
+        client = tornado.httpclient.AsyncHTTPClient()
+        try:
+            r = await client.fetch(f"http://127.0.0.1:{port}{path}", headers=headers,
+                                   raise_error=False)  # fmt: skip
+            return r.code
+        finally:
+            client.close()
+
+    assert asyncio.run(status("/", {"Host": f"localhost:{port}"})) == 200
+    assert asyncio.run(status("/", {"Host": f"127.0.0.1:{port}"})) == 200
+    for host in (f"evil.example:{port}", "127.0.0.1", f"localhost:{port + 1}", f"[::1]:{port}"):
+        assert asyncio.run(status("/", {"Host": host})) == 403, host
+    url = server.url
+    ok = {"Host": f"127.0.0.1:{port}", "Origin": f"http://127.0.0.1:{port}"}
+
+    async def knock(headers: dict) -> None:
+        (await _connect(url, headers)).close()
+
+    asyncio.run(knock(ok))
+    for headers in (
+        {"Host": f"rebound.example:{port}", "Origin": f"http://rebound.example:{port}"},
+        {"Host": f"127.0.0.1:{port}", "Origin": "http://evil.example"},
+        {"Host": f"127.0.0.1:{port}", "Origin": f"http://localhost:{port}"},  # not the same
+    ):
+        with pytest.raises(tornado.httpclient.HTTPClientError) as err:
+            asyncio.run(knock(headers))
+        assert err.value.code == 403, headers
+
+
+def test_sessions_are_capped_and_a_flood_is_closed_alone() -> None:
+    """Beyond the cap a new stream is told so and closed (1013, try again later); a client that
+    sends audio faster than real time is closed with the reason, while one at real time goes on
+    without losing a frame."""
+    srv = live.Server(live.load_model(None), port=0, max_sessions=2)
+    url = srv.start()
+    try:
+        from test_predict import tone_speech
+
+        speech = tone_speech(3.0, seed=3)
+        chunks = [_pcm(speech[i : i + live.CHUNK]) for i in range(0, len(speech), live.CHUNK)]
+        hello = json.dumps({"hello": 1, "rate": RATE, "head_motion": "none", "blinks": False})
+
+        async def scene():
+            calm = asyncio.create_task(_talk(url, [hello, *chunks], 1 + len(chunks), pace=1.0))
+            holder = await _connect(url)  # the second session: the cap is reached
+            await holder.write_message(hello)
+            assert json.loads(await holder.read_message())["ready"]
+            extra = await _talk(url, [hello], 2)  # a third at once: refused
+            holder.close()
+            await asyncio.sleep(0.3)  # its place is free again: a flood takes it
+            flood = await _talk(url, [hello, *chunks * 3], 30, pace=None)
+            return await calm, flood, extra
+
+        calm, flood, extra = asyncio.run(scene())
+        assert "error" in extra[0] and "2 sessions already" in extra[0]["error"]
+        assert extra[-1] is None
+        said = [r["error"] for r in flood if r and "error" in r]
+        assert said and ("faster than real time" in said[0] or "cannot keep up" in said[0])
+        assert flood[-1] is None
+        frames = [f for r in calm[1:] if r for f in r["frames"]]
+        times = np.array([f[0] for f in frames])
+        assert calm[-1]["audio_s"] == pytest.approx(3.0)
+        np.testing.assert_allclose(np.diff(times), 1 / 30, atol=1e-3)  # none lost, in order
+        assert len(times) >= 80
+    finally:
+        srv.stop()
 
 
 def test_any_run_can_go_live(tmp_path) -> None:

@@ -395,7 +395,11 @@ def _cmd_live(args: argparse.Namespace) -> int:
         return 2
     model.head_motion, model.blinks = args.head_motion, args.blinks
     model.strength = args.motion_strength
-    server = live.Server(model, port=args.port)
+    try:
+        server = live.Server(model, port=args.port, max_sessions=args.max_sessions)
+    except ValueError as err:
+        print(f"wav2kp live: {err}", file=sys.stderr)
+        return 2
     try:
         url = server.start()
     except OSError as err:
@@ -637,6 +641,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lv.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
     lv.add_argument("--open", action="store_true", help="open the page in the default browser")
+    lv.add_argument(
+        "--max-sessions", type=int, default=None,
+        help="streams served at once; more are refused (default 4 per core)",
+    )  # fmt: skip
     lv.add_argument(
         "--head-motion", choices=["none", "natural"], default="natural",
         help="head motion the page starts with (default natural; the page can turn it off)",
