@@ -404,3 +404,40 @@ def test_augmented_training_is_reproducible(quick_clips, tmp_path: Path) -> None
     assert not all(torch.equal(a[k], c[k]) for k in a)
     config_json = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config_json["train"]["augment"] is True
+
+
+def test_a_long_recording_streams_to_the_same_outputs(tmp_path: Path, monkeypatch) -> None:
+    """Past LONG_RECORDING_S a recording is predicted as a stream (decoding in blocks, the
+    streaming predictor, head motion and blinks as a stream, the video frame by frame): the
+    keypoints are the whole-recording ones, the video has every frame and the recording's own
+    stereo 48 kHz sound, and a damaged sample deep in the file is still a clear error."""
+    from wav2kp.synthesis import outputs
+
+    speech = tone_speech(8.0, rate=48000, seed=4)
+    wav = tmp_path / "long.wav"
+    media.write_wav(wav, np.stack([speech, 0.5 * speech]), 48000)
+    p = inference.Predictor.default()
+    kw = {"head_motion": "natural", "blinks": True, "seed": 3}
+    monkeypatch.setattr(outputs, "LONG_RECORDING_S", 5.0)
+    assert outputs.can_stream(p, wav)
+    streamed, paths = outputs.predict_recording(p, wav, tmp_path / "streamed", **kw)
+    assert streamed.info["streamed"] and json.loads(paths["manifest"].read_text())["streamed"]
+    monkeypatch.setattr(outputs, "LONG_RECORDING_S", 1e9)
+    whole, _ = outputs.predict_recording(p, wav, tmp_path / "whole", **kw)
+    a = np.load(tmp_path / "streamed" / "keypoints.npy")
+    b = np.load(tmp_path / "whole" / "keypoints.npy")
+    assert a.shape == b.shape and np.abs(a - b).max() < 1e-3  # pixels
+    np.testing.assert_allclose(streamed.times, whole.times)
+    got, want = (media.probe(tmp_path / d / "sketch.mp4") for d in ("streamed", "whole"))
+    assert got["n_frames"] == want["n_frames"] == len(a)
+    assert (got["channels"], got["audio_rate"]) == (2, 48000)
+    assert abs(got["duration"] - want["duration"]) < 0.05
+    csv_rows = (tmp_path / "streamed" / "keypoints.csv").read_text().splitlines()
+    assert len(csv_rows) == 1 + len(a) and csv_rows[-1].startswith(f"{len(a) - 1},")
+    bad = speech.copy()
+    bad[7 * 48000] = np.nan
+    media.write_wav(wav, bad, 48000)
+    monkeypatch.setattr(outputs, "LONG_RECORDING_S", 5.0)
+    with pytest.raises(inference.PredictError, match="NaN or infinite"):
+        outputs.predict_recording(p, wav, tmp_path / "bad")
+    assert not (tmp_path / "bad" / "sketch.mp4").exists()

@@ -404,6 +404,82 @@ class AudioTrack(NamedTuple):
     gaps_s: float = 0.0
 
 
+def iter_audio(
+    path: str | Path,
+    rate: int | None = 16000,
+    mono: bool = True,
+    block_s: float = 10.0,
+    info: dict | None = None,
+) -> Iterator[np.ndarray]:
+    """The first audio stream decoded in blocks of about ``block_s`` seconds (float32 at
+    ``rate`` Hz, ``None``: the stream's own; 1-D with the channels averaged when ``mono``, else
+    ``(C, n)``), so that a recording of any length is read in bounded memory. What
+    :func:`decode_audio_with_start` returns, piece by piece: the same samples.
+
+    ``info`` (a dict), when given, is filled with ``rate``, ``start`` (s, once the first frame is
+    decoded) and ``gaps_s`` (at the end). A truncated PCM stream raises :class:`MediaError`
+    at the end, after its last block."""
+    import av
+
+    info = {} if info is None else info
+    with _open(path) as c:
+        a = _require(c, path, "audio")
+        native = a.rate or a.codec_context.sample_rate
+        out_rate = int(rate or native)
+        info["rate"] = out_rate
+        # packed float ("flt"), split into channels here: PyAV's planar to_ndarray crashes the
+        # process on many channels (8, 12: a segmentation fault, not an exception)
+        resampler = av.AudioResampler(format="flt", layout=None, rate=out_rate)
+        pending: list[np.ndarray] = []
+        held, size = 0, max(1, int(block_s * out_rate))
+        start, clock, expected, gaps = None, [_start_s(a) or 0.0], None, 0
+
+        def block(chunks: list[np.ndarray]) -> np.ndarray:
+            x = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
+            if not mono:
+                return x
+            return x.mean(axis=0, dtype=np.float64).astype(np.float32) if len(x) > 1 else x[0]
+
+        for frame in _packets(c, a, path, "audio", clock):
+            t = float(frame.time) if frame.pts is not None else None
+            if start is None:
+                start = t if t is not None else (_start_s(a) or 0.0)
+                info["start"] = float(start)
+                expected = 0
+            got = []
+            if t is not None and frame.sample_rate:
+                gap = round((t - start) * frame.sample_rate) - expected
+                if gap > AUDIO_GAP_S * frame.sample_rate:
+                    got.extend(_resampled(resampler, _silence(frame, gap)))
+                    expected += gap
+                    gaps += gap
+            expected += frame.samples
+            clock[0] = start + expected / (frame.sample_rate or native)
+            got.extend(_resampled(resampler, frame))
+            pending.extend(got)
+            held += sum(g.shape[1] for g in got)
+            if held >= size:
+                out, pending = block(pending), []
+                info["held"] = info.get("held", 0) + held
+                held = 0
+                yield out
+        pending.extend(_resampled(resampler, None))
+        if start is None:
+            raise MediaError(f"{path}: no audio could be decoded (streams: {_streams_text(c)}).")
+        declared = _declared_s(a)
+        held = sum(g.shape[1] for g in pending)
+        info["held"] = info.get("held", 0) + held
+        info["gaps_s"] = gaps / native
+        if held:
+            yield block(pending)
+    total = info["held"] / out_rate
+    if declared is not None and total < declared - max(0.05, 0.01 * declared):
+        raise MediaError(
+            f"{path}: truncated: it holds {total:.2f} s of audio where its header declares "
+            f"{declared:.2f} s (the file was not written completely). Re-create or re-download it."
+        )
+
+
 def decode_audio_with_start(
     path: str | Path, rate: int | None = 16000, mono: bool = True
 ) -> AudioTrack:
@@ -413,53 +489,20 @@ def decode_audio_with_start(
     Mono averages the channels (numpy mean after resampling; not FFmpeg's downmix matrix).
     Resampling is FFmpeg's (libswresample). A forward jump in the timestamps larger than
     ``AUDIO_GAP_S`` (a lost packet, a damaged one that was skipped) is filled with silence, so
-    that sample times stay right; overlapping timestamps are decoded as they come.
+    that sample times stay right; overlapping timestamps are decoded as they come. (All at
+    once: :func:`iter_audio` gives the same in blocks.)
     """
-    import av
-
-    with _open(path) as c:
-        a = _require(c, path, "audio")
-        native = a.rate or a.codec_context.sample_rate
-        out_rate = int(rate or native)
-        # packed float ("flt"), split into channels here: PyAV's planar to_ndarray crashes the
-        # process on many channels (8, 12: a segmentation fault, not an exception)
-        resampler = av.AudioResampler(format="flt", layout=None, rate=out_rate)
-        chunks: list[np.ndarray] = []
-        start, clock, expected, gaps = None, [_start_s(a) or 0.0], None, 0
-        for frame in _packets(c, a, path, "audio", clock):
-            t = float(frame.time) if frame.pts is not None else None
-            if start is None:
-                start = t if t is not None else (_start_s(a) or 0.0)
-                expected = 0
-            if t is not None and frame.sample_rate:
-                gap = round((t - start) * frame.sample_rate) - expected
-                if gap > AUDIO_GAP_S * frame.sample_rate:
-                    chunks.extend(_resampled(resampler, _silence(frame, gap)))
-                    expected += gap
-                    gaps += gap
-            expected += frame.samples
-            clock[0] = start + expected / (frame.sample_rate or native)
-            chunks.extend(_resampled(resampler, frame))
-        chunks.extend(_resampled(resampler, None))
-        if start is None:
-            raise MediaError(f"{path}: no audio could be decoded (streams: {_streams_text(c)}).")
-        declared = _declared_s(a)
-    n_ch = chunks[0].shape[0] if chunks else 1
-    held = sum(ch.shape[1] for ch in chunks) / out_rate
-    if declared is not None and held < declared - max(0.05, 0.01 * declared):
-        raise MediaError(
-            f"{path}: truncated: it holds {held:.2f} s of audio where its header declares "
-            f"{declared:.2f} s (the file was not written completely). Re-create or re-download it."
-        )
-    samples = np.concatenate(chunks, axis=1) if chunks else np.zeros((n_ch, 0), np.float32)
-    samples = samples.astype(np.float32, copy=False)
+    info: dict = {}
+    blocks = list(iter_audio(path, rate, mono=False, block_s=60.0, info=info))
+    n_ch = blocks[0].shape[0] if blocks else 1
+    samples = np.concatenate(blocks, axis=1) if blocks else np.zeros((n_ch, 0), np.float32)
     if mono:
         samples = (
             samples.mean(axis=0, dtype=np.float64).astype(np.float32)
             if samples.shape[0] > 1
             else samples[0]
         )
-    return AudioTrack(samples, out_rate, float(start), gaps / native)
+    return AudioTrack(samples, info["rate"], float(info["start"]), info["gaps_s"])
 
 
 def _declared_s(stream) -> float | None:
@@ -578,15 +621,15 @@ def write_video(
     w, h = (int(x) for x in size)
     if w <= 0 or h <= 0 or w % 2 or h % 2:
         raise ValueError(f"{path}: frame size {w}x{h} must be positive and even (yuv420p).")
+    blocks = None
     if audio is not None:
         if audio_rate is None:
             raise ValueError(f"{path}: audio given without audio_rate.")
-        audio = np.asarray(audio, dtype=np.float32)
-        audio = audio[None] if audio.ndim == 1 else audio
-        if audio.ndim != 2 or audio.shape[0] not in (1, 2):
-            raise ValueError(
-                f"{path}: audio must be 1-D or (C, N) with C in (1, 2), got shape {audio.shape}."
-            )
+        blocks = iter([audio]) if isinstance(audio, np.ndarray) else iter(audio)
+        first = next(blocks, None)
+        first = np.zeros(0, np.float32) if first is None else first
+        first = _audio_block(path, first)
+        n_channels = first.shape[0]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _partial(path)
     try:
@@ -596,18 +639,26 @@ def write_video(
             vs.pix_fmt = "yuv420p"
             vs.options = {"crf": str(crf), "preset": "veryfast"}
             vs.codec_context.thread_count = 1
-            if audio is not None:
-                layout = "mono" if audio.shape[0] == 1 else "stereo"
+            if blocks is not None:
+                layout = "mono" if n_channels == 1 else "stereo"
                 aus = out.add_stream("aac", rate=int(audio_rate), layout=layout)
                 aus.bit_rate = 128000
-                chunk = 4096
-                for s in range(0, audio.shape[1], chunk):
-                    block = np.ascontiguousarray(audio[:, s : s + chunk])
-                    af = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
-                    af.sample_rate = int(audio_rate)
-                    af.pts = s
-                    af.time_base = Fraction(1, int(audio_rate))
-                    out.mux(aus.encode(af))
+                chunk, pts = 4096, 0
+                carry = first
+                for more in _then(blocks, None):
+                    if more is not None:
+                        carry = np.concatenate([carry, _audio_block(path, more, n_channels)], 1)
+                    # whole frames of ``chunk`` samples; the last one may be shorter
+                    stop = carry.shape[1] if more is None else carry.shape[1] // chunk * chunk
+                    for s in range(0, stop, chunk):
+                        block = np.ascontiguousarray(carry[:, s : min(s + chunk, stop)])
+                        af = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
+                        af.sample_rate = int(audio_rate)
+                        af.pts = pts
+                        af.time_base = Fraction(1, int(audio_rate))
+                        pts += block.shape[1]
+                        out.mux(aus.encode(af))
+                    carry = carry[:, stop:]
                 out.mux(aus.encode(None))
             n = 0
             for k, img in enumerate(frames):
@@ -627,6 +678,25 @@ def write_video(
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _then(items: Iterator, last):
+    """``items``, then ``last``."""
+    yield from items
+    yield last
+
+
+def _audio_block(path: Path, block, n_channels: int | None = None) -> np.ndarray:
+    """One block of audio to mux as float32 ``(C, n)`` with C 1 or 2 (``n_channels`` when the
+    first block set it); a clear error otherwise."""
+    x = np.asarray(block, dtype=np.float32)
+    x = x[None] if x.ndim == 1 else x
+    if x.ndim != 2 or x.shape[0] not in (1, 2) or n_channels not in (None, x.shape[0]):
+        raise ValueError(
+            f"{path}: audio must be 1-D or (C, N) with C in (1, 2), the same in every block; "
+            f"got shape {x.shape}."
+        )
+    return x
 
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> None:

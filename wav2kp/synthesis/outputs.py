@@ -13,6 +13,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import sys
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -25,13 +27,18 @@ from wav2kp.synthesis import motion, render
 from wav2kp.training import inference
 
 
-def keypoint_table(times: np.ndarray, points: np.ndarray) -> str:
-    """CSV text: ``frame, time, x0, y0, ..., x67, y67`` (pixels, 3 decimals; time 6)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+def write_keypoint_table(fh, times: np.ndarray, points: np.ndarray) -> None:
+    """Write :func:`keypoint_table`'s rows to the text file ``fh`` one by one."""
+    w = csv.writer(fh, lineterminator="\n")
     w.writerow(["frame", "time"] + [f"{a}{i}" for i in range(points.shape[1]) for a in "xy"])
     for k, (t, p) in enumerate(zip(times, points)):
         w.writerow([k, f"{t:.6f}"] + [f"{v:.3f}" for v in p.reshape(-1)])
+
+
+def keypoint_table(times: np.ndarray, points: np.ndarray) -> str:
+    """CSV text: ``frame, time, x0, y0, ..., x67, y67`` (pixels, 3 decimals; time 6)."""
+    buf = io.StringIO()
+    write_keypoint_table(buf, times, points)
     return buf.getvalue()
 
 
@@ -202,7 +209,14 @@ def predict_recording(
     ``speech`` -> keypoints at ``fps`` -> head motion and blinks (``head_motion`` /
     ``blinks``; ``motion_model``: :func:`wav2kp.synthesis.motion.load_default` when ``None``)
     -> :func:`write_outputs` into ``out_dir``. Returns the prediction (without the motion) and
-    the written files."""
+    the written files. A long recording that the model can stream (:func:`can_stream`) goes
+    through :func:`predict_long` (bounded memory, progress shown)."""
+    if can_stream(predictor, speech):
+        return predict_long(
+            predictor, speech, out_dir, fps=fps, emotion=emotion, head_motion=head_motion,
+            motion_strength=motion_strength, blinks=blinks, seed=seed, motion_model=motion_model,
+            face=face, size=size, vid2vid=vid2vid,
+        )  # fmt: skip
     pred = predictor.predict_file(speech, fps=fps, emotion=emotion)
     shown = pred
     if head_motion != "none" or blinks:
@@ -215,4 +229,189 @@ def predict_recording(
     paths = write_outputs(
         shown, out_dir, predictor.rest(), source=speech, face=face, size=size, vid2vid=vid2vid
     )
+    return pred, paths
+
+
+# ---------------------------------------------------------------------------- long recordings
+
+#: Recordings longer than this (s) are predicted as a stream when the model can stream: memory
+#: stays flat in the recording's length (an hour of 48 kHz stereo would be 1.4 GB at once).
+LONG_RECORDING_S = 60.0
+#: Seconds of audio per step of the stream (decoding, prediction, head motion).
+STEP_S = 1.0
+
+
+def can_stream(predictor: inference.Predictor, speech: str | Path) -> bool:
+    """Whether :func:`predict_recording` streams ``speech``: longer than
+    :data:`LONG_RECORDING_S` by its headers, and a model that predicts chunk by chunk exactly as
+    on the whole recording."""
+    if predictor.model.stream_problem(predictor.fs) is not None:
+        return False
+    try:
+        duration = media.probe(speech).get("duration")
+    except (media.MediaError, OSError):
+        return False  # load_speech says what is wrong
+    return bool(duration and duration > LONG_RECORDING_S)
+
+
+def _progress(total_s: float, what: str):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=round(total_s, 1), unit="s", desc=what, file=sys.stderr, mininterval=2.0,
+        bar_format="{desc}: {percentage:3.0f}% {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}]",
+    )  # fmt: skip
+
+
+def _stream_keypoints(
+    predictor, speech, fps, emotion, mover
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Pass 1: the recording decoded in steps of :data:`STEP_S` (16 kHz mono) through
+    :class:`~wav2kp.training.inference.StreamingPredictor` (and ``mover``, a
+    :class:`~wav2kp.synthesis.motion.MotionStream`, when given): ``(times, normalised
+    float32 (T, 68, 2), duration s)``, with :func:`~wav2kp.training.inference.load_speech`'s
+    checks (damaged samples, silence) made on the way."""
+    path = Path(speech)
+    streamer = inference.StreamingPredictor(predictor, fps=fps, emotion=emotion)
+    times, points, peak, n = [], [], 0.0, 0
+    total = media.probe(path).get("duration") or 0.0
+
+    def keep(t, pts) -> None:
+        if mover is not None:
+            pts = mover.apply(t, pts)
+        times.append(np.asarray(t))
+        points.append(np.asarray(pts, np.float32))
+
+    with _progress(total, "predicting") as bar:
+        try:
+            for block in media.iter_audio(path, inference.RATE, mono=True, block_s=STEP_S):
+                bad = int(np.count_nonzero(~np.isfinite(block)))
+                if bad:
+                    raise inference.PredictError(
+                        f"{path}: {bad} samples near {n / inference.RATE:.1f} s are NaN or "
+                        "infinite: the file is damaged, not audio to lip-sync."
+                    )
+                peak = max(peak, float(np.max(np.abs(block))) if block.size else 0.0)
+                n += len(block)
+                if mover is not None:
+                    mover.push_audio(block)
+                keep(*streamer.push(block))
+                bar.update(round(len(block) / inference.RATE, 1))
+        except media.MediaError as err:
+            raise inference.PredictError(str(err)) from err
+        keep(*streamer.flush())
+    if peak < inference.SILENCE_PEAK:
+        raise inference.PredictError(
+            f"{path}: the recording is silent: there is no speech to lip-sync."
+        )
+    return np.concatenate(times), np.concatenate(points), n / inference.RATE
+
+
+def _muxed_audio(path: Path) -> tuple[Iterator[np.ndarray], int]:
+    """The recording's own audio in blocks for muxing (native rate; mono or stereo kept, more
+    channels averaged, as :func:`recording_audio`)."""
+    rate = int(media.probe(path).get("audio_rate") or inference.RATE)
+
+    def blocks():
+        for x in media.iter_audio(path, rate=None, mono=False, block_s=10.0):
+            yield x.mean(axis=0) if x.shape[0] > 2 else x
+
+    return blocks(), rate
+
+
+def _sketches(points: np.ndarray, canvas: tuple[int, int], bar) -> Iterator[np.ndarray]:
+    """Sketch frames drawn one batch ahead in a worker thread (OpenCV releases the GIL) while
+    the encoder works on the last: two cores busy, memory bounded by two batches."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batch = 64
+    draw = lambda a: [render.sketch_frame(p, canvas) for p in points[a : a + batch]]  # noqa: E731
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(draw, 0)
+        for a in range(0, len(points), batch):
+            frames = ahead.result()
+            if a + batch < len(points):
+                ahead = pool.submit(draw, a + batch)
+            yield from frames
+            bar.update(len(frames))
+
+
+def predict_long(
+    predictor: inference.Predictor,
+    speech: str | Path,
+    out_dir: str | Path,
+    fps: Fraction | float = inference.DEFAULT_FPS,
+    emotion: str | int | None = None,
+    head_motion: str = "none",
+    motion_strength: float = 1.0,
+    blinks: bool = False,
+    seed: int = 0,
+    motion_model=None,
+    face=None,
+    size: int = 256,
+    vid2vid: bool = False,
+) -> tuple[inference.Prediction, dict[str, Path]]:
+    """:func:`predict_recording` for a long recording, in memory that does not grow with its
+    length beyond the keypoints themselves (32 MB an hour): the audio is decoded twice in
+    blocks (16 kHz mono for the model, the native rate for the video's sound), predicted as a
+    stream (exactly what the whole recording gives: :class:`~wav2kp.training.inference.
+    StreamingPredictor`), and the sketch video is drawn and encoded frame by frame, with
+    progress on stderr. The returned prediction holds no audio."""
+    path, out = Path(speech), Path(out_dir)
+    fps = Fraction(fps).limit_denominator(100000)
+    mover = None
+    if head_motion != "none" or blinks:
+        model = motion_model if motion_model is not None else motion.load_default()
+        mover = motion.MotionStream(model, head_motion, motion_strength, blinks, seed)
+    times, normalised, duration = _stream_keypoints(predictor, path, fps, emotion, mover)
+    pred = inference.Prediction(
+        times=times, normalised=normalised, fps=fps, audio=np.zeros(0, np.float32),
+        info={"model": predictor.name, "run": str(predictor.run_dir), "emotion": emotion,
+              "context_s": list(predictor.context_s), "input": str(path), "streamed": True},
+    )  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    points = place(pred, predictor.rest(), size, face).astype(np.float32)
+    paths: dict[str, Path] = {"keypoints_npy": out / "keypoints.npy"}
+    with atomic_path(paths["keypoints_npy"]) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, points)
+    paths["keypoints_csv"] = out / "keypoints.csv"
+    with atomic_path(paths["keypoints_csv"]) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        write_keypoint_table(fh, times, points)  # row by row: the text of an hour is 200 MB
+    canvas = (size, size) if face is None else face.size
+    from tqdm import tqdm
+
+    paths["sketch"] = out / "sketch.mp4"
+    audio, rate = _muxed_audio(path)
+    with tqdm(total=len(points), unit="frame", desc="sketch video", file=sys.stderr,
+              mininterval=2.0) as bar:  # fmt: skip
+        media.write_video(
+            paths["sketch"], _sketches(points, canvas, bar), audio, canvas, fps=fps,
+            audio_rate=rate,
+        )  # fmt: skip
+    if face is not None:
+        paths["face"] = out / "face.mp4"
+        audio, rate = _muxed_audio(path)
+        media.write_video(
+            paths["face"], (face.render(p) for p in points), audio, face.size, fps=fps,
+            audio_rate=rate,
+        )  # fmt: skip
+    if vid2vid:
+        paths["vid2vid"] = render.export_vid2vid(out / "vid2vid", points, canvas, name=path.stem)
+    manifest: dict[str, Any] = {
+        "input": str(path),
+        "input_sha256": file_sha256(path),
+        "frames": int(len(points)),
+        "fps": str(fps),
+        "duration_s": float(duration),
+        "padded_s": 0.0,
+        "canvas": list(canvas),
+        "face": getattr(face, "name", None) if face is not None else None,
+        **pred.info,
+        "head_motion": head_motion,
+        "blinks": bool(blinks),
+        "outputs": {k: str(v.name) for k, v in paths.items()},
+        "versions": package_versions(("wav2kp", "numpy", "torch", "torchaudio")),
+    }
+    paths["manifest"] = out / "manifest.json"
+    write_json_atomic(paths["manifest"], manifest)
     return pred, paths
