@@ -18,6 +18,8 @@ import pytest
 
 from wav2kp import cli, config, media
 
+#: each case runs a whole command (predict writes a video): `make test`, not `make test-fast`
+pytestmark = pytest.mark.slow
 RATE = 16000
 
 #: file -> what its one line must say, for predict (audio of a file) ...

@@ -151,6 +151,7 @@ PREDICT_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "rate", "channels", "kind", "layout"), PREDICT_CASES)
 def test_predict_on_any_wav(tmp_path: Path, name, rate, channels, kind, layout) -> None:
     path = tmp_path / f"{name}.wav"
@@ -158,6 +159,7 @@ def test_predict_on_any_wav(tmp_path: Path, name, rate, channels, kind, layout) 
     _predict(path, tmp_path / "out")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("codec", "ext"), [("aac", "m4a"), ("libmp3lame", "mp3"),
                                             ("libopus", "ogg"), ("flac", "mkv")])  # fmt: skip
 def test_predict_on_compressed_audio(tmp_path: Path, codec, ext) -> None:

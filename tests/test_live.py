@@ -239,6 +239,7 @@ def test_only_this_computer_s_own_names_and_page(server) -> None:
         assert err.value.code == 403, headers
 
 
+@pytest.mark.slow
 def test_sessions_are_capped_and_a_flood_is_closed_alone() -> None:
     """Beyond the cap a new stream is told so and closed (1013, try again later); a client that
     sends audio faster than real time is closed with the reason, while one at real time goes on

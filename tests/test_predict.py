@@ -406,6 +406,7 @@ def test_augmented_training_is_reproducible(quick_clips, tmp_path: Path) -> None
     assert config_json["train"]["augment"] is True
 
 
+@pytest.mark.slow
 def test_a_long_recording_streams_to_the_same_outputs(tmp_path: Path, monkeypatch) -> None:
     """Past LONG_RECORDING_S a recording is predicted as a stream (decoding in blocks, the
     streaming predictor, head motion and blinks as a stream, the video frame by frame): the
