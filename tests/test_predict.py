@@ -284,7 +284,11 @@ def test_default_model_is_the_studys_choice_else_the_shipped_one(
     from wav2kp.training import release
 
     shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "motion.json").write_text('{"head": "kept"}')  # shipped apart from the model
+    (shipped / "weights.pt").write_text("an older release")
     release.release(runs["tcn"], out_dir=shipped)
+    assert (shipped / "motion.json").read_text() == '{"head": "kept"}'
     monkeypatch.setattr(config, "SHIPPED_DIR", shipped)
     monkeypatch.setenv("WAV2KP_HOME", str(tmp_path / "fresh"))
     default = inference.Predictor.default()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import warnings
 from collections.abc import Iterable, Iterator
@@ -639,27 +640,23 @@ def write_video(
             vs.pix_fmt = "yuv420p"
             vs.options = {"crf": str(crf), "preset": "veryfast"}
             vs.codec_context.thread_count = 1
+            aus = audio_frames = None
             if blocks is not None:
                 layout = "mono" if n_channels == 1 else "stereo"
                 aus = out.add_stream("aac", rate=int(audio_rate), layout=layout)
                 aus.bit_rate = 128000
-                chunk, pts = 4096, 0
-                carry = first
-                for more in _then(blocks, None):
-                    if more is not None:
-                        carry = np.concatenate([carry, _audio_block(path, more, n_channels)], 1)
-                    # whole frames of ``chunk`` samples; the last one may be shorter
-                    stop = carry.shape[1] if more is None else carry.shape[1] // chunk * chunk
-                    for s in range(0, stop, chunk):
-                        block = np.ascontiguousarray(carry[:, s : min(s + chunk, stop)])
-                        af = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
-                        af.sample_rate = int(audio_rate)
-                        af.pts = pts
-                        af.time_base = Fraction(1, int(audio_rate))
-                        pts += block.shape[1]
-                        out.mux(aus.encode(af))
-                    carry = carry[:, stop:]
-                out.mux(aus.encode(None))
+                audio_frames = _audio_frames(path, first, blocks, n_channels, int(audio_rate))
+            pending = next(audio_frames, None) if audio_frames is not None else None
+
+            def mux_audio_until(t: float) -> None:
+                # the sound up to the video's time, interleaved as it goes: the muxer holds
+                # the packets of one stream until the other catches up, so all the audio
+                # first would be held whole (an hour's recording: hundreds of MB)
+                nonlocal pending
+                while pending is not None and pending.pts <= t * audio_rate:
+                    out.mux(aus.encode(pending))
+                    pending = next(audio_frames, None)
+
             n = 0
             for k, img in enumerate(frames):
                 img = np.asarray(img)
@@ -670,14 +667,42 @@ def write_video(
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
                 vf.pts = k
                 vf.time_base = 1 / fps
+                mux_audio_until((k + 1) / float(fps))
                 out.mux(vs.encode(vf))
                 n += 1
             if n == 0:
                 raise ValueError(f"{path}: no frames to write.")
+            mux_audio_until(math.inf)
+            if aus is not None:
+                out.mux(aus.encode(None))
             out.mux(vs.encode(None))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _audio_frames(path: Path, first, blocks: Iterator, n_channels: int, rate: int):
+    """AAC-sized ``av.AudioFrame``s (4096 samples; the last may be shorter) of ``first`` and
+    then ``blocks``, with their pts in samples."""
+    import av
+
+    layout = "mono" if n_channels == 1 else "stereo"
+    chunk, pts = 4096, 0
+    carry = first
+    for more in _then(blocks, None):
+        if more is not None:
+            carry = np.concatenate([carry, _audio_block(path, more, n_channels)], 1)
+        # whole frames of ``chunk`` samples; the last one may be shorter
+        stop = carry.shape[1] if more is None else carry.shape[1] // chunk * chunk
+        for s in range(0, stop, chunk):
+            block = np.ascontiguousarray(carry[:, s : min(s + chunk, stop)])
+            af = av.AudioFrame.from_ndarray(block, format="fltp", layout=layout)
+            af.sample_rate = rate
+            af.pts = pts
+            af.time_base = Fraction(1, rate)
+            pts += block.shape[1]
+            yield af
+        carry = carry[:, stop:]
 
 
 def _then(items: Iterator, last):

@@ -370,7 +370,12 @@ def predict_long(
               "context_s": list(predictor.context_s), "input": str(path), "streamed": True},
     )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    points = place(pred, predictor.rest(), size, face).astype(np.float32)
+    # placed a block of frames at a time into float32: placing an hour at once made float64
+    # copies of every keypoint (a peak of ~300 MB at the end of the prediction)
+    rest, points = predictor.rest(), np.empty(normalised.shape, np.float32)
+    for a in range(0, len(points), 4096):
+        part = dataclasses.replace(pred, normalised=normalised[a : a + 4096])
+        points[a : a + 4096] = place(part, rest, size, face)
     paths: dict[str, Path] = {"keypoints_npy": out / "keypoints.npy"}
     with atomic_path(paths["keypoints_npy"]) as tmp, open(tmp, "wb") as fh:
         np.save(fh, points)

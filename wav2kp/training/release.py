@@ -113,6 +113,11 @@ def check(predictor) -> dict[str, Any]:
     }
 
 
+#: Files of the shipped folder that are not the run's and survive a release: the head-motion
+#: model (:data:`wav2kp.synthesis.motion.SHIPPED_FILE`), fitted by notebook 05 and shipped apart.
+KEPT = ("motion.json",)
+
+
 def release(
     run_dir: str | Path,
     results: str | Path | None = None,
@@ -168,6 +173,9 @@ def release(
             "check": numbers,
         }
         write_json_atomic(tmp / "release.json", info)
+        for name in KEPT:  # shipped beside the model, released apart from it
+            if (out_dir / name).is_file():
+                shutil.copy2(out_dir / name, tmp / name)
         old = out_dir.with_name(out_dir.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         if out_dir.exists():
