@@ -66,6 +66,8 @@ async def _talk(url: str, messages: list, replies: int, pace: float | None = PAC
     return out
 
 
+# a server and several clients streaming for seconds: make test, not make test-fast
+@pytest.mark.slow
 def test_protocol_frames_bad_clients_and_the_others_go_on(server) -> None:
     import tornado.httpclient  # noqa: F401 - used by _talk
 

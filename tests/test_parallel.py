@@ -33,6 +33,8 @@ def _square(x: int) -> int:
     return x * x
 
 
+# starts a local Dask cluster (8 s): make test, not make test-fast
+@pytest.mark.slow
 def test_imap_unordered_joblib_and_dask_agree() -> None:
     tasks = [(i,) for i in range(6) if i != 3]
     local = dict(parallel.imap_unordered(_square, tasks, n_jobs=2))
