@@ -131,6 +131,24 @@ def test_levers_need_a_base_among_the_study_runs() -> None:
         )  # fmt: skip
 
 
+def test_levers_are_chosen_by_number() -> None:
+    from wav2kp.evaluation import levers
+
+    every = levers.selected(True)
+    assert every == frozenset(range(1, 8)) and levers.selected(False) == frozenset()
+    assert levers.selected([7]) == {7} and levers.selected("6") == {6}
+    with pytest.raises(ValueError, match=r"no lever \[9\]"):
+        levers.selected([7, 9])
+    with pytest.raises(ValueError, match="a list of lever numbers"):
+        levers.selected(["phones"])
+    # every run of lever_runs has its number; lever 7 is the scratch run and the extras
+    runs = levers.lever_runs("tcn_emotion", 4, 1, None)
+    seven = {r for r in runs if levers._number(r, "tcn_emotion") == 7}
+    assert seven == {"tcn_emotion_real_scratch", "tcn_emotion_real_phones",
+                     "tcn_emotion_real_formants"}  # fmt: skip
+    assert levers._number("tcn_emotion+pose", "tcn_emotion") == 3
+
+
 @pytest.mark.slow
 def test_quick_study_results(quick_study) -> None:
     """The whole quick study through the study runner, once for the test session (nbval then

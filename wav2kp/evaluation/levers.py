@@ -133,22 +133,65 @@ LEVER_RUNS = (
     Lever("{base}_real_phones", "7. features that transfer", "+ hama's phone classes as inputs"),
     Lever("{base}_real_formants", "7. features that transfer", "+ Praat's formants and intensity"),
 )
+#: The lever runs' numbers (``{base}`` formatted), the pose lever's row included.
+LEVER_NUMBERS = {lv.label: int(lv.lever.split(".")[0]) for lv in LEVER_RUNS}
+
+
+def selected(levers) -> frozenset[int]:
+    """The lever numbers of notebook 04's ``levers`` parameter: ``True`` all of them,
+    ``False`` / ``None`` / ``[]`` none, else a list of numbers (``[7]``: only lever 7's runs,
+    beside the study's own; a study that measures some levers chooses its default among
+    those)."""
+    every = frozenset(LEVER_NUMBERS.values())
+    if levers is True:
+        return every
+    if not levers:
+        return frozenset()
+    if isinstance(levers, (int, str)):
+        levers = [levers]
+    try:
+        chosen = frozenset(int(n) for n in levers)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"levers: True, False or a list of lever numbers, not {levers!r}."
+        ) from None
+    unknown = sorted(chosen - every)
+    if unknown:
+        raise ValueError(f"levers: no lever {unknown}; the levers are {sorted(every)}.")
+    return chosen
+
+
+def _number(label: str, base: str) -> int:
+    for template, number in LEVER_NUMBERS.items():
+        if template.format(base=base) == label:
+            return number
+    raise KeyError(label)
+
+
 #: Lever runs trained on data whose licence allows experiments only: never a default model.
 EXPERIMENT_ONLY = ("_experiment",)
 
 
 def train_levers(
     sets, cfg, base: str, talkers: int, pretrain_epochs: int, hidden: int | None,
-    corpus: str, subset: str,
+    corpus: str, subset: str, only=True,
 ) -> dict[str, Path]:  # fmt: skip
     """Train (or load, when up to date) the lever runs whose feature set the study has
     (``sets``: :class:`wav2kp.features.StudySets`, or one set for every lever) into
     ``config.run_dir(corpus, subset, label)``; returns ``{label: run dir}``. The talker sets
-    are built first, once, and runs that pre-train the same way share one pre-training."""
+    are built first, once, and runs that pre-train the same way share one pre-training.
+    ``only``: the levers to train (:func:`selected`)."""
+    numbers = selected(only)
     specs = {
         label: (name, hp, role)
         for label, (name, hp, role) in lever_runs(base, talkers, pretrain_epochs, hidden).items()
-        if not hasattr(sets, "sets") and role == "default" or hasattr(sets, "sets") and role in sets
+        if (
+            not hasattr(sets, "sets")
+            and role == "default"
+            or hasattr(sets, "sets")
+            and role in sets
+        )
+        and _number(label, base) in numbers
     }
     if not any(role.startswith("mixed+") for _, _, role in specs.values()):
         specs.pop(f"{base}_real_scratch", None)  # it is there to compare them with
@@ -331,6 +374,7 @@ def measure(
     real_dir: str | Path | None = None,
     cluster=None,
     sets=None,
+    only=True,
 ) -> tuple[pd.DataFrame, str]:
     """Notebook 04's levers, end to end: train (or load) the lever runs beside ``base`` (a run
     of ``loaded``, the study's runs), score them on the test ``clips`` like the study's models
@@ -339,24 +383,33 @@ def measure(
     (``sets``: :class:`wav2kp.features.StudySets`; without, every lever trains on ``base``'s
     set); returns ``(the lever table, the default model)``. The default is
     :func:`choose_default` over the table when there are real scores, else the best of
-    ``study_models`` on the test split."""
+    ``study_models`` on the test split. ``only``: the levers measured (:func:`selected`:
+    ``True`` all, or a list of their numbers)."""
+    numbers = selected(only)
     if base not in loaded:
         raise ValueError(f"lever_base {base!r} is not one of the study's runs: {sorted(loaded)}.")
     default = scoring.best_model(summary.loc[[m for m in study_models if m in summary.index]])
     base_model, base_fs = loaded[base]
     sets = base_fs if sets is None else sets
-    runs = train_levers(sets, cfg, base, talkers, pretrain_epochs, hidden, corpus, subset)
+    runs = train_levers(sets, cfg, base, talkers, pretrain_epochs, hidden, corpus, subset, numbers)
     lever_loaded = training.load_runs(runs)
-    lever_loaded[f"{base}+pose"] = (PoseSmoothed(base_model), base_fs)
-    ev = scoring.evaluate_runs(lever_loaded, clips, corpus, clip_table, noise_floor=False)
-    scores = pd.concat([summary, scoring.summarise(ev, n_boot=n_boot, seed=seed)])
+    if _number(f"{base}+pose", base) in numbers:
+        lever_loaded[f"{base}+pose"] = (PoseSmoothed(base_model), base_fs)
+    scores = summary
+    if lever_loaded:  # none where the chosen levers need sets the study did not build
+        ev = scoring.evaluate_runs(lever_loaded, clips, corpus, clip_table, noise_floor=False)
+        scores = pd.concat([summary, scoring.summarise(ev, n_boot=n_boot, seed=seed)])
     real_all = None
     if real_summary is not None and len(real_summary) and real_dir is not None:
-        lever_real = real.evaluate_real(real_dir, runs, cluster=cluster)
-        real_all = pd.concat([real_summary, real.summary(lever_real["videos"])])
+        real_all = real_summary
+        if runs:
+            lever_real = real.evaluate_real(real_dir, runs, cluster=cluster)
+            real_all = pd.concat([real_summary, real.summary(lever_real["videos"])])
     rows = [(m, "0. today", "study run", m) for m in ("energy", "tcn", base) if m in study_models]
     for lv in LEVER_RUNS:
         label = lv.label.format(base=base)
+        if LEVER_NUMBERS[lv.label] not in numbers:
+            continue
         rows.append((label, lv.lever, lv.what, label.split("+")[0]))
     table = lever_table(scores, real_all, rows)
     if len(table):
@@ -364,7 +417,7 @@ def measure(
         held = held_out(sets, {**study_runs, **runs}, cluster=cluster)
         table = table.join(held) if len(held) else table
         table.insert(2, "data", [_data(lever_loaded.get(label)) for label in table.index])
-    if real_all is not None:
+    if real_all is not None and len(table):
         default = choose_default(table, default)
     return table, default
 

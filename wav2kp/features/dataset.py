@@ -1053,5 +1053,10 @@ def _stats(fs: FeatureSet) -> dict:
     return {
         "clips": len(fs.clips),
         "frames": frames,
-        "bytes_on_disk": sum(p.stat().st_size for p in fs.out_dir.rglob("*") if p.is_file()),
+        # the set's own files: its manifest records wall times and paths, not the set
+        "bytes_on_disk": sum(
+            p.stat().st_size
+            for p in fs.out_dir.rglob("*")
+            if p.is_file() and p.name != "manifest.json"
+        ),
     }
