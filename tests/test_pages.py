@@ -83,6 +83,15 @@ def test_key_numbers_come_from_the_saved_records(home: Path) -> None:
     assert nb.cells[0].source.startswith("# 01") and "key-numbers" in nb.cells[1].metadata.tags
     assert "| clips extracted | 131 of 132 |" in nb.cells[1].source
     assert not pages.add_key_numbers(nb, "02_features")
+    # papermill's timings: the page says how long the notebook ran, and its slowest cell
+    nb.metadata["papermill"] = {"duration": 652.4}
+    nb.cells[2].metadata["papermill"] = {"duration": 597.2}
+    assert pages.wall_time(nb) == "652 s (the slowest cell, #3: 597 s)"
+    assert pages.add_key_numbers(nb, "02_features")  # no record, but a wall time
+    assert (
+        "| wall time of this notebook | 652 s (the slowest cell, #3: 597 s) |" in nb.cells[1].source
+    )
+    assert pages.wall_time(nbformat.v4.new_notebook()) is None
 
 
 def _png(w: int, h: int, colour=(0, 0, 255)) -> str:

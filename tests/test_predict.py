@@ -424,6 +424,7 @@ def test_a_long_recording_streams_to_the_same_outputs(tmp_path: Path, monkeypatc
     p = inference.Predictor.default()
     kw = {"head_motion": "natural", "blinks": True, "seed": 3}
     monkeypatch.setattr(outputs, "LONG_RECORDING_S", 5.0)
+    monkeypatch.setattr(outputs, "BLOCK_FRAMES", 100)  # 240 frames: written in three blocks
     assert outputs.can_stream(p, wav)
     streamed, paths = outputs.predict_recording(p, wav, tmp_path / "streamed", **kw)
     assert streamed.info["streamed"] and json.loads(paths["manifest"].read_text())["streamed"]
@@ -439,6 +440,9 @@ def test_a_long_recording_streams_to_the_same_outputs(tmp_path: Path, monkeypatc
     assert abs(got["duration"] - want["duration"]) < 0.05
     csv_rows = (tmp_path / "streamed" / "keypoints.csv").read_text().splitlines()
     assert len(csv_rows) == 1 + len(a) and csv_rows[-1].startswith(f"{len(a) - 1},")
+    # the keypoints went through a temporary file on the way: nothing of it is left
+    assert sorted(q.name for q in (tmp_path / "streamed").iterdir()) == [
+        "keypoints.csv", "keypoints.npy", "manifest.json", "sketch.mp4"]  # fmt: skip
     bad = speech.copy()
     bad[7 * 48000] = np.nan
     media.write_wav(wav, bad, 48000)

@@ -59,6 +59,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def scratch_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary file's path named as :func:`atomic_path`'s temp for ``path`` (so
+    what a killed process left is removed by :func:`remove_stale_partials`), removed when the
+    block ends, whatever happens: working space that never becomes ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 _PARTIAL = re.compile(r"^\..*\.(\d+)\.partial")
 
 

@@ -302,12 +302,35 @@ def key_numbers(notebook: str) -> list[tuple[str, str]]:
         return []  # a results file of another shape: no box rather than a broken page
 
 
+def wall_time(nb) -> str | None:
+    """How long an executed notebook ran, from papermill's record of it: ``"652 s (the slowest
+    cell, #7: 597 s)"``; ``None`` for a notebook papermill did not run."""
+    total = ((nb.get("metadata") or {}).get("papermill") or {}).get("duration")
+    if not isinstance(total, (int, float)) or not math.isfinite(total):
+        return None
+    cells = [
+        (float(d), number)
+        for number, c in enumerate(nb.cells, 1)
+        if isinstance(d := ((c.get("metadata") or {}).get("papermill") or {}).get("duration"),
+                      (int, float))
+    ]  # fmt: skip
+    text = f"{total:.0f} s" if total >= 10 else f"{total:.1f} s"
+    if cells:
+        slowest, number = max(cells)
+        text += f" (the slowest cell, #{number}: {slowest:.0f} s)"
+    return text
+
+
 def add_key_numbers(nb, notebook: str) -> bool:
-    """Insert a markdown cell with the key numbers after the notebook's first (introduction)
-    cell. Returns whether there was anything to insert."""
+    """Insert a markdown cell with the key numbers (and the notebook's wall time,
+    :func:`wall_time`) after the notebook's first (introduction) cell. Returns whether there
+    was anything to insert."""
     import nbformat
 
     rows = key_numbers(notebook)
+    wall = wall_time(nb)
+    if wall is not None:
+        rows.append(("wall time of this notebook", wall))
     if not rows:
         return False
     table = "\n".join(f"| {k} | {v.replace('|', '/')} |" for k, v in rows)

@@ -22,16 +22,27 @@ from typing import Any
 import numpy as np
 
 from wav2kp import media
-from wav2kp.manifest import atomic_path, file_sha256, package_versions, write_json_atomic
+from wav2kp.manifest import (
+    atomic_path,
+    file_sha256,
+    package_versions,
+    scratch_path,
+    write_json_atomic,
+)
 from wav2kp.synthesis import motion, render
 from wav2kp.training import inference
 
 
-def write_keypoint_table(fh, times: np.ndarray, points: np.ndarray) -> None:
-    """Write :func:`keypoint_table`'s rows to the text file ``fh`` one by one."""
+def write_keypoint_table(
+    fh, times: np.ndarray, points: np.ndarray, start: int = 0, header: bool = True
+) -> None:
+    """Write :func:`keypoint_table`'s rows to the text file ``fh`` one by one (``start``: the
+    first row's frame number, ``header``: write the column names first; a long recording's
+    table is written block by block)."""
     w = csv.writer(fh, lineterminator="\n")
-    w.writerow(["frame", "time"] + [f"{a}{i}" for i in range(points.shape[1]) for a in "xy"])
-    for k, (t, p) in enumerate(zip(times, points)):
+    if header:
+        w.writerow(["frame", "time"] + [f"{a}{i}" for i in range(points.shape[1]) for a in "xy"])
+    for k, (t, p) in enumerate(zip(times, points), start=start):
         w.writerow([k, f"{t:.6f}"] + [f"{v:.3f}" for v in p.reshape(-1)])
 
 
@@ -263,24 +274,28 @@ def _progress(total_s: float, what: str):
     )  # fmt: skip
 
 
-def _stream_keypoints(
-    predictor, speech, fps, emotion, mover
-) -> tuple[np.ndarray, np.ndarray, float]:
+#: frames of keypoints a long recording's outputs are written and read in (4096: 4.5 MB)
+BLOCK_FRAMES = 4096
+_POINT_BYTES = 68 * 2 * 4  # one frame of float32 keypoints
+
+
+def _stream_keypoints(predictor, speech, fps, emotion, mover, sink) -> tuple[np.ndarray, float]:
     """Pass 1: the recording decoded in steps of :data:`STEP_S` (16 kHz mono) through
     :class:`~wav2kp.training.inference.StreamingPredictor` (and ``mover``, a
-    :class:`~wav2kp.synthesis.motion.MotionStream`, when given): ``(times, normalised
-    float32 (T, 68, 2), duration s)``, with :func:`~wav2kp.training.inference.load_speech`'s
-    checks (damaged samples, silence) made on the way."""
+    :class:`~wav2kp.synthesis.motion.MotionStream`, when given), the normalised keypoints
+    written to the binary file ``sink`` as they come (float32 ``(68, 2)`` per frame, nothing
+    kept in memory): ``(times, duration s)``, with :func:`~wav2kp.training.inference.
+    load_speech`'s checks (damaged samples, silence) made on the way."""
     path = Path(speech)
     streamer = inference.StreamingPredictor(predictor, fps=fps, emotion=emotion)
-    times, points, peak, n = [], [], 0.0, 0
+    times, peak, n = [], 0.0, 0
     total = media.probe(path).get("duration") or 0.0
 
     def keep(t, pts) -> None:
         if mover is not None:
             pts = mover.apply(t, pts)
         times.append(np.asarray(t))
-        points.append(np.asarray(pts, np.float32))
+        sink.write(np.ascontiguousarray(pts, np.float32).tobytes())
 
     with _progress(total, "predicting") as bar:
         try:
@@ -304,7 +319,28 @@ def _stream_keypoints(
         raise inference.PredictError(
             f"{path}: the recording is silent: there is no speech to lip-sync."
         )
-    return np.concatenate(times), np.concatenate(points), n / inference.RATE
+    return np.concatenate(times), n / inference.RATE
+
+
+def _read_frames(fh, offset: int, a: int, b: int) -> np.ndarray:
+    """Frames ``a .. b-1`` of float32 ``(68, 2)`` keypoints stored from byte ``offset`` of the
+    binary file ``fh``: read, not memory-mapped (mapped pages would count in the process's
+    memory as the whole file is read)."""
+    fh.seek(offset + a * _POINT_BYTES)
+    return np.fromfile(fh, np.float32, count=(b - a) * 68 * 2).reshape(b - a, 68, 2)
+
+
+def _npy_blocks(path: Path, block: int | None = None) -> Iterator[np.ndarray]:
+    """The keypoints of the ``.npy`` file ``path`` (float32 ``(T, 68, 2)``) in blocks of
+    ``block`` frames (:data:`BLOCK_FRAMES`)."""
+    block = block or BLOCK_FRAMES
+    with open(path, "rb") as fh:
+        if np.lib.format.read_magic(fh) != (1, 0):  # the version predict_long writes
+            raise ValueError(f"{path}: not a keypoint file written by wav2kp predict")
+        shape, _, _ = np.lib.format.read_array_header_1_0(fh)
+        offset = fh.tell()
+        for a in range(0, shape[0], block):
+            yield _read_frames(fh, offset, a, min(shape[0], a + block))
 
 
 def _muxed_audio(path: Path) -> tuple[Iterator[np.ndarray], int]:
@@ -319,19 +355,27 @@ def _muxed_audio(path: Path) -> tuple[Iterator[np.ndarray], int]:
     return blocks(), rate
 
 
-def _sketches(points: np.ndarray, canvas: tuple[int, int], bar) -> Iterator[np.ndarray]:
-    """Sketch frames drawn one batch ahead in a worker thread (OpenCV releases the GIL) while
-    the encoder works on the last: two cores busy, memory bounded by two batches."""
+def _sketches(blocks: Iterator[np.ndarray], canvas: tuple[int, int], bar) -> Iterator[np.ndarray]:
+    """Sketch frames of the keypoint ``blocks``, drawn one batch ahead in a worker thread
+    (OpenCV releases the GIL) while the encoder works on the last: two cores busy, memory
+    bounded by two batches."""
     from concurrent.futures import ThreadPoolExecutor
 
     batch = 64
-    draw = lambda a: [render.sketch_frame(p, canvas) for p in points[a : a + batch]]  # noqa: E731
+
+    def batches():
+        for points in blocks:
+            for a in range(0, len(points), batch):
+                yield points[a : a + batch]
+
+    draw = lambda pts: [render.sketch_frame(p, canvas) for p in pts]  # noqa: E731
+    todo = batches()
     with ThreadPoolExecutor(1) as pool:
-        ahead = pool.submit(draw, 0)
-        for a in range(0, len(points), batch):
+        ahead = pool.submit(draw, next(todo, []))
+        while ahead is not None:
             frames = ahead.result()
-            if a + batch < len(points):
-                ahead = pool.submit(draw, a + batch)
+            more = next(todo, None)
+            ahead = pool.submit(draw, more) if more is not None else None
             yield from frames
             bar.update(len(frames))
 
@@ -352,60 +396,77 @@ def predict_long(
     vid2vid: bool = False,
 ) -> tuple[inference.Prediction, dict[str, Path]]:
     """:func:`predict_recording` for a long recording, in memory that does not grow with its
-    length beyond the keypoints themselves (32 MB an hour): the audio is decoded twice in
-    blocks (16 kHz mono for the model, the native rate for the video's sound), predicted as a
-    stream (exactly what the whole recording gives: :class:`~wav2kp.training.inference.
-    StreamingPredictor`), and the sketch video is drawn and encoded frame by frame, with
-    progress on stderr. The returned prediction holds no audio."""
+    length: the audio is decoded twice in blocks (16 kHz mono for the model, the native rate
+    for the video's sound), predicted as a stream (exactly what the whole recording gives:
+    :class:`~wav2kp.training.inference.StreamingPredictor`) whose keypoints go to a temporary
+    file as they come, placed into ``keypoints.npy`` block by block, and the table, the sketch
+    video (and the face video) are written from it block by block, frame by frame, with
+    progress on stderr. The returned prediction holds neither the audio nor the keypoints
+    (``normalised`` is empty; they are in ``keypoints.npy``): only their times."""
     path, out = Path(speech), Path(out_dir)
     fps = Fraction(fps).limit_denominator(100000)
     mover = None
     if head_motion != "none" or blinks:
         model = motion_model if motion_model is not None else motion.load_default()
         mover = motion.MotionStream(model, head_motion, motion_strength, blinks, seed)
-    times, normalised, duration = _stream_keypoints(predictor, path, fps, emotion, mover)
-    pred = inference.Prediction(
-        times=times, normalised=normalised, fps=fps, audio=np.zeros(0, np.float32),
-        info={"model": predictor.name, "run": str(predictor.run_dir), "emotion": emotion,
-              "context_s": list(predictor.context_s), "input": str(path), "streamed": True},
-    )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    # placed a block of frames at a time into float32: placing an hour at once made float64
-    # copies of every keypoint (a peak of ~300 MB at the end of the prediction)
-    rest, points = predictor.rest(), np.empty(normalised.shape, np.float32)
-    for a in range(0, len(points), 4096):
-        part = dataclasses.replace(pred, normalised=normalised[a : a + 4096])
-        points[a : a + 4096] = place(part, rest, size, face)
     paths: dict[str, Path] = {"keypoints_npy": out / "keypoints.npy"}
-    with atomic_path(paths["keypoints_npy"]) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, points)
+    rest = predictor.rest()
+    with scratch_path(out / "keypoints.normalised.f32") as raw:
+        with open(raw, "wb") as sink:
+            times, duration = _stream_keypoints(predictor, path, fps, emotion, mover, sink)
+        pred = inference.Prediction(
+            times=times, normalised=np.zeros((0, 68, 2), np.float32), fps=fps,
+            audio=np.zeros(0, np.float32),
+            info={"model": predictor.name, "run": str(predictor.run_dir), "emotion": emotion,
+                  "context_s": list(predictor.context_s), "input": str(path), "streamed": True},
+        )  # fmt: skip
+        n = len(times)
+        if raw.stat().st_size != n * _POINT_BYTES:
+            raise RuntimeError(f"{raw}: {raw.stat().st_size} bytes for {n} frames")
+        # placed block by block into the .npy (its header first): never an hour in memory
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                  "fortran_order": False, "shape": (n, 68, 2)}  # fmt: skip
+        with (
+            atomic_path(paths["keypoints_npy"]) as tmp,
+            open(tmp, "wb") as fh,
+            open(raw, "rb") as src,
+        ):
+            np.lib.format.write_array_header_1_0(fh, header)
+            for a in range(0, n, BLOCK_FRAMES):
+                block = _read_frames(src, 0, a, min(n, a + BLOCK_FRAMES))
+                part = dataclasses.replace(pred, normalised=block)
+                fh.write(np.ascontiguousarray(place(part, rest, size, face), np.float32).tobytes())
     paths["keypoints_csv"] = out / "keypoints.csv"
     with atomic_path(paths["keypoints_csv"]) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        write_keypoint_table(fh, times, points)  # row by row: the text of an hour is 200 MB
+        a = 0  # row by row: the text of an hour is 200 MB
+        for block in _npy_blocks(paths["keypoints_npy"]):
+            write_keypoint_table(fh, times[a : a + len(block)], block, start=a, header=a == 0)
+            a += len(block)
     canvas = (size, size) if face is None else face.size
     from tqdm import tqdm
 
     paths["sketch"] = out / "sketch.mp4"
     audio, rate = _muxed_audio(path)
-    with tqdm(total=len(points), unit="frame", desc="sketch video", file=sys.stderr,
+    frames = _npy_blocks(paths["keypoints_npy"])
+    with tqdm(total=n, unit="frame", desc="sketch video", file=sys.stderr,
               mininterval=2.0) as bar:  # fmt: skip
         media.write_video(
-            paths["sketch"], _sketches(points, canvas, bar), audio, canvas, fps=fps,
+            paths["sketch"], _sketches(frames, canvas, bar), audio, canvas, fps=fps,
             audio_rate=rate,
         )  # fmt: skip
     if face is not None:
         paths["face"] = out / "face.mp4"
         audio, rate = _muxed_audio(path)
-        media.write_video(
-            paths["face"], (face.render(p) for p in points), audio, face.size, fps=fps,
-            audio_rate=rate,
-        )  # fmt: skip
+        faces = (face.render(p) for block in _npy_blocks(paths["keypoints_npy"]) for p in block)
+        media.write_video(paths["face"], faces, audio, face.size, fps=fps, audio_rate=rate)
     if vid2vid:
+        points = np.load(paths["keypoints_npy"], mmap_mode="r")  # read as it is exported
         paths["vid2vid"] = render.export_vid2vid(out / "vid2vid", points, canvas, name=path.stem)
     manifest: dict[str, Any] = {
         "input": str(path),
         "input_sha256": file_sha256(path),
-        "frames": int(len(points)),
+        "frames": int(n),
         "fps": str(fps),
         "duration_s": float(duration),
         "padded_s": 0.0,

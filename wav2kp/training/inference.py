@@ -14,6 +14,7 @@ one feature hop (interpolation to the frame time) and the chunk.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import math
@@ -32,6 +33,9 @@ RATE = 16000
 DEFAULT_FPS = Fraction(30000, 1001)
 #: a recording whose peak is below this (about -80 dBFS) is silence
 SILENCE_PEAK = 1e-4
+#: emits a streaming predictor remembers for :meth:`StreamingPredictor.latencies_s` (a live
+#: session's 20 ms chunks: the last 200 s)
+EMIT_LOG = 10_000
 
 
 class PredictError(ValueError):
@@ -305,7 +309,11 @@ class StreamingPredictor:
         self._s1 = np.zeros(cfg.n_features)
         self._s2 = np.zeros(cfg.n_features)
         self.next_frame = 0  # next output frame index
-        self.emit_log: list[tuple[int, float]] = []  # (frame, audio seconds when out)
+        # (first frame, end frame, audio seconds when out) of the latest emits: bounded, a
+        # live session or an hour's recording must not grow with its length
+        self.emit_log: collections.deque[tuple[int, int, float]] = collections.deque(
+            maxlen=EMIT_LOG
+        )
         self.compute_s = 0.0
 
     @property
@@ -379,7 +387,7 @@ class StreamingPredictor:
         ks = np.arange(self.next_frame, k_end)
         times = ks * float(1 / self.fps)
         pts = feats.align_to_times(self.points, t_feat, times)
-        self.emit_log.extend((int(k), duration) for k in ks)
+        self.emit_log.append((int(self.next_frame), int(k_end), duration))
         self.next_frame = k_end
         return times, pts
 
@@ -430,9 +438,11 @@ class StreamingPredictor:
         return out
 
     def latencies_s(self) -> np.ndarray:
-        """For every emitted frame: audio time when it came out minus the frame's time."""
+        """For every emitted frame (of the latest :data:`EMIT_LOG` emits): audio time when it
+        came out minus the frame's time."""
         step = float(1 / self.fps)
-        return np.array([when - k * step for k, when in self.emit_log])
+        parts = [when - np.arange(k0, k1) * step for k0, k1, when in self.emit_log]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def stream(
