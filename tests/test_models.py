@@ -3,6 +3,7 @@ the same numbers; the baselines order as they must; training is deterministic.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -402,3 +403,29 @@ def test_context_frames_is_what_the_predictions_depend_on(fs, runs) -> None:
         assert changed.min() == n - future, (name, past, future)
         if not isinstance(model, models.WindowLSTM):
             assert changed.max() == n + past, (name, past, future)
+
+
+def test_the_plan_before_training_measures_and_changes_nothing(fs, tmp_path, capsys) -> None:
+    """train_runs says what it is about to train and an upper bound of its time, measured on
+    this machine (a few batches of each run's own loader); the weights are those of a run
+    trained without it (every fit seeds itself)."""
+    from wav2kp.training import estimate
+
+    jobs = [training.RunJob(n, n, fs, tmp_path / n, TINY[n]) for n in ("mean_face", "tcn")]
+    cfg = _cfg("tcn")
+    frame = estimate.plan(jobs, cfg, workers=1)
+    assert list(frame.index) == ["mean_face", "tcn"]
+    assert frame.loc["mean_face", "at_most_s"] == 0 and frame.loc["tcn", "s an epoch"] > 0
+    assert frame.loc["tcn", "at_most_s"] >= frame.loc["tcn", "s an epoch"] * cfg.max_epochs - 1
+    text = estimate.describe(frame, 1)
+    assert "about to train 2 run(s)" in text and "closed form" in text and "at most" in text
+    assert estimate.schedule_s([5, 3, 3, 1], 2) == 6 and estimate.schedule_s([5], 4) == 5
+    # trained in this process after the plan (progress "log": the plan is printed) and without
+    logged = dataclasses.replace(cfg, progress="log")
+    training.train_runs([jobs[1]], logged, n_jobs=1)
+    assert "about to train 1 run(s)" in capsys.readouterr().out
+    quiet = [training.RunJob("tcn", "tcn", fs, tmp_path / "quiet", TINY["tcn"])]
+    training.train_runs(quiet, cfg, n_jobs=1)
+    a = torch.load(tmp_path / "tcn" / "weights.pt", weights_only=True)
+    b = torch.load(tmp_path / "quiet" / "weights.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -46,7 +46,7 @@ from wav2kp.manifest import (
     write_json_atomic,
     write_npz_atomic,
 )
-from wav2kp.training import loop, models
+from wav2kp.training import estimate, loop, models
 from wav2kp.training.loop import TrainConfig, write_history
 
 RUN_PACKAGES = ("wav2kp", "numpy", "torch", "torchaudio", "lightning", "scikit-learn")
@@ -335,6 +335,9 @@ def train_runs(jobs: list[RunJob], cfg: TrainConfig, n_jobs: int | None = None) 
     workers = parallel_jobs(len(todo)) if n_jobs is None else max(1, min(n_jobs, len(todo) or 1))
     if cfg.devices * cfg.num_nodes > 1:  # each run is already several processes (DDP)
         workers = 1
+    if todo and cfg.progress != "none" and cfg.devices * cfg.num_nodes == 1:
+        # what is about to train, and how long it may take on this machine (measured)
+        print(estimate.describe(estimate.plan(slow_first, cfg, workers), workers), flush=True)
     if todo:
         print(f"== training {', '.join(j.label for j in slow_first)} ({workers} at a time)",
               flush=True)  # fmt: skip
