@@ -149,6 +149,44 @@ def test_levers_are_chosen_by_number() -> None:
     assert levers._number("tcn_emotion+pose", "tcn_emotion") == 3
 
 
+def test_the_default_model_keeps_the_invariants_ships_and_streams() -> None:
+    """choose_default: the best real correlation among runs that keep the bundled invariants,
+    learned from licensed data and stream; within REAL_TIE the lower bundled M-LMD wins."""
+    from wav2kp.evaluation import levers
+
+    rows = {  # run: (real corr, test M-LMD, keeps invariants, streams)
+        "tcn_emotion": (0.46, 2.37, True, True),
+        "tcn_emotion_real": (0.514, 2.24, True, True),
+        "tcn_emotion_real_scratch": (0.519, 2.45, False, True),  # bundled invariants broken
+        "tcn_emotion_real_phones": (0.579, 2.44, True, False),  # needs the whole recording
+        "tcn_emotion_real_experiment": (0.556, 2.27, True, True),  # lrc_ar: never shipped
+        "tcn_emotion+pose": (0.60, 2.20, True, True),  # a way of placing, not a run
+        "tcn_emotion_real_live": (0.53, 2.34, True, True),  # live: not the offline default
+    }
+    table = pd.DataFrame(
+        [
+            {
+                "run": r,
+                "real mouth corr": c,
+                "test M-LMD": m,
+                "keeps bundled invariants": k,
+                "streams": st,
+            }
+            for r, (c, m, k, st) in rows.items()
+        ]  # fmt: skip
+    ).set_index("run")
+    assert levers.choose_default(table, "x") == "tcn_emotion_real"
+    assert levers.live_run(table) == "tcn_emotion_real_live"
+    # where streaming is not known (an older table) the phones run would win
+    assert levers.choose_default(table.drop(columns="streams"), "x") == "tcn_emotion_real_phones"
+    # a tie within REAL_TIE goes to the lower bundled M-LMD
+    tie = table.copy()
+    tie.loc["tcn_emotion", "real mouth corr"] = 0.514 - levers.REAL_TIE / 2
+    tie.loc["tcn_emotion", "test M-LMD"] = 2.0
+    assert levers.choose_default(tie, "x") == "tcn_emotion"
+    assert levers.choose_default(table.iloc[0:0], "fallback") == "fallback"
+
+
 @pytest.mark.slow
 def test_quick_study_results(quick_study) -> None:
     """The whole quick study through the study runner, once for the test session (nbval then

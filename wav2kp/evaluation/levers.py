@@ -307,8 +307,12 @@ REAL_TIE = 0.01
 def _candidates(table: pd.DataFrame) -> pd.DataFrame:
     """Rows that may become a model of the study: they keep the bundled invariants, have a
     real score, are runs of their own (not the pose variant) and learned from data whose
-    licence allows shipped weights (not :data:`EXPERIMENT_ONLY`)."""
+    licence allows shipped weights (not :data:`EXPERIMENT_ONLY`) and, where the table says,
+    stream (``streams``: a default model must predict an hour in bounded memory, issue 25; a
+    run whose features need the whole recording, the phone recogniser's, cannot)."""
     own = ~table.index.str.contains(r"\+", regex=True)
+    if "streams" in table.columns:
+        own &= table["streams"].fillna(True).astype(bool)
     for marker in EXPERIMENT_ONLY:
         own &= ~table.index.str.endswith(marker)
     cand = table[table["keeps bundled invariants"] & own]
@@ -417,9 +421,20 @@ def measure(
         held = held_out(sets, {**study_runs, **runs}, cluster=cluster)
         table = table.join(held) if len(held) else table
         table.insert(2, "data", [_data(lever_loaded.get(label)) for label in table.index])
+        pairs = {**loaded, **lever_loaded}
+        table["streams"] = [_streams(pairs.get(label)) for label in table.index]
     if real_all is not None and len(table):
         default = choose_default(table, default)
     return table, default
+
+
+def _streams(pair) -> bool | None:
+    """Whether a row's run predicts a recording chunk by chunk exactly as whole (``pair``: its
+    loaded ``(model, feature set)``; ``None`` when not known): what ``wav2kp predict`` needs
+    for a long recording in bounded memory, and ``wav2kp live``."""
+    if pair is None or not hasattr(pair[0], "stream_problem"):
+        return None
+    return pair[0].stream_problem(pair[1]) is None
 
 
 def _data(pair) -> str:
