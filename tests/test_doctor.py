@@ -19,6 +19,9 @@ def report() -> tuple[int, str]:
     return code, out.getvalue()
 
 
+# every check run for real (an H.264 encode, espeak-ng, PocketSphinx, the kernel: seconds):
+# under make test, which starts with `wav2kp doctor` itself; make test-fast leaves them out
+@pytest.mark.slow
 def test_every_check_passes_here(report: tuple[int, str]) -> None:
     code, text = report
     lines = text.splitlines()
@@ -38,6 +41,7 @@ def test_every_check_passes_here(report: tuple[int, str]) -> None:
     assert "0 failed" in lines[-1]
 
 
+@pytest.mark.slow
 def test_the_checks_say_what_they_did(report: tuple[int, str]) -> None:
     text = report[1]
     assert "MFCC of 1 s at 16 kHz: 101 frames x 40 coefficients" in text

@@ -96,11 +96,11 @@ def plan(jobs: list, cfg, workers: int, batches: int = BATCHES) -> pd.DataFrame:
                 "model": job.name,
                 "feature set": getattr(job.fs, "name", str(job.fs)),
                 "batches an epoch": speed["batches"],
-                "s an epoch": round(speed["epoch_s"], 1),
+                "s an epoch": speed["epoch_s"],
                 "max epochs": cfg.max_epochs if speed["batches"] else 0,
-                "pre-training s": round(pre_s, 0),
-                "at_most_s": round(at_most + pre_s, 0),
-                "measured in s": round(time.perf_counter() - t0, 1),
+                "pre-training s": pre_s,
+                "at_most_s": at_most + pre_s,
+                "measured in s": time.perf_counter() - t0,
             }
         )
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
