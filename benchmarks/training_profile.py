@@ -20,58 +20,24 @@ import argparse
 import dataclasses
 import json
 import os
-import time
 from pathlib import Path
 
 import torch
 
 from wav2kp import config
-from wav2kp.training import loop, models, runs
+from wav2kp.training import estimate, loop, models, runs
 
 
 def _profile(model_name: str, hparams: dict, fs, cfg, batches: int) -> dict:
-    model = models.create(model_name, **hparams)
-    loop.seed_all(cfg)
-    model._set_dims(fs, cfg)
-    model._build()
-    model._init_head(fs, cfg)
-    train_loader, _ = model._loaders(fs, cfg)
-    model.net.train()
-    opt = torch.optim.Adam(model.net.parameters(), lr=1e-3)
-    data_s = step_s = 0.0
-    items = 0
-    it = iter(train_loader)
-    for k in range(batches + 1):
-        t0 = time.perf_counter()
-        try:
-            batch = next(it)
-        except StopIteration:
-            it = iter(train_loader)
-            batch = next(it)
-        t1 = time.perf_counter()
-        loss = model.step(batch, cfg)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        t2 = time.perf_counter()
-        if k:  # the first batch warms the caches up
-            data_s += t1 - t0
-            step_s += t2 - t1
-            items += _rows(batch)
-    per_epoch = len(train_loader)
+    model, train_loader, _ = estimate.build(model_name, fs, cfg, hparams)
+    t = estimate.timed_batches(model, train_loader, cfg, batches, train=True)
     return {
-        "data_s_per_item": data_s / items,
-        "step_s_per_item": step_s / items,
-        "data_share": data_s / (data_s + step_s),
-        "batches_per_epoch": per_epoch,
-        "epoch_s_estimate": (data_s + step_s) / batches * per_epoch,
+        "data_s_per_item": t["data_s"] / t["items"],
+        "step_s_per_item": t["step_s"] / t["items"],
+        "data_share": t["data_s"] / (t["data_s"] + t["step_s"]),
+        "batches_per_epoch": t["per_pass"],
+        "epoch_s_estimate": (t["data_s"] + t["step_s"]) / t["timed"] * t["per_pass"],
     }
-
-
-def _rows(batch) -> int:
-    from wav2kp.training import lit
-
-    return lit.batch_size(batch)
 
 
 def main() -> int:

@@ -20,23 +20,28 @@ from wav2kp.training import loop, models
 BATCHES = 2
 
 
-def _timed_batches(model, loader, cfg, batches: int, train: bool) -> tuple[float, int]:
-    """Seconds per batch (loader and step together) over ``batches`` batches of ``loader``
-    after a warm-up one, and the loader's batches per pass."""
+def timed_batches(model, loader, cfg, batches: int, train: bool) -> dict:
+    """``batches`` batches of ``loader`` after a warm-up one (the first fills the caches),
+    each through ``model.step`` (and, with ``train``, backward and an Adam step): ``{"data_s",
+    "step_s", "items", "timed", "per_pass"}`` (seconds getting the batches and training on
+    them, utterances or windows timed, batches timed, the loader's batches per pass)."""
     per_pass = len(loader)
+    out = {"data_s": 0.0, "step_s": 0.0, "items": 0, "timed": 0, "per_pass": per_pass}
     if per_pass == 0:
-        return 0.0, 0
+        return out
+    from wav2kp.training import lit
+
     opt = torch.optim.Adam(model.net.parameters(), lr=1e-3) if train else None
     model.net.train(train)
-    spent, timed = 0.0, 0
     it = iter(loader)
-    for k in range(min(batches, per_pass) + 1):
+    for k in range(batches + 1):
         t0 = time.perf_counter()
         try:
             batch = next(it)
         except StopIteration:
             it = iter(loader)
             batch = next(it)
+        t1 = time.perf_counter()
         with torch.set_grad_enabled(train):
             loss = model.step(batch, cfg)
             if train:
@@ -44,32 +49,44 @@ def _timed_batches(model, loader, cfg, batches: int, train: bool) -> tuple[float
                 loss.backward()
                 opt.step()
         if k:
-            spent += time.perf_counter() - t0
-            timed += 1
-    return spent / max(1, timed), per_pass
+            out["data_s"] += t1 - t0
+            out["step_s"] += time.perf_counter() - t1
+            out["items"] += lit.batch_size(batch)
+            out["timed"] += 1
+    return out
 
 
-def run_speed(name: str, fs, cfg, hparams: dict[str, Any], batches: int = BATCHES) -> dict:
-    """One run's measured speed: ``{"epoch_s", "batches", "item_s"}`` (seconds an
-    epoch, training batches an epoch, seconds per training item); models without a network
-    (``mean_face``, ``energy``, ``ridge``...) fit in closed form: zeros."""
+def build(name: str, fs, cfg, hparams: dict[str, Any]):
+    """A fresh network of model ``name`` built as ``fit`` builds it (same seed, dimensions and
+    output head) with its ``(train, validation)`` loaders; ``None`` for a model without one."""
     model = models.create(name, **hparams)
     if not isinstance(model, models.NeuralModel):
-        return {"epoch_s": 0.0, "batches": 0, "item_s": 0.0}
+        return None
     loop.seed_all(cfg)
     model._set_dims(fs, cfg)
     model._build()
     model._init_head(fs, cfg)
-    train_loader, val_loader = model._loaders(fs, cfg)
-    train_s, n_train = _timed_batches(model, train_loader, cfg, batches, train=True)
-    val_s, n_val = (
-        _timed_batches(model, val_loader, cfg, 1, train=False) if val_loader is not None else (0, 0)
-    )
-    items = max(1, cfg.batch_size)
+    return (model, *model._loaders(fs, cfg))
+
+
+def run_speed(name: str, fs, cfg, hparams: dict[str, Any], batches: int = BATCHES) -> dict:
+    """One run's measured speed: ``{"epoch_s", "batches", "item_s"}`` (seconds an epoch,
+    training batches an epoch, seconds per training item); models without a network
+    (``mean_face``, ``energy``, ``ridge``...) fit in closed form: zeros."""
+    built = build(name, fs, cfg, hparams)
+    if built is None:
+        return {"epoch_s": 0.0, "batches": 0, "item_s": 0.0}
+    model, train_loader, val_loader = built
+    tr = timed_batches(model, train_loader, cfg, min(batches, len(train_loader)), train=True)
+    per_batch = (tr["data_s"] + tr["step_s"]) / max(1, tr["timed"])
+    epoch_s = per_batch * tr["per_pass"]
+    if val_loader is not None and len(val_loader):
+        va = timed_batches(model, val_loader, cfg, 1, train=False)
+        epoch_s += (va["data_s"] + va["step_s"]) / max(1, va["timed"]) * va["per_pass"]
     return {
-        "epoch_s": train_s * n_train + val_s * n_val,
-        "batches": n_train,
-        "item_s": train_s / items,
+        "epoch_s": epoch_s,
+        "batches": tr["per_pass"],
+        "item_s": (tr["data_s"] + tr["step_s"]) / max(1, tr["items"]),
     }
 
 
