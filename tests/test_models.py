@@ -419,6 +419,7 @@ def test_the_plan_before_training_measures_and_changes_nothing(fs, runs, tmp_pat
     assert frame.loc["tcn", "at_most_s"] >= frame.loc["tcn", "s an epoch"] * cfg.max_epochs - 1
     text = estimate.describe(frame, 1)
     assert "about to train 2 run(s)" in text and "closed form" in text and "at most" in text
+    assert f"tcn on {fs.out_dir.name}," in text  # the set by its name
     assert estimate.schedule_s([5, 3, 3, 1], 2) == 6 and estimate.schedule_s([5], 4) == 5
     # trained in this process after the plan (progress "log": the plan is printed), the same
     # weights as the module's run trained without one

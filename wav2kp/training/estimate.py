@@ -9,6 +9,7 @@ itself)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -111,7 +112,7 @@ def plan(jobs: list, cfg, workers: int, batches: int = BATCHES) -> pd.DataFrame:
             {
                 "run": job.label,
                 "model": job.name,
-                "feature set": getattr(job.fs, "name", str(job.fs)),
+                "feature set": Path(getattr(job.fs, "out_dir", str(job.fs))).name,
                 "batches an epoch": speed["batches"],
                 "s an epoch": speed["epoch_s"],
                 "max epochs": cfg.max_epochs if speed["batches"] else 0,
@@ -132,6 +133,10 @@ def schedule_s(seconds: list[float], workers: int) -> float:
     return max(ends)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def describe(frame: pd.DataFrame, workers: int) -> str:
     """The plan as lines for the study's log: each run and the whole batch's upper bound."""
     if frame.empty:
@@ -144,14 +149,14 @@ def describe(frame: pd.DataFrame, workers: int) -> str:
         if not r["batches an epoch"]:
             lines.append(f"   {run}: {r['model']}, closed form (seconds)")
             continue
-        pre = f" + pre-training ~{r['pre-training s'] / 60:.0f} min" if r["pre-training s"] else ""
+        pre = f" + pre-training ~{_duration(r['pre-training s'])}" if r["pre-training s"] else ""
         lines.append(
             f"   {run}: {r['model']} on {r['feature set']}, {r['batches an epoch']} batches "
             f"an epoch, {r['s an epoch']:.1f} s an epoch x at most {r['max epochs']} epochs"
             f"{pre}"
         )
     lines.append(
-        f"== at most ~{total / 60:.0f} min (early stopping usually ends sooner; "
+        f"== at most ~{_duration(total)} (early stopping usually ends sooner; "
         f"{frame['measured in s'].sum():.0f} s spent measuring)"
     )
     return "\n".join(lines)
