@@ -50,8 +50,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     the same file (the ranks of a DDP run, two Dask workers) from sharing a temp file: the last
     rename wins, whole."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    tmp = _partial(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -59,14 +58,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def _partial(path: Path) -> Path:
+    """This process's temporary name for ``path`` (its folder made): ``.<stem>.<pid>.partial
+    <suffix>``, what :func:`remove_stale_partials` recognises."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+
+
 @contextlib.contextmanager
 def scratch_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file's path named as :func:`atomic_path`'s temp for ``path`` (so
     what a killed process left is removed by :func:`remove_stale_partials`), removed when the
     block ends, whatever happens: working space that never becomes ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    tmp = _partial(Path(path))
     try:
         yield tmp
     finally:
