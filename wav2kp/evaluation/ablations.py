@@ -103,18 +103,12 @@ def ablation_feature_set(corpus: str, subset: str | None, seed: int = 0):
     return fs
 
 
-def train_ablations(
-    sets: dict,
-    cfg,
-    hidden: int | None,
-    corpus: str,
-    subset: str,
-    labels: Iterable[str] | None = None,
-) -> dict[str, Path]:
-    """Train the :data:`ABLATION_RUNS` into ``config.run_dir(corpus, subset, label)``; ``sets`` holds the
-    feature sets by key (``default``, ``original``, ``original_timestamps``). Returns
-    ``{label: run dir}``."""
-
+def ablation_jobs(
+    sets: dict, hidden: int | None, corpus: str, subset: str, labels: Iterable[str] | None = None
+) -> list:
+    """The :data:`ABLATION_RUNS` (or ``labels`` of them) as run jobs (:class:`wav2kp.training.
+    RunJob`) into ``config.run_dir(corpus, subset, label)``; ``sets`` holds the feature sets by key
+    (``default``, ``original``, ``original_timestamps``)."""
     jobs = []
     for label in labels or ABLATION_RUNS:
         name, key, hp = ABLATION_RUNS[label]
@@ -125,6 +119,20 @@ def train_ablations(
         jobs.append(
             training.RunJob(label, name, sets[key], config.run_dir(corpus, subset, label), hp)
         )
+    return jobs
+
+
+def train_ablations(
+    sets: dict,
+    cfg,
+    hidden: int | None,
+    corpus: str,
+    subset: str,
+    labels: Iterable[str] | None = None,
+) -> dict[str, Path]:
+    """Train (or load, when up to date) the :func:`ablation_jobs` side by side; returns
+    ``{label: run dir}``."""
+    jobs = ablation_jobs(sets, hidden, corpus, subset, labels)
     training.train_runs(jobs, cfg)
     return {job.label: job.run_dir for job in jobs}
 

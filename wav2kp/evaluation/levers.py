@@ -38,6 +38,7 @@ import pandas as pd
 
 from wav2kp import config, training
 from wav2kp.evaluation import real, scoring
+from wav2kp.evaluation.ablations import ablation_jobs
 from wav2kp.evaluation.scoring import _num
 from wav2kp.features import mixed, phonetic
 
@@ -172,15 +173,15 @@ def _number(label: str, base: str) -> int:
 EXPERIMENT_ONLY = ("_experiment",)
 
 
-def train_levers(
-    sets, cfg, base: str, talkers: int, pretrain_epochs: int, hidden: int | None,
+def lever_jobs(
+    sets, base: str, talkers: int, pretrain_epochs: int, hidden: int | None,
     corpus: str, subset: str, only=True,
-) -> dict[str, Path]:  # fmt: skip
-    """Train (or load, when up to date) the lever runs whose feature set the study has
-    (``sets``: :class:`wav2kp.features.StudySets`, or one set for every lever) into
-    ``config.run_dir(corpus, subset, label)``; returns ``{label: run dir}``. The talker sets
-    are built first, once, and runs that pre-train the same way share one pre-training.
-    ``only``: the levers to train (:func:`selected`)."""
+) -> tuple[list, list]:  # fmt: skip
+    """The lever runs whose feature set the study has (``sets``: :class:`wav2kp.features.
+    StudySets`, or one set for every lever; ``only``: the levers, :func:`selected`) as
+    ``(first, rest)`` lists of :class:`wav2kp.training.RunJob`, their talker sets built (once):
+    runs that pre-train the same way share one pre-training, so one of each kind trains first
+    (``first``) and the others (``rest``) find it instead of computing it side by side."""
     numbers = selected(only)
     specs = {
         label: (name, hp, role)
@@ -199,21 +200,47 @@ def train_levers(
     for _, hp, role in specs.values():
         if hp.get("pretrain"):
             training.models.pretrain_set(pick(role), hp["pretrain"])
-    jobs = [
-        training.RunJob(label, name, pick(role), config.run_dir(corpus, subset, label), hp)
-        for label, (name, hp, role) in specs.items()
-    ]
-    # runs that pre-train the same way share one pre-training (kept beside the talker set):
-    # train one of each first, so that the others find it instead of computing it side by side
     first, rest, seen = [], [], set()
-    for job in jobs:
+    for label, (name, hp, role) in specs.items():
+        job = training.RunJob(label, name, pick(role), config.run_dir(corpus, subset, label), hp)
         how = json.dumps([job.name, job.hparams], sort_keys=True, default=str)
         (rest if job.hparams.get("pretrain") and how in seen else first).append(job)
         seen.add(how)
+    return first, rest
+
+
+def train_levers(
+    sets, cfg, base: str, talkers: int, pretrain_epochs: int, hidden: int | None,
+    corpus: str, subset: str, only=True,
+) -> dict[str, Path]:  # fmt: skip
+    """Train (or load, when up to date) the :func:`lever_jobs` into ``config.run_dir(corpus,
+    subset, label)``; returns ``{label: run dir}`` in :func:`lever_runs`' order."""
+    first, rest = lever_jobs(sets, base, talkers, pretrain_epochs, hidden, corpus, subset, only)
     training.train_runs(first, cfg)
     if rest:
         training.train_runs(rest, cfg)
-    return {job.label: job.run_dir for job in jobs}
+    order = list(lever_runs(base, talkers, pretrain_epochs, hidden))
+    return {j.label: j.run_dir for j in sorted(first + rest, key=lambda j: order.index(j.label))}
+
+
+def train_extra_runs(
+    sets, cfg, hidden: int | None, corpus: str, subset: str, *, ablations: bool, levers,
+    base: str, talkers: int, pretrain_epochs: int, study_models: list[str],
+) -> None:  # fmt: skip
+    """Notebook 04's own runs, the diary's ablations and the levers, trained side by side in
+    one schedule (two workers kept busy: a long ablation run beside the lever runs rather than
+    before them); each run trains exactly as alone (:func:`wav2kp.training.train_runs`), so
+    :func:`ablations.train_ablations` and :func:`measure` then find them up to date."""
+    first = ablation_jobs(sets, hidden, corpus, subset) if ablations else []
+    rest = []
+    if selected(levers) and base in study_models:  # measure() says what is wrong otherwise
+        more, rest = lever_jobs(
+            sets, base, talkers, pretrain_epochs, hidden, corpus, subset, levers
+        )
+        first += more
+    training.train_runs(first, cfg)
+    if rest:
+        training.train_runs(rest, cfg)
 
 
 class PoseSmoothed:
