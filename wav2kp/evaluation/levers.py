@@ -183,20 +183,16 @@ def lever_jobs(
     runs that pre-train the same way share one pre-training, so one of each kind trains first
     (``first``) and the others (``rest``) find it instead of computing it side by side."""
     numbers = selected(only)
+    study = hasattr(sets, "sets")  # the study's sets by role, else one set for every lever
+    has = (lambda role: role in sets) if study else (lambda role: role == "default")
     specs = {
         label: (name, hp, role)
         for label, (name, hp, role) in lever_runs(base, talkers, pretrain_epochs, hidden).items()
-        if (
-            not hasattr(sets, "sets")
-            and role == "default"
-            or hasattr(sets, "sets")
-            and role in sets
-        )
-        and _number(label, base) in numbers
+        if has(role) and _number(label, base) in numbers
     }
     if not any(role.startswith("mixed+") for _, _, role in specs.values()):
         specs.pop(f"{base}_real_scratch", None)  # it is there to compare them with
-    pick = (lambda role: sets[role]) if hasattr(sets, "sets") else (lambda role: sets)
+    pick = (lambda role: sets[role]) if study else (lambda role: sets)
     for _, hp, role in specs.values():
         if hp.get("pretrain"):
             training.models.pretrain_set(pick(role), hp["pretrain"])
