@@ -368,6 +368,39 @@ def test_pretraining_on_synthetic_talkers(fs, tmp_path) -> None:
     key = training.runs.run_key("tcn", fs, cfg, hp)
     assert key != training.runs.run_key("tcn", fs, cfg, {"channels": 16})
 
+    # the live TCN (less look-ahead, the same weights' shapes) starts from that pre-training
+    live_hp = {**hp, "future_frames": 4}
+    assert models.pretraining("tcn", live_hp) == models.pretraining("tcn", hp)
+    training.train_model("tcn", fs, cfg, tmp_path / "live", **live_hp)
+    assert list((talk.out_dir / "pretrained").glob("*.pt")) == kept  # found, not redone
+    live_history = pd.read_csv(tmp_path / "live" / "history.csv")
+    np.testing.assert_array_equal(
+        live_history.loc[pretrain, "val_loss"], history.loc[pretrain, "val_loss"]
+    )
+    # and, reaching it first, computes the same weights bit for bit
+    before = torch.load(kept[0], map_location="cpu", weights_only=True)["net"]
+    kept[0].unlink()
+    training.train_model("tcn", fs, cfg, tmp_path / "live_first", **live_hp)
+    assert list((talk.out_dir / "pretrained").glob("*.pt")) == kept
+    redone = torch.load(kept[0], map_location="cpu", weights_only=True)["net"]
+    assert redone.keys() == before.keys()
+    for name, tensor in before.items():
+        torch.testing.assert_close(redone[name], tensor, rtol=0, atol=0)
+
+
+def test_a_run_that_pretrains_starts_first_then_the_slow_then_the_larger_sets() -> None:
+    pre = {"pretrain": {"utterances": 6, "epochs": 2}}
+    jobs = [
+        training.RunJob("ridge", "ridge", None, "r"),
+        training.RunJob("lstm", "lstm", None, "l"),
+        training.RunJob("live", "tcn", None, "v", {**pre, "future_frames": 4}),
+        training.RunJob("talkers", "tcn", None, "t", pre),
+        training.RunJob("other", "tcn", None, "o", {"pretrain": {"utterances": 9, "epochs": 2}}),
+    ]
+    # one run of each pre-training first (the live one shares the centred one's)
+    order = [j.label for j in training.runs.schedule(jobs)]
+    assert order == ["live", "other", "lstm", "ridge", "talkers"]
+
 
 def test_context_frames_is_what_the_predictions_depend_on(fs, runs) -> None:
     """Every model's ``context_frames`` (what Predictor pads by and the stream waits for):

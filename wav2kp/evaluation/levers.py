@@ -19,7 +19,9 @@ The levers (:data:`LEVER_RUNS`; the study's own runs are rows too):
   (:class:`wav2kp.training.models.Phones`);
 - ``transformer``: the diary's Transformer (local attention), trained like the TCN;
 - ``<base>_live``: lever 1 with :data:`LIVE_FUTURE_FRAMES` of look-ahead: the model that
-  streams with about 100 ms of latency (``wav2kp live``);
+  streams with about 100 ms of latency (``wav2kp live``), fine-tuned from lever 1's
+  pre-training (the look-ahead moves the convolutions' padding, not their weights: every run
+  here that pre-trains shares one pre-training);
 - ``<base> + pose smoothed``: the base run's predictions placed with the head pose smoothed
   over :data:`POSE_WINDOW` frames (changes the bundled M-LMD only: the real scores compare
   mouth openings, which do not depend on the pose).
@@ -27,7 +29,6 @@ The levers (:data:`LEVER_RUNS`; the study's own runs are rows too):
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,12 +177,13 @@ EXPERIMENT_ONLY = ("_experiment",)
 def lever_jobs(
     sets, base: str, talkers: int, pretrain_epochs: int, hidden: int | None,
     corpus: str, subset: str, only=True,
-) -> tuple[list, list]:  # fmt: skip
+) -> list:  # fmt: skip
     """The lever runs whose feature set the study has (``sets``: :class:`wav2kp.features.
     StudySets`, or one set for every lever; ``only``: the levers, :func:`selected`) as
-    ``(first, rest)`` lists of :class:`wav2kp.training.RunJob`, their talker sets built (once):
-    runs that pre-train the same way share one pre-training, so one of each kind trains first
-    (``first``) and the others (``rest``) find it instead of computing it side by side."""
+    :class:`wav2kp.training.RunJob` s, their talker sets built (once). They share one
+    pre-training (every lever and the live model start from it: :func:`wav2kp.training.models.
+    pretraining`), computed by whichever run reaches it first while the others wait for it
+    (:func:`wav2kp.training.train_runs` starts a run that pre-trains before the others)."""
     numbers = selected(only)
     study = hasattr(sets, "sets")  # the study's sets by role, else one set for every lever
     has = (lambda role: role in sets) if study else (lambda role: role == "default")
@@ -196,13 +198,10 @@ def lever_jobs(
     for _, hp, role in specs.values():
         if hp.get("pretrain"):
             training.models.pretrain_set(pick(role), hp["pretrain"])
-    first, rest, seen = [], [], set()
-    for label, (name, hp, role) in specs.items():
-        job = training.RunJob(label, name, pick(role), config.run_dir(corpus, subset, label), hp)
-        how = json.dumps([job.name, job.hparams], sort_keys=True, default=str)
-        (rest if job.hparams.get("pretrain") and how in seen else first).append(job)
-        seen.add(how)
-    return first, rest
+    return [
+        training.RunJob(label, name, pick(role), config.run_dir(corpus, subset, label), hp)
+        for label, (name, hp, role) in specs.items()
+    ]
 
 
 def train_levers(
@@ -211,12 +210,9 @@ def train_levers(
 ) -> dict[str, Path]:  # fmt: skip
     """Train (or load, when up to date) the :func:`lever_jobs` into ``config.run_dir(corpus,
     subset, label)``; returns ``{label: run dir}`` in :func:`lever_runs`' order."""
-    first, rest = lever_jobs(sets, base, talkers, pretrain_epochs, hidden, corpus, subset, only)
-    training.train_runs(first, cfg)
-    if rest:
-        training.train_runs(rest, cfg)
-    order = list(lever_runs(base, talkers, pretrain_epochs, hidden))
-    return {j.label: j.run_dir for j in sorted(first + rest, key=lambda j: order.index(j.label))}
+    jobs = lever_jobs(sets, base, talkers, pretrain_epochs, hidden, corpus, subset, only)
+    training.train_runs(jobs, cfg)
+    return {j.label: j.run_dir for j in jobs}
 
 
 def train_extra_runs(
@@ -224,19 +220,13 @@ def train_extra_runs(
     base: str, talkers: int, pretrain_epochs: int, study_models: list[str],
 ) -> None:  # fmt: skip
     """Notebook 04's own runs, the diary's ablations and the levers, trained side by side in
-    one schedule (two workers kept busy: a long ablation run beside the lever runs rather than
-    before them); each run trains exactly as alone (:func:`wav2kp.training.train_runs`), so
+    one schedule (two workers kept busy: the pre-training first, the long runs beside it);
+    each run trains exactly as alone (:func:`wav2kp.training.train_runs`), so
     :func:`ablations.train_ablations` and :func:`measure` then find them up to date."""
-    first = ablation_jobs(sets, hidden, corpus, subset) if ablations else []
-    rest = []
+    jobs = ablation_jobs(sets, hidden, corpus, subset) if ablations else []
     if selected(levers) and base in study_models:  # measure() says what is wrong otherwise
-        more, rest = lever_jobs(
-            sets, base, talkers, pretrain_epochs, hidden, corpus, subset, levers
-        )
-        first += more
-    training.train_runs(first, cfg)
-    if rest:
-        training.train_runs(rest, cfg)
+        jobs += lever_jobs(sets, base, talkers, pretrain_epochs, hidden, corpus, subset, levers)
+    training.train_runs(jobs, cfg)
 
 
 class PoseSmoothed:

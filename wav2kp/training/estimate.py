@@ -104,7 +104,7 @@ def plan(jobs: list, cfg, workers: int, batches: int = BATCHES) -> pd.DataFrame:
         pre = job.hparams.get("pretrain")
         pre_s = 0.0
         if pre:
-            how = (job.name, str(sorted((k, str(v)) for k, v in job.hparams.items())))
+            how = models.pretraining(job.name, job.hparams)
             if how not in pretrainings:  # runs that pre-train the same way share one
                 pretrainings.add(how)
                 pre_s = float(pre["utterances"]) * speed["item_s"] * int(pre["epochs"])

@@ -317,10 +317,34 @@ def parallel_jobs(n: int) -> int:
     return max(1, min(n, cores))
 
 
+def _train_clips(job: RunJob) -> int:
+    try:
+        return len(job.fs.split_clips("train"))
+    except AttributeError:  # not a feature set (a path): no size to order by
+        return 0
+
+
+def schedule(jobs: list[RunJob]) -> list[RunJob]:
+    """The order runs start in: first one run of each pre-training (the others that share it
+    wait for it: :meth:`wav2kp.training.models.NeuralModel._pretrain`), then the models that
+    are ``slow``, then the rest, larger training sets first (a long run does not start last
+    and leave a worker idle); the order of ``jobs`` otherwise."""
+    owners, seen = set(), set()
+    for job in jobs:
+        how = models.pretraining(job.name, job.hparams)
+        if how is not None and how not in seen:
+            owners.add(job.label)
+            seen.add(how)
+    return sorted(
+        jobs,
+        key=lambda j: (j.label not in owners, not models.MODELS[j.name].slow, -_train_clips(j)),
+    )
+
+
 def train_runs(jobs: list[RunJob], cfg: TrainConfig, n_jobs: int | None = None) -> dict[str, dict]:
     """Train independent runs side by side, one process per core: ``{label: metrics}`` in the
     order of ``jobs``. Runs already trained with the same :func:`run_key` are loaded, not
-    trained; the longest ones (the models' ``slow``: the window LSTMs) start first. Each run trains exactly as it
+    trained; they start in the order of :func:`schedule`. Each run trains exactly as it
     would alone (seeded, one torch thread), so the numbers do not depend on ``n_jobs``."""
     results: dict[str, dict] = {}
     todo = []
@@ -331,7 +355,7 @@ def train_runs(jobs: list[RunJob], cfg: TrainConfig, n_jobs: int | None = None) 
             print(f"== {job.label}: up to date ({job.run_dir})", flush=True)
         else:
             todo.append(job)
-    slow_first = sorted(todo, key=lambda j: not models.MODELS[j.name].slow)
+    slow_first = schedule(todo)
     workers = parallel_jobs(len(todo)) if n_jobs is None else max(1, min(n_jobs, len(todo) or 1))
     if cfg.devices * cfg.num_nodes > 1:  # each run is already several processes (DDP)
         workers = 1
