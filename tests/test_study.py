@@ -379,3 +379,31 @@ def test_what_cells_print_reaches_the_terminal_as_it_happens(
     study.run_study("tiny", notebooks_dir=folder, live=False)
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("[1/1] 00_talk.ipynb ... ok in ") and "hello" not in "".join(out)
+
+
+def test_the_readme_time_table_is_written_from_the_benchmark_figures(tmp_path: Path) -> None:
+    """``benchmarks/study.py --readme``: the table between the README's markers comes from the
+    figures (each notebook's seconds, their total), the rest of the file untouched."""
+    import importlib.util
+
+    path = config.REPO_ROOT / "benchmarks" / "study.py"
+    spec = importlib.util.spec_from_file_location("bench_study", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    names = list(bench.NOTEBOOKS)
+    figures = {
+        "profile": "full",
+        "cold": {"notebooks_s": dict(zip(names, [60, 120, 30, 300, 400, 20])), "commit": "abc1234"},
+        "warm": {"notebooks_s": dict(zip(names, [5, 6, 7, 8, 9, 10])), "commit": "abc1234"},
+    }
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{bench.BEGIN} -->\nold table\n{bench.END}\nafter\n")
+    bench.write_readme(figures, readme)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith(f"{bench.END}\nafter\n")
+    assert "old table" not in text and "commit abc1234" in text
+    assert "| first run | 60 s | 120 s | 30 s | 300 s | 400 s | 20 s | **930 s (16 min)** |" in text
+    assert "| again, nothing changed | 5 s | 6 s | 7 s | 8 s | 9 s | 10 s | **45 s** |" in text
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="markers"):
+        bench.write_readme(figures, readme)
