@@ -368,24 +368,26 @@ def test_pretraining_on_synthetic_talkers(fs, tmp_path) -> None:
     key = training.runs.run_key("tcn", fs, cfg, hp)
     assert key != training.runs.run_key("tcn", fs, cfg, {"channels": 16})
 
-    # the live TCN (less look-ahead, the same weights' shapes) starts from that pre-training
-    live_hp = {**hp, "future_frames": 4}
-    assert models.pretraining("tcn", live_hp) == models.pretraining("tcn", hp)
-    training.train_model("tcn", fs, cfg, tmp_path / "live", **live_hp)
-    assert list((talk.out_dir / "pretrained").glob("*.pt")) == kept  # found, not redone
-    live_history = pd.read_csv(tmp_path / "live" / "history.csv")
-    np.testing.assert_array_equal(
-        live_history.loc[pretrain, "val_loss"], history.loc[pretrain, "val_loss"]
-    )
-    # and, reaching it first, computes the same weights bit for bit
-    before = torch.load(kept[0], map_location="cpu", weights_only=True)["net"]
-    kept[0].unlink()
-    training.train_model("tcn", fs, cfg, tmp_path / "live_first", **live_hp)
-    assert list((talk.out_dir / "pretrained").glob("*.pt")) == kept
-    redone = torch.load(kept[0], map_location="cpu", weights_only=True)["net"]
-    assert redone.keys() == before.keys()
-    for name, tensor in before.items():
-        torch.testing.assert_close(redone[name], tensor, rtol=0, atol=0)
+
+def test_runs_side_by_side_that_pretrain_alike_compute_it_once(fs, tmp_path) -> None:
+    """Two runs that pre-train the same way, started together: one computes the pre-training,
+    the other waits for it (a file lock) and loads it; both start from the same weights."""
+    hp = {"channels": 16, "pretrain": {"utterances": 6, "epochs": 2, "seed": 1}}
+    cfg = _cfg("tcn", max_epochs=1)
+    jobs = [
+        training.RunJob("a", "tcn", fs, tmp_path / "a", hp),
+        training.RunJob("b", "tcn", fs, tmp_path / "b", dict(hp)),
+    ]
+    assert models.pretraining("tcn", hp) != models.pretraining("tcn", {**hp, "dropout": 0.2})
+    talk = models.pretrain_set(fs, hp["pretrain"])  # built first, as lever_jobs does
+    training.train_runs(jobs, cfg, n_jobs=2)
+    assert len(list((talk.out_dir / "pretrained").glob("*.pt"))) == 1
+    first, second = (pd.read_csv(tmp_path / j / "history.csv") for j in ("a", "b"))
+    pre = first["stage"] == "pretrain"
+    assert pre.sum() == 2
+    np.testing.assert_array_equal(second.loc[pre, "val_loss"], first.loc[pre, "val_loss"])
+    # a run that recomputed it would have spent seconds on it: the loaded one spent none
+    assert second.loc[pre, "time_s"].tolist() == first.loc[pre, "time_s"].tolist()
 
 
 def test_a_run_that_pretrains_starts_first_then_the_slow_then_the_larger_sets() -> None:
@@ -395,11 +397,12 @@ def test_a_run_that_pretrains_starts_first_then_the_slow_then_the_larger_sets() 
         training.RunJob("lstm", "lstm", None, "l"),
         training.RunJob("live", "tcn", None, "v", {**pre, "future_frames": 4}),
         training.RunJob("talkers", "tcn", None, "t", pre),
-        training.RunJob("other", "tcn", None, "o", {"pretrain": {"utterances": 9, "epochs": 2}}),
+        training.RunJob("again", "tcn", None, "g", dict(pre)),
+        training.RunJob("live2", "tcn", None, "w", {**pre, "future_frames": 4}),
     ]
-    # one run of each pre-training first (the live one shares the centred one's)
+    # one run of each pre-training first, then the slow, then the rest in their order
     order = [j.label for j in training.runs.schedule(jobs)]
-    assert order == ["live", "other", "lstm", "ridge", "talkers"]
+    assert order == ["live", "talkers", "lstm", "ridge", "again", "live2"]
 
 
 def test_context_frames_is_what_the_predictions_depend_on(fs, runs) -> None:

@@ -19,9 +19,7 @@ The levers (:data:`LEVER_RUNS`; the study's own runs are rows too):
   (:class:`wav2kp.training.models.Phones`);
 - ``transformer``: the diary's Transformer (local attention), trained like the TCN;
 - ``<base>_live``: lever 1 with :data:`LIVE_FUTURE_FRAMES` of look-ahead: the model that
-  streams with about 100 ms of latency (``wav2kp live``), fine-tuned from lever 1's
-  pre-training (the look-ahead moves the convolutions' padding, not their weights: every run
-  here that pre-trains shares one pre-training);
+  streams with about 100 ms of latency (``wav2kp live``);
 - ``<base> + pose smoothed``: the base run's predictions placed with the head pose smoothed
   over :data:`POSE_WINDOW` frames (changes the bundled M-LMD only: the real scores compare
   mouth openings, which do not depend on the pose).
@@ -180,10 +178,11 @@ def lever_jobs(
 ) -> list:  # fmt: skip
     """The lever runs whose feature set the study has (``sets``: :class:`wav2kp.features.
     StudySets`, or one set for every lever; ``only``: the levers, :func:`selected`) as
-    :class:`wav2kp.training.RunJob` s, their talker sets built (once). They share one
-    pre-training (every lever and the live model start from it: :func:`wav2kp.training.models.
-    pretraining`), computed by whichever run reaches it first while the others wait for it
-    (:func:`wav2kp.training.train_runs` starts a run that pre-trains before the others)."""
+    :class:`wav2kp.training.RunJob` s, their talker sets built (once). Runs that pre-train
+    the same way (:func:`wav2kp.training.models.pretraining`: the levers with the full
+    look-ahead; the live ones) share one pre-training, computed by whichever run reaches it
+    first while the others wait for it (:func:`wav2kp.training.train_runs` starts one run of
+    each pre-training before the others)."""
     numbers = selected(only)
     study = hasattr(sets, "sets")  # the study's sets by role, else one set for every lever
     has = (lambda role: role in sets) if study else (lambda role: role == "default")

@@ -633,13 +633,10 @@ def pretrain_set(fs, pretrain: dict):
 
 def pretraining(name: str, hparams: dict) -> str | None:
     """Which pre-training a run of model ``name`` with ``hparams`` does, as text (``None``:
-    none): runs with the same text share one (:attr:`NeuralModel.pretrain_shared`)."""
+    none): runs with the same text share one (:meth:`NeuralModel._pretrain`)."""
     if not hparams.get("pretrain"):
         return None
-    cls = MODELS[name]
-    shared = getattr(cls, "pretrain_shared", ())
-    hp = {**cls.defaults, **hparams, **{k: cls.defaults.get(k) for k in shared}}
-    return json.dumps([name, hp], sort_keys=True, default=str)
+    return json.dumps([name, {**MODELS[name].defaults, **hparams}], sort_keys=True, default=str)
 
 
 class NeuralModel(KeypointModel):
@@ -652,10 +649,6 @@ class NeuralModel(KeypointModel):
     #: Epochs without a better validation loss before training stops, at most (``None``: the
     #: TrainConfig's ``patience``; the learning-rate schedule keeps that patience either way).
     stop_patience: ClassVar[int | None] = None
-    #: Hyper-parameters that change how the network is applied but not its weights: a run
-    #: that sets one pre-trains as the run without it does, and starts from those weights (one
-    #: pre-training for the TCN with its full look-ahead and the live one, issue 26).
-    pretrain_shared: ClassVar[tuple[str, ...]] = ()
 
     def _build(self) -> None:
         """Create ``self.net`` and ``self.head`` from ``self.hparams`` and ``self.dims``."""
@@ -729,18 +722,6 @@ class NeuralModel(KeypointModel):
         clips, the loop's settings, the code): every run that would pre-train the same way
         (the levers trained on the study's set and on its mixed sets, say) loads it instead,
         with the same weights bit for bit."""
-        twin = self._pretrain_twin()
-        if twin is not None:
-            # the network's weights fit both, so the run without these hyper-parameters
-            # pre-trains (or finds its pre-training) exactly as it would alone: seeded and
-            # initialised as its own fit does, the same cache key
-            loop.seed_all(cfg)
-            twin.dims = dict(self.dims)
-            twin._build()
-            twin._init_head(fs, cfg)
-            history = twin._pretrain(fs, cfg, pre, run_dir, stop)
-            self.net.load_state_dict(twin.net.state_dict())
-            return history
         talk = pretrain_set(fs, pre)
         pre_cfg = dataclasses.replace(
             cfg, max_epochs=int(pre["epochs"]), augment=False, max_time_s=None
@@ -771,14 +752,6 @@ class NeuralModel(KeypointModel):
         torch.save(state, tmp)
         os.replace(tmp, cache)
         return history
-
-    def _pretrain_twin(self) -> NeuralModel | None:
-        """The model whose pre-training this one shares (:attr:`pretrain_shared` at their
-        defaults), or ``None`` when it pre-trains itself."""
-        if all(self.hparams.get(k) == self.defaults.get(k) for k in self.pretrain_shared):
-            return None
-        hp = {**self.hparams, **{k: self.defaults.get(k) for k in self.pretrain_shared}}
-        return type(self)(**hp)
 
     def _pretrain_key(self, fs, talk, pre_cfg, val: list[str]) -> str:
         head = {k: v.detach().cpu().numpy() for k, v in self.head.state_dict().items()}
@@ -1086,9 +1059,6 @@ class TCN(UtteranceModel):
         "pretrain": None,
         "future_frames": None,
     }
-    #: the look-ahead only moves each convolution's padding: the live TCN's weights are the
-    #: centred one's shapes, and it fine-tunes from the centred pre-training
-    pretrain_shared: ClassVar[tuple[str, ...]] = ("future_frames",)
 
     def _make_net(self, n_in, n_out):
         h = self.hparams
