@@ -18,9 +18,6 @@ LOCK_PLATFORM := x86_64-manylinux_2_28
 PROFILE ?= full
 # Extra arguments for the study runner, e.g. make study ARGS="--only 00"
 ARGS ?=
-# pytest workers of make test (pytest-xdist): two keep both cores of a small machine busy (the
-# suite alone used about one); the quick study's tests stay together on one of them
-TEST_WORKERS ?= 2
 
 .PHONY: study test test-fast lint format repro lab lock doctor venv clean-venv clean-reports help release-model
 
@@ -83,7 +80,7 @@ test: $(STAMP)
 	echo "test data and reports under $$home"; \
 	$(PY) -m wav2kp doctor && \
 	$(MAKE) --no-print-directory lint && \
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup tests && \
+	$(PY) -m pytest -q tests && \
 	$(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks; \
 	status=$$?; rm -rf $$home; exit $$status
 

@@ -32,10 +32,6 @@ def pytest_collection_modifyitems(config, items) -> None:  # noqa: ARG001 - pyte
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-            # ``make test`` runs two pytest workers (pytest-xdist, --dist loadgroup): the tests
-            # on the session's quick corpus and study share one worker, so it is built once
-            # and nothing else writes beside it while it is; the other tests go to either
-            item.add_marker(pytest.mark.xdist_group("quick_home"))
 
 
 @pytest.fixture(scope="session")
