@@ -355,22 +355,22 @@ def train_runs(jobs: list[RunJob], cfg: TrainConfig, n_jobs: int | None = None) 
             print(f"== {job.label}: up to date ({job.run_dir})", flush=True)
         else:
             todo.append(job)
-    slow_first = schedule(todo)
+    ordered = schedule(todo)
     workers = parallel_jobs(len(todo)) if n_jobs is None else max(1, min(n_jobs, len(todo) or 1))
     if cfg.devices * cfg.num_nodes > 1:  # each run is already several processes (DDP)
         workers = 1
     if todo and cfg.progress != "none" and cfg.devices * cfg.num_nodes == 1:
         # what is about to train, and how long it may take on this machine (measured)
-        print(estimate.describe(estimate.plan(slow_first, cfg, workers), workers), flush=True)
+        print(estimate.describe(estimate.plan(ordered, cfg, workers), workers), flush=True)
     if todo:
-        print(f"== training {', '.join(j.label for j in slow_first)} ({workers} at a time)",
+        print(f"== training {', '.join(j.label for j in ordered)} ({workers} at a time)",
               flush=True)  # fmt: skip
     if workers <= 1:
         done = ((job, train_model(job.name, job.fs, cfg, job.run_dir, **job.hparams)[1])
-                for job in slow_first)  # fmt: skip
+                for job in ordered)  # fmt: skip
     else:
         run = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
-        done = run(delayed(_train_job)(job, cfg) for job in slow_first)
+        done = run(delayed(_train_job)(job, cfg) for job in ordered)
     for job, out in done:
         results[job.label] = out
         print(
